@@ -1,0 +1,146 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from reference import lif_reference
+
+from mhsnn import chips, snn
+
+
+def _tiny_params(w_a, w_b=0.0, w_out=20.0):
+    w1 = np.zeros((30, 3), np.float32)
+    w1[0, 0], w1[1, 0] = w_a, w_b
+    w2 = np.zeros((3, 2), np.float32)
+    w2[0, 1] = w_out
+    return {"w1": jnp.asarray(w1), "w2": jnp.asarray(w2)}
+
+
+def _spikes(a_steps, b_steps=(), T=10):
+    s = np.zeros((T, 1, 30), np.float32)
+    s[list(a_steps), 0, 0] = 1.0
+    s[list(b_steps), 0, 1] = 1.0
+    return jnp.asarray(s)
+
+
+def test_hand_computed_spike_train_ideal():
+    # Constant current 5: u = 0.5, 0.95, 1.355 -> spike every third step: steps 3, 6, 9.
+    # Each hidden spike drives output 1 with current 20 (u = 2 >= 1): the same 3 spikes.
+    counts = snn.run(_tiny_params(5.0), _spikes(range(10)))
+    np.testing.assert_array_equal(np.asarray(counts), [[0.0, 3.0]])
+
+
+def test_hand_computed_spike_train_polynomial_chip():
+    # sigma = 1: f(0.5) = 0.5 + 0.125 + 0.0208 = 0.646 (no spike, kept);
+    # next u = 0.9 * 0.646 + 0.5 = 1.081 -> spike. Period 2: 5 spikes in 10 steps.
+    counts = snn.run(_tiny_params(5.0), _spikes(range(10)), chip=chips.polynomial(1.0))
+    np.testing.assert_array_equal(np.asarray(counts), [[0.0, 5.0]])
+
+
+def test_negative_potential_resets_to_zero():
+    # Step 0 gets 5 - 20 = -15: u = -1.5 < 0 -> V = 0, then spikes at steps 3, 6, 9 (3 in all).
+    # Without the negative reset V would stay at -1.5 and only 2 spikes would follow.
+    counts = snn.run(_tiny_params(5.0, -20.0), _spikes(range(10), [0]))
+    np.testing.assert_array_equal(np.asarray(counts), [[0.0, 3.0]])
+
+
+def test_chip_distorts_before_threshold():
+    # u = 0.95 alone is sub-threshold; f_1(0.95) = 0.95 + 0.451 + 0.143 = 1.544 spikes.
+    p = _tiny_params(9.5)
+    s = _spikes([0])
+    assert float(snn.run(p, s)[0, 1]) == 0.0
+    assert float(snn.run(p, s, chip=chips.polynomial(1.0))[0, 1]) == 1.0
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1.0, 2.0, 3.0])
+def test_forward_matches_independent_reference(sigma):
+    k1, k2, k3 = jax.random.split(jax.random.key(10 + int(sigma)), 3)
+    w1 = 3.0 * jax.random.normal(k1, (30, 3)) + 1.0
+    w2 = 4.0 * jax.random.normal(k2, (3, 2)) + 3.0
+    spikes = (jax.random.uniform(k3, (10, 12, 30)) < 0.3).astype(jnp.float32)
+    params = {"w1": w1, "w2": w2}
+    expected = lif_reference(np.asarray(w1, np.float64), np.asarray(w2, np.float64),
+                             np.asarray(spikes), sigma)
+    assert expected.sum() > 0  # the check is not vacuous: the network fires
+    counts = snn.run(params, spikes, chip=chips.polynomial(sigma))
+    np.testing.assert_array_equal(np.asarray(counts), expected)
+    rates = snn.forward(params, spikes, chip=chips.polynomial(sigma))
+    np.testing.assert_allclose(np.asarray(rates), expected / 10, rtol=1e-6)
+
+
+def test_batched_path_equals_per_chain_path():
+    C = 6
+    theta = 3.0 * jax.random.normal(jax.random.key(0), (C, snn.NUM_WEIGHTS)) + 1.0
+    params = snn.unflatten(theta)
+    spikes = (jax.random.uniform(jax.random.key(1), (10, 40, 30)) < 0.3).astype(jnp.float32)
+    sigmas = jnp.array([0.0, 1.0, 2.0, 3.0, 0.5, 3.0])
+    batched = snn.forward_batched(params, spikes, chip=chips.polynomial(sigmas))
+    for c in range(C):
+        single = snn.forward(jax.tree.map(lambda a: a[c], params), spikes,
+                             chip=chips.polynomial(sigmas[c]))
+        np.testing.assert_array_equal(np.asarray(batched[c]), np.asarray(single))
+    assert float(batched.sum()) > 0
+
+
+def test_sigma_grid_compiles_once():
+    traces = []
+
+    @jax.jit
+    def rates_on(chip, params, spikes):
+        traces.append(1)
+        return jax.vmap(lambda ch: snn.forward(params, spikes, chip=ch))(chip)
+
+    params = snn.unflatten(jnp.ones(snn.NUM_WEIGHTS) * 2.0)
+    spikes = jnp.ones((10, 4, 30))
+    a = rates_on(chips.stack([chips.polynomial(s) for s in (0.0, 1.0, 2.0, 3.0)]), params, spikes)
+    b = rates_on(chips.stack([chips.polynomial(s) for s in (0.5, 1.5, 2.5, 3.5)]), params, spikes)
+    assert a.shape == (4, 4, 2) and b.shape == (4, 4, 2)
+    assert len(traces) == 1
+
+
+def test_surrogate_derivative_is_the_gaussian_formula():
+    xs = jnp.array([-1.0, -0.3, 0.0, 0.25, 2.0])
+    grads = jax.vmap(jax.grad(snn.spike))(xs)
+    expected = np.exp(-2.0 * np.asarray(xs) ** 2) / np.sqrt(2 * np.pi)
+    np.testing.assert_allclose(np.asarray(grads), expected, rtol=1e-6)
+
+
+def test_forward_values_have_no_surrogate():
+    xs = jnp.linspace(-2.0, 2.0, 41)
+    np.testing.assert_array_equal(np.asarray(snn.spike(xs)), (np.asarray(xs) >= 0) * 1.0)
+
+
+def test_in_loop_values_are_the_chip_and_gradient_is_the_ideal_model():
+    k1, k2 = jax.random.split(jax.random.key(3))
+    params = {"w1": 2.0 * jax.random.normal(k1, (30, 3)) + 1.0, "w2": jnp.full((3, 2), 6.0)}
+    spikes = (jax.random.uniform(k2, (10, 16, 30)) < 0.3).astype(jnp.float32)
+    chip = chips.polynomial(3.0)
+    np.testing.assert_array_equal(
+        np.asarray(snn.run(params, spikes, chip=chip, in_loop=True)),
+        np.asarray(snn.run(params, spikes, chip=chip)))
+
+    # At a given state the in-loop derivative of one LIF update is the ideal model's.
+    v = jnp.array([0.2, 0.7, 0.05])
+    current = jnp.array([3.0, 4.0, 8.0])
+
+    def potential(cur, **kw):
+        return jnp.sum(snn.lif_step(v, cur, alpha=0.9, threshold=1.0, **kw)[0])
+
+    g_loop = jax.grad(lambda c: potential(c, chip=chip, in_loop=True))(current)
+    g_ideal = jax.grad(lambda c: potential(c, chip=chips.ideal()))(current)
+    g_chip = jax.grad(lambda c: potential(c, chip=chip))(current)
+    kept = np.asarray(snn.lif_step(v, current, chip=chip, alpha=0.9, threshold=1.0)[0]) > 0
+    assert kept.any()
+    np.testing.assert_allclose(np.asarray(g_loop)[kept], np.asarray(g_ideal)[kept], rtol=1e-6)
+    assert not np.allclose(np.asarray(g_chip)[kept], np.asarray(g_ideal)[kept])
+
+
+def test_extreme_weights_never_give_nan():
+    params = {"w1": jnp.full((30, 3), -1e30), "w2": jnp.full((3, 2), 1e30)}
+    params["w1"] = params["w1"].at[0].set(1e30)
+    spikes = (jax.random.uniform(jax.random.key(0), (10, 8, 30)) < 0.5).astype(jnp.float32)
+    rates = snn.forward(params, spikes, chip=chips.polynomial(3.0))
+    assert np.all(np.isfinite(np.asarray(rates)))
+
+
+def test_silent_network_predicts_class_zero():
+    assert snn.predict(jnp.array([[0.0, 0.0], [0.2, 0.2], [0.1, 0.3]])).tolist() == [0, 0, 1]
