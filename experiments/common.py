@@ -1,0 +1,351 @@
+"""What the experiment modules share: the command line, checkpointed stages, methods, rows.
+
+A run is a sequence of named stages (one jitted computation each: MH on a grid, SG in one
+mode). A stage's state is checkpointed atomically after every chunk; a finished stage's
+outcome is saved too, so ``--resume`` skips finished stages and continues an unfinished one
+from its last chunk, ending with the same bytes as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mhsnn import bayes, chips, config, metrics, posterior, sgd
+from mhsnn.config import Config, ConfigError
+from mhsnn.io import atomic_write_bytes, write_json
+from mhsnn.mcmc import diagnostics
+from mhsnn.mcmc.sample import Progress, Schedule
+
+CODE_VERSION = "1"  # bump when a change makes old checkpoints meaningless
+
+
+def parse_args(argv, description: str) -> tuple[Config, Path, bool]:
+    """Parse the shared options; a bad value exits with code 2 and one line, nothing written."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--preset", default="quick", help="quick (default) or paper")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config field, e.g. mh.num_steps=2000 (repeatable)")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (results/<preset>/)")
+    ap.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    args = ap.parse_args(argv)
+    try:
+        cfg = config.build(args.preset, args.sets)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    out = args.out if args.out is not None else Path("results") / cfg.preset
+    return cfg, out, args.resume
+
+
+class Stages:
+    """Checkpoints and finished outcomes of one run's stages, under ``out/checkpoints``."""
+
+    def __init__(self, out: Path, cfg: Config, experiment: str, resume: bool):
+        self.dir = out / "checkpoints"
+        self.fingerprint = hashlib.sha256(json.dumps(
+            {"config": config.to_dict(cfg), "code": CODE_VERSION, "experiment": experiment},
+            sort_keys=True, default=str).encode()).hexdigest()[:16]
+        self.resume = resume
+        self.timings: dict[str, float] = {}
+        if not resume and self.dir.exists():
+            for f in self.dir.glob(f"{experiment}__*.npz"):
+                f.unlink()
+        self.experiment = experiment
+
+    def _path(self, stage: str, kind: str) -> Path:
+        return self.dir / f"{self.experiment}__{stage}__{kind}.npz"
+
+    def _save(self, path: Path, tree: Any) -> None:
+        leaves = jax.tree.leaves(tree)
+        arrays = {f"a{i}": np.asarray(jax.random.key_data(x) if _is_key(x) else x)
+                  for i, x in enumerate(leaves)}
+        self._save_arrays(path, arrays)
+
+    def _save_arrays(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, fingerprint=np.array(self.fingerprint), **arrays)
+        atomic_write_bytes(path, buf.getvalue())
+
+    def _load(self, path: Path, template: Any) -> Any | None:
+        if not (self.resume and path.exists()):
+            return None
+        with np.load(path) as z:
+            if str(z["fingerprint"]) != self.fingerprint:
+                raise ConfigError(f"--resume: checkpoint {path} comes from a different config or "
+                                  "code version; use a new --out or drop --resume")
+            leaves, treedef = jax.tree.flatten(template)
+            loaded = [jax.random.wrap_key_data(jnp.asarray(z[f"a{i}"])) if _is_key(x)
+                      else jnp.asarray(z[f"a{i}"]) for i, x in enumerate(leaves)]
+        return jax.tree.unflatten(treedef, loaded)
+
+    def run(self, stage: str, init: Callable[[], Any], advance: Callable[[Any], Any],
+            done: Callable[[Any], bool], finish: Callable[[Any], dict[str, np.ndarray]],
+            progress: Callable[[Any], None] | None = None) -> dict[str, np.ndarray]:
+        """Run one stage from its checkpoint (if resuming) to the end; return its outcome."""
+        final = self._path(stage, "outcome")
+        if self.resume and final.exists():
+            with np.load(final) as z:
+                if str(z["fingerprint"]) == self.fingerprint:
+                    print(f"[{stage}] finished earlier: loaded", file=sys.stderr)
+                    return {k: z[k] for k in z.files if k != "fingerprint"}
+        t0 = time.perf_counter()
+        state = init()
+        ckpt = self._path(stage, "state")
+        restored = self._load(ckpt, state)
+        if restored is not None:
+            state = restored
+            print(f"[{stage}] resumed from {ckpt}", file=sys.stderr)
+        while not done(state):
+            state = advance(state)
+            self._save(ckpt, state)
+            if progress is not None:
+                progress(state)
+        outcome = finish(state)
+        self._save_arrays(final, outcome)
+        ckpt.unlink(missing_ok=True)
+        self.timings[stage] = time.perf_counter() - t0
+        return outcome
+
+
+def _is_key(x) -> bool:
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def settings_of(cfg: Config) -> posterior.SNNSettings:
+    return posterior.SNNSettings(alpha=cfg.snn.alpha, threshold=cfg.snn.threshold)
+
+
+def grid_chip(num_folds: int, sigmas, per_sigma: int) -> chips.Chip:
+    """Chip leaves [F, S * per_sigma]: sigma s for the s-th block of chains (or seeds)."""
+    col = jnp.repeat(jnp.asarray(sigmas, jnp.float32), per_sigma)
+    return chips.Chip(sigma=jnp.tile(col, (num_folds, 1)))
+
+
+def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
+           key: jax.Array) -> dict[str, np.ndarray]:
+    """MH on folds x sigmas x chains; per-chain W* and BMA test probabilities and draws."""
+    m = cfg.mh
+    F, S, C = problem.train_spikes.shape[0], len(cfg.sigmas), m.num_chains
+    chip = grid_chip(F, cfg.sigmas, C)
+    hyper = bayes.MHHyper(m.step_size, m.lik_std, m.prior_std, m.init_mean, m.init_std)
+    burn_in = None if m.burn_in < 0 else m.burn_in
+    schedule = Schedule.with_draws(m.num_steps, burn_in, m.num_draws)
+    chunk = min(m.chunk_size, m.num_steps)
+    settings = settings_of(cfg)
+    state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk)
+
+    def finish(state):
+        out = bayes.evaluate(state, problem, chip, settings, schedule)
+        shape = (F, S, C)
+        return {"mean_probs": out.mean_probs.reshape(*shape, *out.mean_probs.shape[2:]),
+                "bma_probs": out.bma_probs.reshape(*shape, *out.bma_probs.shape[2:]),
+                "acceptance": out.acceptance_rate.reshape(shape),
+                "draws": out.draws.reshape(*shape, *out.draws.shape[2:]),
+                "draws_logdensity": np.asarray(state.draws_logdensity).reshape(
+                    *shape, schedule.num_draws)}
+
+    return stages.run(stage, lambda: state0, advance,
+                      lambda s: int(s.step) >= schedule.num_steps, finish,
+                      Progress(stage, schedule, F * S * C))
+
+
+SG_LITERAL = dict(learning_rate=1e-3, init_mean1=0.0, init_std1=0.1, init_mean2=0.0, init_std2=0.1)
+
+
+def sg_variants(cfg: Config) -> list[tuple[str, bool, sgd.SGHyper]]:
+    """(method name, in_loop, hyper) for each SG run the config asks for."""
+    g = cfg.sg
+    tuned = sgd.SGHyper(g.learning_rate, g.epochs, g.batch_size, g.init_mean1, g.init_std1,
+                        g.init_mean2, g.init_std2)
+    out = []
+    for mode in ("offline", "in_loop"):
+        if f"sg_{mode}" not in cfg.methods:
+            continue
+        out.append((f"sg_{mode}", mode == "in_loop", tuned))
+        if g.literal:
+            out.append((f"sg_{mode}_literal", mode == "in_loop", tuned._replace(**SG_LITERAL)))
+    return out
+
+
+def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, key: jax.Array,
+           in_loop: bool, hyper: sgd.SGHyper) -> dict[str, np.ndarray]:
+    """SG cells trained (offline: once per fold and seed) and tested on each sigma."""
+    F, S, R = problem.train_spikes.shape[0], len(cfg.sigmas), cfg.sg.seeds
+    settings = settings_of(cfg)
+    train_chip = grid_chip(F, cfg.sigmas if in_loop else [0.0], R)
+    init, advance = sgd.make_trainer(hyper, in_loop, settings, cfg.sg.epochs_per_chunk)
+    keys = jax.random.split(key, train_chip.sigma.size).reshape(train_chip.sigma.shape)
+    chip_for_training = train_chip if in_loop else jax.tree.map(jnp.zeros_like, train_chip)
+    step = jax.jit(jax.vmap(jax.vmap(advance, in_axes=(0, None, None, None, 0))))
+
+    def run_chunk(state):
+        return step(state, problem.train_spikes, problem.train_targets, problem.train_mask,
+                    chip_for_training)
+
+    def finish(state):
+        theta = state.theta if in_loop else jnp.tile(state.theta, (1, S, 1))
+        test_chip = grid_chip(F, cfg.sigmas, R)
+        probs = np.asarray(sgd.deployed_probabilities(theta, problem, test_chip, settings))
+        failed = np.asarray(state.failed)
+        failed = failed if in_loop else np.tile(failed, (1, S))
+        return {"probs": probs.reshape(F, S, R, *probs.shape[2:]),
+                "failed": failed.reshape(F, S, R)}
+
+    t0 = time.perf_counter()
+
+    def progress(state):
+        ep = int(state.epoch.min())
+        print(f"[{stage}] epoch {ep}/{hyper.epochs}  {time.perf_counter() - t0:.0f}s",
+              file=sys.stderr, flush=True)
+
+    return stages.run(stage, lambda: jax.jit(jax.vmap(jax.vmap(init)))(keys), run_chunk,
+                      lambda s: int(s.epoch.min()) >= hyper.epochs, finish, progress)
+
+
+def cell_rows(method: str, probs: np.ndarray, problem: posterior.Problem, sigmas,
+              pooled: bool, extra: dict | None = None) -> list[dict]:
+    """Rows per (sigma, fold). probs [F, S, R, Nte, 2]: R chains or seeds.
+
+    pooled: the R predictives are averaged first (BMA over chains); otherwise each of the R
+    is scored alone and the metrics are averaged (the expected result of one run).
+    """
+    rows = []
+    for s, sigma in enumerate(sigmas):
+        for f in range(probs.shape[0]):
+            mask = np.asarray(problem.test_mask[f]).astype(bool)
+            labels = np.asarray(problem.test_labels[f])[mask]
+            if pooled:
+                scores = metrics.summary(probs[f, s].mean(0)[mask], labels)
+            else:
+                each = [metrics.summary(p[mask], labels) for p in probs[f, s]]
+                scores = {k: float(np.mean([e[k] for e in each])) for k in each[0]}
+            row = {"method": method, "sigma": float(sigma), "fold": f, **(extra or {}), **scores,
+                   "n_test": int(mask.sum())}
+            rows.append(row)
+    return rows
+
+
+def mh_diagnostic_rows(outcome: dict, sigmas, extra: dict | None = None) -> list[dict]:
+    """Acceptance, R-hat and ESS per (sigma, fold) from the kept draws."""
+    rows = []
+    draws, lds = outcome["draws"], outcome["draws_logdensity"]
+    for s, sigma in enumerate(sigmas):
+        for f in range(draws.shape[0]):
+            r_w = diagnostics.rhat(draws[f, s])
+            e_w = diagnostics.ess(draws[f, s])
+            r_ld = diagnostics.rhat(lds[f, s][..., None])[0]
+            e_ld = diagnostics.ess(lds[f, s][..., None])[0]
+            rows.append({"sigma": float(sigma), "fold": f, **(extra or {}),
+                         "acceptance": float(outcome["acceptance"][f, s].mean()),
+                         "rhat_logdensity": float(r_ld), "ess_logdensity": float(e_ld),
+                         "rhat_weights_median": float(np.median(r_w)),
+                         "rhat_weights_max": float(np.max(r_w)),
+                         "ess_weights_median": float(np.median(e_w)),
+                         "ess_weights_min": float(np.min(e_w)),
+                         "chains": draws.shape[2], "draws_per_chain": draws.shape[3]})
+    return rows
+
+
+def method_rows(stages: Stages, cfg: Config, problem, key, stage_prefix: str,
+                extra: dict | None = None) -> tuple[list[dict], list[dict], dict]:
+    """All methods of the config on one problem: (result rows, diagnostic rows, raw probs)."""
+    rows, diag, raw = [], [], {}
+    if "mh" in cfg.methods:
+        out = run_mh(stages, f"{stage_prefix}mh", cfg, problem, jax.random.fold_in(key, 0))
+        rows += cell_rows("mh_mean", out["mean_probs"], problem, cfg.sigmas, False, extra)
+        rows += cell_rows("mh_bma", out["bma_probs"], problem, cfg.sigmas, True, extra)
+        diag += mh_diagnostic_rows(out, cfg.sigmas, extra)
+        raw["mh_mean"], raw["mh_bma"] = out["mean_probs"], out["bma_probs"]
+    for i, (name, in_loop, hyper) in enumerate(sg_variants(cfg)):
+        out = run_sg(stages, f"{stage_prefix}{name}", cfg, problem, jax.random.fold_in(key, 1 + i),
+                     in_loop, hyper)
+        new = cell_rows(name, out["probs"], problem, cfg.sigmas, False, extra)
+        for r, (s, f) in zip(new, [(s, f) for s in range(len(cfg.sigmas))
+                                   for f in range(out["failed"].shape[0])]):
+            r["failed_cells"] = int(out["failed"][f, s].sum())
+        rows += new
+        raw[name] = out["probs"]
+    return rows, diag, raw
+
+
+def manifest(cfg: Config, experiment: str, wall: float, stages: Stages) -> dict:
+    """Config, seed, versions, commit, device, wall and per-stage times."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=False, cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        commit = ""
+    versions = {}
+    for pkg in ("jax", "jaxlib", "optax", "numpyro", "scikit-learn", "numpy", "matplotlib"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {"experiment": experiment, "config": config.to_dict(cfg), "seed": cfg.seed,
+            "versions": versions, "python": platform.python_version(), "git_commit": commit,
+            "device": str(jax.devices()[0]), "platform": jax.default_backend(),
+            "num_devices": jax.device_count(), "wall_s": round(wall, 2),
+            "stage_wall_s (compile included)": {k: round(v, 2) for k, v in stages.timings.items()}}
+
+
+def write_manifest(out: Path, cfg: Config, experiment: str, wall: float, stages: Stages) -> None:
+    write_json(out / f"{experiment}_manifest.json", manifest(cfg, experiment, wall, stages))
+
+
+def summarise(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    """Mean and std of test accuracy over folds per (method, *keys)."""
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], *(r[k] for k in keys)), []).append(r["test_accuracy"])
+    return [{"method": g[0], **dict(zip(keys, g[1:])), "mean": float(np.mean(v)),
+             "std": float(np.std(v)), "folds": len(v)} for g, v in groups.items()]
+
+
+
+def pooled_predictions(raw: dict[str, np.ndarray], problem, sigma_index: int):
+    """Per method: all test predictions at one sigma over folds (and chains/seeds), + labels.
+
+    BMA predictions are pooled over chains first; the others count each chain/seed alone.
+    """
+    out = {}
+    for method, probs in raw.items():
+        ps, ls = [], []
+        for f in range(probs.shape[0]):
+            mask = np.asarray(problem.test_mask[f]).astype(bool)
+            labels = np.asarray(problem.test_labels[f])[mask]
+            cell = probs[f, sigma_index][:, mask]  # [R, n, 2]
+            if method.endswith("_bma"):
+                cell = cell.mean(0, keepdims=True)
+            ps.append(cell.reshape(-1, 2))
+            ls.append(np.tile(labels, cell.shape[0]))
+        out[method] = (np.concatenate(ps), np.concatenate(ls))
+    return out
+
+
+def main_guard(fn: Callable[[], None]) -> None:
+    """Run an experiment; a ConfigError (bad resume, bad data) exits 2 with one line."""
+    try:
+        fn()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def print_table(summary: list[dict], keys: tuple[str, ...]) -> None:
+    for r in summary:
+        where = " ".join(f"{k}={r[k]:g}" for k in keys)
+        print(f"{r['method']:22s} {where:22s} {r['mean']:.3f} +- {r['std']:.3f}")

@@ -1,0 +1,58 @@
+"""Experiment 2 of the paper: test accuracy against the number of training samples N_t.
+
+For each N_t in ``n_train`` and each of ``folds`` repeats, a stratified random subset of
+N_t samples trains and all the remaining 569 - N_t samples test, at every sigma. Each N_t
+is one jitted call per method (the shapes differ between N_t). Writes
+data_efficiency.csv, data_efficiency_summary.csv, accuracy_vs_ntrain.png and
+data_efficiency_manifest.json to --out.
+
+    python -m experiments.data_efficiency [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume]
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+
+from experiments import common
+from mhsnn import data, plots, posterior
+from mhsnn.io import write_csv
+
+EXPERIMENT = "data_efficiency"
+
+
+def run(cfg, out, resume) -> list[dict]:
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    stages = common.Stages(out, cfg, EXPERIMENT, resume)
+    ds = data.load_breast_cancer()
+    key = jax.random.key(cfg.seed)
+    rows, diag = [], []
+    for n in cfg.n_train:
+        splits = data.subset_splits(ds.y, n, cfg.folds, cfg.seed)
+        problem = posterior.make_problem(ds, splits, jax.random.fold_in(key, n),
+                                         cfg.snn.time_steps)
+        r, d, _ = common.method_rows(stages, cfg, problem, jax.random.fold_in(key, 10_000 + n),
+                                     f"n{n}_", {"n_train": n})
+        rows += r
+        diag += d
+    summary = common.summarise(rows, ("sigma", "n_train"))
+    write_csv(out / "data_efficiency.csv", rows)
+    write_csv(out / "data_efficiency_summary.csv", summary)
+    if diag:
+        write_csv(out / "data_efficiency_mh_diagnostics.csv", diag)
+    plots.accuracy_vs_ntrain(summary, out / "accuracy_vs_ntrain.png",
+                             f"data efficiency ({cfg.preset} preset, {cfg.folds} repeats)")
+    common.write_manifest(out, cfg, EXPERIMENT, time.perf_counter() - t0, stages)
+    common.print_table(summary, ("sigma", "n_train"))
+    return rows
+
+
+def main(argv=None) -> None:
+    cfg, out, resume = common.parse_args(argv, __doc__.splitlines()[0])
+    common.main_guard(lambda: run(cfg, out, resume))
+
+
+if __name__ == "__main__":
+    main()

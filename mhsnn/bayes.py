@@ -1,0 +1,102 @@
+"""Metropolis-Hastings training of the SNN on a grid: folds x cells x chains in one jitted call.
+
+Hyper-parameters are data ([F, M] arrays), not constants baked into the compiled code, so a
+grid over sigma, or over c, v and p in a tuning run, is one more stretch of the chain axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mhsnn import posterior, snn
+from mhsnn.chips import Chip
+from mhsnn.mcmc import mh
+from mhsnn.mcmc.sample import (ChainState, Kernel, Schedule, init_chains, make_advance,
+                               mh_kernel, run_chunks)
+
+
+class MHHyper(NamedTuple):
+    """Algorithm 1's constants, each broadcastable to [F, M]."""
+
+    step_size: jax.Array  # c: proposal standard deviation
+    lik_std: jax.Array  # v
+    prior_std: jax.Array  # p
+    init_mean: jax.Array  # chains start from N(init_mean, init_std^2 I)
+    init_std: jax.Array
+
+
+def _col(x, shape) -> jax.Array:
+    return jnp.broadcast_to(jnp.asarray(x, jnp.float32), shape)
+
+
+def log_posterior_fn(problem: posterior.Problem, chip: Chip, hyper: MHHyper,
+                     settings: posterior.SNNSettings) -> Callable[[jax.Array], jax.Array]:
+    """Positions [F, M, 96] -> log posterior [F, M] (the likelihood runs on the chip)."""
+
+    def logdensity(theta):
+        return (posterior.log_likelihood(theta, problem, chip, hyper.lik_std, settings)
+                + posterior.log_prior(theta, hyper.prior_std))
+
+    return logdensity
+
+
+def init_positions(key: jax.Array, hyper: MHHyper, shape: tuple[int, int]) -> jax.Array:
+    """Starting weights [F, M, 96] drawn from N(init_mean, init_std^2 I)."""
+    noise = jax.random.normal(key, (*shape, snn.NUM_WEIGHTS))
+    return (_col(hyper.init_mean, shape)[..., None]
+            + _col(hyper.init_std, shape)[..., None] * noise)
+
+
+def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
+          settings: posterior.SNNSettings, schedule: Schedule, chunk_size: int):
+    """(initial ChainState, jitted advance) for MH on every chain of the grid."""
+    shape = chip.sigma.shape
+    logdensity = log_posterior_fn(problem, chip, hyper, settings)
+    kernel: Kernel = mh_kernel(logdensity, _col(hyper.step_size, shape)[..., None])
+    key_init, key_run = jax.random.split(key)
+    positions = init_positions(key_init, hyper, shape)
+    inner = jax.jit(mh.init, static_argnums=1)(positions, logdensity)
+
+    def observe(theta):
+        return posterior.test_probabilities(theta, problem, chip, settings)
+
+    state = init_chains(key_run, inner, kernel, schedule, observe)
+    return state, make_advance(kernel, schedule, chunk_size, observe)
+
+
+def run(key, problem, chip, hyper, settings, schedule: Schedule, chunk_size: int = 1000,
+        on_chunk: Callable[[ChainState], None] | None = None) -> ChainState:
+    """Run MH to the end of ``schedule`` on every chain; see ``evaluate`` for the results."""
+    state, advance = setup(key, problem, chip, hyper, settings, schedule, chunk_size)
+    return run_chunks(state, advance, schedule, chunk_size, on_chunk)
+
+
+class GridOutcome(NamedTuple):
+    """Per-chain results on the test set, numpy, [F, M, ...]."""
+
+    mean_probs: np.ndarray  # [F, M, Nte, 2] predictive of the posterior mean W* per chain
+    bma_probs: np.ndarray  # [F, M, Nte, 2] mean predictive over the chain's kept draws
+    acceptance_rate: np.ndarray  # [F, M]
+    draws: np.ndarray  # [F, M, draws, 96]
+    train_mse_mean: np.ndarray  # [F, M] training MSE of W*
+
+
+def evaluate(state: ChainState, problem, chip, settings, schedule: Schedule) -> GridOutcome:
+    """Test predictions of W* (each chain's posterior mean) and of the chain's BMA."""
+
+    @jax.jit
+    def on_mean(theta):
+        return (posterior.test_probabilities(theta, problem, chip, settings),
+                posterior.mse(theta, problem, chip, settings))
+
+    mean_probs, train_mse = on_mean(state.mean)
+    num_draws = max(schedule.num_draws, 1)
+    return GridOutcome(
+        mean_probs=np.asarray(mean_probs), bma_probs=np.asarray(state.observed) / num_draws,
+        acceptance_rate=np.asarray(state.accepted) / (schedule.num_steps - schedule.burn_in),
+        draws=np.asarray(state.draws), train_mse_mean=np.asarray(train_mse))

@@ -1,0 +1,221 @@
+"""Every knob of an experiment: frozen dataclasses, TOML presets, ``--set`` overrides, validation.
+
+Keys are public (``mh.num_steps``, ``sg.epochs``, ``sigmas``, ``folds``, ``seed``,
+``snn.alpha`` ...). ``validate`` checks every field before any work starts and raises
+``ConfigError`` with one line naming the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from typing import Any
+
+PRESETS = ("quick", "paper")
+METHODS = ("mh", "sg_offline", "sg_in_loop")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message is one line."""
+
+
+@dataclass(frozen=True)
+class SNNConfig:
+    alpha: float = 0.9  # membrane decay
+    threshold: float = 1.0
+    time_steps: int = 10  # T: length of the Poisson spike trains
+
+
+@dataclass(frozen=True)
+class MHConfig:
+    num_chains: int = 16  # per (fold, sigma) cell
+    num_steps: int = 50_000
+    burn_in: int = -1  # -1: the first half, as in the paper
+    step_size: float = 0.5  # c: proposal standard deviation (results/tuning/mh_tuning.csv)
+    lik_std: float = 0.02  # v
+    prior_std: float = 5.0  # p
+    init_mean: float = 0.0
+    init_std: float = 0.5  # chains start from N(init_mean, init_std^2 I)
+    num_draws: int = 100  # thinned draws kept per chain for diagnostics and the BMA
+    chunk_size: int = 1000  # steps per jitted call (progress and checkpoint interval)
+
+
+@dataclass(frozen=True)
+class SGConfig:
+    seeds: int = 1  # initialisations per (fold, sigma) cell
+    epochs: int = 100
+    batch_size: int = 32
+    learning_rate: float = 0.03
+    init_mean1: float = 0.5  # tuned: results/tuning/sg_tuning.csv
+    init_std1: float = 0.5
+    init_mean2: float = 8.0
+    init_std2: float = 4.0
+    literal: bool = True  # also run the paper-literal baseline (lr 1e-3, N(0, 0.1^2) init)
+    epochs_per_chunk: int = 10
+
+
+@dataclass(frozen=True)
+class Config:
+    preset: str = "quick"
+    seed: int = 0
+    folds: int = 5
+    sigmas: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)
+    n_train: tuple[int, ...] = (10, 20, 40, 80, 160, 455)  # data-efficiency sizes N_t
+    methods: tuple[str, ...] = METHODS
+    snn: SNNConfig = field(default_factory=SNNConfig)
+    mh: MHConfig = field(default_factory=MHConfig)
+    sg: SGConfig = field(default_factory=SGConfig)
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.default_factory for f in fields(Config) if f.default_factory
+            is not dataclasses.MISSING}
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Check the TOML value's type against the field's default and convert lists to tuples."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, list)
+        if ok:
+            kind = type(default[0]) if default else str
+            try:
+                value = tuple(kind(v) for v in value)
+            except (TypeError, ValueError):
+                ok = False
+            ok = ok and all(not isinstance(v, bool) for v in value)
+    else:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{key}={value!r}: expected {type(default).__name__}")
+    return value
+
+
+def apply(cfg: Config, updates: dict[str, Any]) -> Config:
+    """Apply dotted-key updates; unknown keys are errors."""
+    sections = _sections()
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    for key, value in updates.items():
+        head, _, tail = key.partition(".")
+        if head in sections and tail:
+            sub = getattr(cfg, head)
+            names = {f.name for f in fields(sub)}
+            if tail not in names:
+                raise ConfigError(f"{key}: unknown key (known in {head}: {', '.join(sorted(names))})")
+            nested[head][tail] = _coerce(key, value, getattr(sub, tail))
+        elif not tail and head in {f.name for f in fields(Config)} and head not in sections:
+            top[key] = _coerce(key, value, getattr(cfg, key))
+        else:
+            known = sorted({f.name for f in fields(Config)} - set(sections))
+            raise ConfigError(f"{key}: unknown key (known: {', '.join(known)}, "
+                              f"{', '.join(s + '.*' for s in sections)})")
+    for head, vals in nested.items():
+        if vals:
+            top[head] = replace(getattr(cfg, head), **vals)
+    return replace(cfg, **top)
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in table.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def load_preset(name: str) -> Config:
+    """The defaults overridden by ``mhsnn/presets/<name>.toml``."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset={name!r}: unknown preset (choose from {', '.join(PRESETS)})")
+    text = resources.files("mhsnn").joinpath(f"presets/{name}.toml").read_text()
+    return apply(Config(preset=name), _flatten(tomllib.loads(text)))
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE in TOML syntax (``2000``, ``[0, 3]``, ``0.9``); a bare word is a string."""
+    key, sep, raw = item.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not sep or not key or not raw:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. mh.num_steps=2000")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        if not raw.replace("_", "").isalnum():
+            raise ConfigError(f"--set {item!r}: cannot read value {raw!r}") from None
+        value = raw
+    return key, value
+
+
+def build(preset: str, sets: list[str]) -> Config:
+    """Preset, then each ``--set``, then validation."""
+    cfg = load_preset(preset)
+    cfg = apply(cfg, dict(parse_set(s) for s in sets))
+    validate(cfg)
+    return cfg
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r}: must be {allowed}")
+
+
+def _finite_positive(key: str, value: float) -> None:
+    _check(math.isfinite(value) and value > 0, key, value, "> 0 and finite")
+
+
+def validate(cfg: Config) -> Config:
+    """Range-check every field; raise ConfigError on the first bad one."""
+    _check(cfg.preset in PRESETS, "preset", cfg.preset, f"one of {', '.join(PRESETS)}")
+    _check(0 <= cfg.seed < 2**31, "seed", cfg.seed, "in [0, 2^31)")
+    _check(2 <= cfg.folds <= 10, "folds", cfg.folds, "in [2, 10]")
+    _check(len(cfg.sigmas) >= 1, "sigmas", list(cfg.sigmas), "a non-empty list")
+    for s in cfg.sigmas:
+        _check(math.isfinite(s) and s >= 0, "sigmas", list(cfg.sigmas), "finite values >= 0")
+    _check(len(cfg.n_train) >= 1, "n_train", list(cfg.n_train), "a non-empty list")
+    for n in cfg.n_train:
+        _check(2 <= n <= 567, "n_train", list(cfg.n_train), "values in [2, 567]")
+    _check(len(cfg.methods) >= 1 and all(m in METHODS for m in cfg.methods), "methods",
+           list(cfg.methods), f"a non-empty list drawn from {', '.join(METHODS)}")
+    s = cfg.snn
+    _check(0 < s.alpha < 1, "snn.alpha", s.alpha, "in (0, 1)")
+    _finite_positive("snn.threshold", s.threshold)
+    _check(1 <= s.time_steps <= 1000, "snn.time_steps", s.time_steps, "in [1, 1000]")
+    m = cfg.mh
+    _check(m.num_chains >= 1, "mh.num_chains", m.num_chains, ">= 1")
+    _check(m.num_steps >= 2, "mh.num_steps", m.num_steps, ">= 2")
+    _check(m.burn_in == -1 or 0 <= m.burn_in < m.num_steps, "mh.burn_in", m.burn_in,
+           f"-1 (half) or in [0, mh.num_steps={m.num_steps})")
+    for name in ("step_size", "lik_std", "prior_std", "init_std"):
+        _finite_positive(f"mh.{name}", getattr(m, name))
+    _check(math.isfinite(m.init_mean), "mh.init_mean", m.init_mean, "finite")
+    _check(m.num_draws >= 1, "mh.num_draws", m.num_draws, ">= 1")
+    _check(m.chunk_size >= 1, "mh.chunk_size", m.chunk_size, ">= 1")
+    g = cfg.sg
+    _check(g.seeds >= 1, "sg.seeds", g.seeds, ">= 1")
+    _check(g.epochs >= 1, "sg.epochs", g.epochs, ">= 1")
+    _check(g.batch_size >= 1, "sg.batch_size", g.batch_size, ">= 1")
+    _check(g.epochs_per_chunk >= 1, "sg.epochs_per_chunk", g.epochs_per_chunk, ">= 1")
+    _finite_positive("sg.learning_rate", g.learning_rate)
+    for name in ("init_std1", "init_std2"):
+        _finite_positive(f"sg.{name}", getattr(g, name))
+    for name in ("init_mean1", "init_mean2"):
+        _check(math.isfinite(getattr(g, name)), f"sg.{name}", getattr(g, name), "finite")
+    return cfg

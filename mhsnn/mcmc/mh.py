@@ -1,0 +1,66 @@
+"""Random-walk Metropolis-Hastings in BlackJAX's shape: ``init`` and a pure ``kernel``.
+
+Positions may carry any leading batch axes ([..., dim]); the log density then maps them to
+[...] in one call, so thousands of chains are one computation. A single-position density is
+lifted with ``jax.vmap`` by the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+LogDensityFn = Callable[[jax.Array], jax.Array]
+
+
+class MHState(NamedTuple):
+    """Current positions [..., dim] and their log densities [...]."""
+
+    position: jax.Array
+    logdensity: jax.Array
+
+
+class MHInfo(NamedTuple):
+    """What diagnostics need from one step."""
+
+    acceptance_rate: jax.Array  # min(1, p(proposal) / p(current)), 0 for a non-finite proposal
+    is_accepted: jax.Array
+    proposal_logdensity: jax.Array
+
+
+def init(position: jax.Array, logdensity_fn: LogDensityFn) -> MHState:
+    """Start chains at ``position``; a non-finite start density is stored as -inf."""
+    return MHState(position, _finite_or_minus_inf(logdensity_fn(position)))
+
+
+def _finite_or_minus_inf(logdensity: jax.Array) -> jax.Array:
+    return jnp.where(jnp.isfinite(logdensity) | (logdensity == jnp.inf), logdensity, -jnp.inf)
+
+
+def kernel(key: jax.Array, state: MHState, logdensity_fn: LogDensityFn,
+           step_size: jax.Array | float) -> tuple[MHState, MHInfo]:
+    """One Gaussian random-walk step, N(W, step_size^2 I), accepted in log space.
+
+    ``step_size`` broadcasts against the positions (a scalar, or one value per chain as
+    [..., 1]). A proposal whose log density is NaN or +-inf is always rejected, so no
+    NaN ever enters a chain.
+    """
+    key_proposal, key_accept = jax.random.split(key)
+    noise = jax.random.normal(key_proposal, state.position.shape, state.position.dtype)
+    proposal = state.position + step_size * noise
+    proposal_logdensity = logdensity_fn(proposal)
+    finite = jnp.isfinite(proposal_logdensity)
+    log_ratio = jnp.where(finite, proposal_logdensity - state.logdensity, -jnp.inf)
+    log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
+    log_u = jnp.log(jax.random.uniform(key_accept, log_ratio.shape, state.position.dtype))
+    accepted = log_u < log_ratio
+    new_state = MHState(
+        jnp.where(accepted[..., None], proposal, state.position),
+        jnp.where(accepted, proposal_logdensity, state.logdensity),
+    )
+    info = MHInfo(jnp.exp(jnp.minimum(log_ratio, 0.0)), accepted,
+                  jnp.where(finite, proposal_logdensity, -jnp.inf))
+    return new_state, info

@@ -1,0 +1,239 @@
+"""The chunked driver: runs a kernel for many steps in jitted chunks and keeps summaries.
+
+A kernel knows one step; the driver runs many. Between chunks the host reports progress
+and may checkpoint. Memory is flat in the number of steps: the driver keeps a running mean
+of the positions after burn-in (the posterior mean W*), ``num_draws`` thinned draws for
+diagnostics, and the running sum of an ``observe`` function at those draws (for the SNN,
+the test-set predictive, i.e. the Bayesian model average).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mhsnn.mcmc import diagnostics, mh
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Step counts: ``burn_in`` steps, then one draw kept every ``thin`` steps."""
+
+    num_steps: int
+    burn_in: int
+    thin: int
+
+    @classmethod
+    def make(cls, num_steps: int, burn_in: int | None = None, thin: int = 1) -> Schedule:
+        burn_in = num_steps // 2 if burn_in is None else burn_in
+        if num_steps < 1:
+            raise ValueError(f"num_steps: {num_steps}, must be >= 1")
+        if not 0 <= burn_in < num_steps:
+            raise ValueError(f"burn_in: {burn_in}, must be in [0, num_steps={num_steps})")
+        if thin < 1:
+            raise ValueError(f"thin: {thin}, must be >= 1")
+        return cls(num_steps, burn_in, thin)
+
+    @classmethod
+    def with_draws(cls, num_steps: int, burn_in: int | None, num_draws: int) -> Schedule:
+        """The thinning that keeps about ``num_draws`` draws after burn-in."""
+        base = cls.make(num_steps, burn_in)
+        return cls.make(num_steps, base.burn_in, max(1, (num_steps - base.burn_in) // num_draws))
+
+    @property
+    def num_draws(self) -> int:
+        return (self.num_steps - self.burn_in) // self.thin
+
+
+class ChainState(NamedTuple):
+    """Everything a run carries between chunks (and writes to a checkpoint)."""
+
+    step: jax.Array  # int32 scalar: steps done
+    key: jax.Array
+    inner: Any  # the kernel's state
+    accepted: jax.Array  # [...] accepted proposals after burn-in
+    mean: jax.Array  # [..., dim] running mean of target positions after burn-in
+    draws: jax.Array  # [..., num_draws, dim]
+    draws_logdensity: jax.Array  # [..., num_draws]
+    observed: Any  # running sum of observe(position) over the draws
+
+
+class Kernel(NamedTuple):
+    """A kernel as the driver sees it.
+
+    step(key, inner) -> (inner, accepted [...]); target(inner) -> (position [..., dim],
+    log density [...]) of the chain being sampled (for tempering, the beta = 1 replica).
+    """
+
+    step: Callable[[jax.Array, Any], tuple[Any, jax.Array]]
+    target: Callable[[Any], tuple[jax.Array, jax.Array]]
+
+
+def mh_kernel(logdensity_fn: mh.LogDensityFn, step_size) -> Kernel:
+    """The random-walk MH kernel in the driver's terms."""
+
+    def step(key, state):
+        state, info = mh.kernel(key, state, logdensity_fn, step_size)
+        return state, info.is_accepted
+
+    return Kernel(step, lambda state: (state.position, state.logdensity))
+
+
+def init_chains(key: jax.Array, inner: Any, kernel: Kernel, schedule: Schedule,
+                observe: Callable | None = None) -> ChainState:
+    """The driver's state before the first step."""
+    position, logdensity = kernel.target(inner)
+    lead = logdensity.shape
+    observed = None if observe is None else jax.tree.map(jnp.zeros_like, observe(position))
+    return ChainState(
+        step=jnp.zeros((), jnp.int32), key=key, inner=inner,
+        accepted=jnp.zeros(lead, jnp.int32), mean=jnp.zeros_like(position),
+        draws=jnp.zeros((*lead, schedule.num_draws, position.shape[-1]), position.dtype),
+        draws_logdensity=jnp.zeros((*lead, schedule.num_draws), logdensity.dtype),
+        observed=observed)
+
+
+def make_advance(kernel: Kernel, schedule: Schedule, chunk_size: int,
+                 observe: Callable | None = None) -> Callable[[ChainState], ChainState]:
+    """A jitted function running the next ``chunk_size`` steps (steps past the end are no-ops).
+
+    Every chunk has the same shape, so the whole run compiles once whatever its length,
+    and a run resumed from any chunk boundary takes exactly the same steps.
+    """
+    burn_in, thin, num_draws = schedule.burn_in, schedule.thin, schedule.num_draws
+
+    def one_step(state: ChainState) -> ChainState:
+        key, sub = jax.random.split(state.key)
+        inner, accepted = kernel.step(sub, state.inner)
+        position, logdensity = kernel.target(inner)
+        after = state.step >= burn_in
+        n_kept = (state.step - burn_in + 1).astype(position.dtype)
+        mean = jnp.where(after, state.mean + (position - state.mean) / n_kept, state.mean)
+        new = state._replace(step=state.step + 1, key=key, inner=inner, mean=mean,
+                             accepted=state.accepted + (after & accepted))
+        draw_index = (state.step - burn_in + 1) // thin - 1
+        is_draw = after & ((state.step - burn_in + 1) % thin == 0) & (draw_index < num_draws)
+
+        def keep_draw(new):
+            observed = new.observed
+            if observe is not None:
+                observed = jax.tree.map(jnp.add, observed, observe(position))
+            return new._replace(
+                draws=new.draws.at[..., draw_index, :].set(position),
+                draws_logdensity=new.draws_logdensity.at[..., draw_index].set(logdensity),
+                observed=observed)
+
+        return jax.lax.cond(is_draw, keep_draw, lambda s: s, new)
+
+    def body(state, _):
+        state = jax.lax.cond(state.step < schedule.num_steps, one_step, lambda s: s, state)
+        return state, None
+
+    @jax.jit
+    def advance(state: ChainState) -> ChainState:
+        return jax.lax.scan(body, state, None, length=chunk_size)[0]
+
+    return advance
+
+
+class Progress:
+    """Host-side progress line: steps, chain-steps/s, acceptance, ETA (to stderr)."""
+
+    def __init__(self, label: str, schedule: Schedule, num_chains: int, stream=sys.stderr):
+        self.label, self.schedule, self.num_chains = label, schedule, num_chains
+        self.num_steps = schedule.num_steps
+        self.stream, self.t0, self.step0 = stream, time.perf_counter(), None
+
+    def __call__(self, state: ChainState) -> None:
+        step = int(state.step)
+        if self.step0 is None:  # the first chunk includes compilation: time from its end
+            self.step0, self.t0 = step, time.perf_counter()
+            return
+        elapsed = time.perf_counter() - self.t0
+        rate = (step - self.step0) / max(elapsed, 1e-9)
+        eta = (self.num_steps - step) / max(rate, 1e-9)
+        kept = step - self.schedule.burn_in
+        acc = f"{float(np.mean(np.asarray(state.accepted))) / kept:.3f}" if kept > 0 else "-"
+        print(f"[{self.label}] step {step}/{self.num_steps}  "
+              f"{rate * self.num_chains:,.0f} chain-steps/s  accepted {acc}  "
+              f"ETA {eta:.0f}s", file=self.stream, flush=True)
+
+
+def run_chunks(state: ChainState, advance: Callable, schedule: Schedule, chunk_size: int,
+               on_chunk: Callable[[ChainState], None] | None = None) -> ChainState:
+    """Call ``advance`` until all steps are done; ``on_chunk`` sees the state after each."""
+    while int(state.step) < schedule.num_steps:
+        state = advance(state)
+        if on_chunk is not None:
+            on_chunk(state)
+    return state
+
+
+@dataclass(frozen=True)
+class MCMCResult:
+    """Draws after burn-in and thinning, with their diagnostics."""
+
+    samples: np.ndarray  # [chains, draws, dim]
+    logdensity: np.ndarray  # [chains, draws]
+    acceptance_rate: np.ndarray  # [chains], after burn-in
+    rhat: np.ndarray  # [dim]
+    ess: np.ndarray  # [dim]
+    mean: np.ndarray  # [chains, dim] running mean of every step after burn-in
+
+
+def summarize(state: ChainState, schedule: Schedule, **extra) -> dict:
+    """Host-side arrays of a finished single-cell run ([chains, ...])."""
+    samples = np.asarray(state.draws)
+    return dict(samples=samples, logdensity=np.asarray(state.draws_logdensity),
+                acceptance_rate=np.asarray(state.accepted) / (schedule.num_steps - schedule.burn_in),
+                rhat=diagnostics.rhat(samples), ess=diagnostics.ess(samples),
+                mean=np.asarray(state.mean), **extra)
+
+
+def _check_positions(init_positions) -> jax.Array:
+    positions = jnp.asarray(init_positions, jnp.float32)
+    if positions.ndim != 2:
+        raise ValueError(f"init_positions: shape {positions.shape}, expected [chains, dim]")
+    if not bool(jnp.all(jnp.isfinite(positions))):
+        raise ValueError("init_positions: contains NaN or infinite values")
+    return positions
+
+
+def _check_step_size(step_size) -> None:
+    if not (np.all(np.isfinite(step_size)) and np.all(np.asarray(step_size) > 0)):
+        raise ValueError(f"step_size: {step_size}, must be > 0 and finite")
+
+
+def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: jax.Array, *,
+              num_steps: int, step_size: float, burn_in: int | None = None, thin: int = 1,
+              chunk_size: int = 1000) -> MCMCResult:
+    """Random-walk Metropolis-Hastings on many chains of any log density.
+
+    Args:
+      key: a JAX PRNG key.
+      logdensity_fn: one position f32[dim] -> scalar log density (unnormalised).
+      init_positions: f32[chains, dim] starting points.
+      num_steps: total steps per chain, burn-in included.
+      step_size: the proposal's standard deviation c (proposal N(W, c^2 I)).
+      burn_in: steps discarded first; None means the first half, as in the paper.
+      thin: keep one draw every ``thin`` steps after burn-in.
+
+    Returns:
+      MCMCResult with samples [chains, (num_steps - burn_in) // thin, dim].
+    """
+    positions = _check_positions(init_positions)
+    _check_step_size(step_size)
+    schedule = Schedule.make(num_steps, burn_in, thin)
+    batched = jax.vmap(logdensity_fn)
+    kernel = mh_kernel(batched, step_size)
+    state = init_chains(key, mh.init(positions, batched), kernel, schedule)
+    chunk = min(chunk_size, num_steps)
+    state = run_chunks(state, make_advance(kernel, schedule, chunk), schedule, chunk)
+    return MCMCResult(**summarize(state, schedule))

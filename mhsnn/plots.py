@@ -1,0 +1,84 @@
+"""Matplotlib figures of the experiments (PNG, written atomically)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mhsnn import metrics  # noqa: E402
+from mhsnn.io import atomic_write_bytes  # noqa: E402
+
+STYLE = {"mh_mean": ("C0", "o", "-"), "mh_bma": ("C1", "s", "-"), "pt_mean": ("C4", "o", "-"),
+         "pt_bma": ("C5", "s", "-"), "sg_offline": ("C2", "^", "--"),
+         "sg_in_loop": ("C3", "v", "--"), "sg_offline_literal": ("C2", "^", ":"),
+         "sg_in_loop_literal": ("C3", "v", ":")}
+
+
+def _save(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _style(method):
+    return STYLE.get(method, ("k", "x", "-"))
+
+
+def accuracy_vs_sigma(summary: list[dict], path: Path, title: str) -> None:
+    """Mean +- std over folds of test accuracy against sigma, one line per method."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method in dict.fromkeys(r["method"] for r in summary):
+        rs = sorted((r for r in summary if r["method"] == method), key=lambda r: r["sigma"])
+        color, marker, ls = _style(method)
+        ax.errorbar([r["sigma"] for r in rs], [r["mean"] for r in rs], [r["std"] for r in rs],
+                    label=method, color=color, marker=marker, ls=ls, capsize=3)
+    ax.set(xlabel="chip non-linearity sigma", ylabel="test accuracy", title=title, ylim=(0.3, 1))
+    ax.axhline(0.87, color="grey", lw=0.8, ls=":")
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def accuracy_vs_ntrain(summary: list[dict], path: Path, title: str) -> None:
+    """One panel per sigma: mean +- std test accuracy against N_t (log axis)."""
+    sigmas = sorted({r["sigma"] for r in summary})
+    fig, axes = plt.subplots(1, len(sigmas), figsize=(4 * len(sigmas), 3.6), sharey=True,
+                             squeeze=False)
+    for ax, sigma in zip(axes[0], sigmas):
+        for method in dict.fromkeys(r["method"] for r in summary):
+            rs = sorted((r for r in summary if r["method"] == method and r["sigma"] == sigma),
+                        key=lambda r: r["n_train"])
+            color, marker, ls = _style(method)
+            ax.errorbar([r["n_train"] for r in rs], [r["mean"] for r in rs],
+                        [r["std"] for r in rs], label=method, color=color, marker=marker, ls=ls,
+                        capsize=2)
+        ax.set(xscale="log", xlabel="training samples N_t", title=f"sigma = {sigma:g}",
+               ylim=(0.3, 1))
+        ax.axhline(0.9, color="grey", lw=0.8, ls=":")
+    axes[0, 0].set_ylabel("test accuracy")
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def reliability_diagram(probs_by_method: dict[str, tuple[np.ndarray, np.ndarray]], path: Path,
+                        title: str) -> None:
+    """Accuracy against confidence (10 bins) of each method's pooled test predictions."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0.5, 1], [0.5, 1], color="grey", lw=0.8)
+    for method, (probs, labels) in probs_by_method.items():
+        count, conf, acc = metrics.reliability(probs, labels)
+        keep = count > 0
+        color, marker, ls = _style(method)
+        ax.plot(conf[keep], acc[keep], color=color, marker=marker, ls=ls,
+                label=f"{method} (ECE {metrics.ece(probs, labels):.3f})")
+    ax.set(xlabel="confidence", ylabel="accuracy", title=title, xlim=(0.45, 1.02),
+           ylim=(0.0, 1.02))
+    ax.legend(fontsize=7)
+    _save(fig, path)

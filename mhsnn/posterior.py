@@ -1,0 +1,108 @@
+"""The SNN weight posterior of PAPER.md on a grid of cells, as one batched computation.
+
+Layout: a ``Problem`` stacks the data of F folds (padded to a common size with masks);
+positions are [F, M, 96] where M = (cells per fold) x (chains per cell), and the chip's
+leaves are [F, M], so every chain of every fold and sigma advances in one call.
+
+    log L(D | W) = -MSE(rates on the chip, one-hot) / (2 v^2)
+    log P(W)     = -|W|^2 / (2 p^2)
+
+MSE is the mean over training samples and both output neurons (PyTorch's MSELoss default).
+Constants are dropped: MH needs only differences. The likelihood is evaluated on the chip:
+MH uses its outputs, never its model.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mhsnn import data, snn
+from mhsnn.metrics import probabilities
+from mhsnn.chips import Chip
+
+
+class Problem(NamedTuple):
+    """Spike-encoded train and test sets of F folds, padded to common sizes."""
+
+    train_spikes: jax.Array  # [F, T, Ntr, 30]
+    train_targets: jax.Array  # [F, Ntr, 2] one-hot
+    train_mask: jax.Array  # [F, Ntr] 1 for real rows, 0 for padding
+    test_spikes: jax.Array  # [F, T, Nte, 30]
+    test_labels: jax.Array  # [F, Nte]
+    test_mask: jax.Array  # [F, Nte]
+
+    @property
+    def num_steps(self) -> int:
+        return self.train_spikes.shape[1]
+
+
+def _pad(rows: np.ndarray, size: int) -> np.ndarray:
+    return np.concatenate([rows, np.zeros((size - len(rows), *rows.shape[1:]), rows.dtype)])
+
+
+def make_problem(dataset: data.Dataset, splits: list[data.Split], key: jax.Array,
+                 num_steps: int = 10) -> Problem:
+    """Scale each split on its training rows, encode once per fold (fixed spike trains, so
+    the likelihood is a deterministic function of the weights), pad and stack."""
+    n_train = max(len(s.train) for s in splits)
+    n_test = max(len(s.test) for s in splits)
+    parts = []
+    for i, split in enumerate(splits):
+        X_train, X_test = data.scale_split(dataset, split)
+        k_train, k_test = jax.random.split(jax.random.fold_in(key, i))
+        parts.append((
+            np.pad(np.asarray(data.poisson_encode(k_train, X_train, num_steps)),
+                   ((0, 0), (0, n_train - len(split.train)), (0, 0))),
+            _pad(data.one_hot(dataset.y[split.train]), n_train),
+            _pad(np.ones(len(split.train), np.float32), n_train),
+            np.pad(np.asarray(data.poisson_encode(k_test, X_test, num_steps)),
+                   ((0, 0), (0, n_test - len(split.test)), (0, 0))),
+            _pad(dataset.y[split.test], n_test),
+            _pad(np.ones(len(split.test), np.float32), n_test),
+        ))
+    return Problem(*(jnp.asarray(np.stack(field)) for field in zip(*parts)))
+
+
+class SNNSettings(NamedTuple):
+    """Neuron constants shared by every chain."""
+
+    alpha: float = 0.9
+    threshold: float = 1.0
+
+
+def counts_on(theta: jax.Array, spikes: jax.Array, chip: Chip,
+              settings: SNNSettings) -> jax.Array:
+    """Output spike counts [F, M, N, 2] of positions [F, M, 96] on per-fold spikes."""
+
+    def per_fold(theta_f, spikes_f, chip_f):
+        return snn.run_batched(snn.unflatten(theta_f), spikes_f, chip=chip_f,
+                               alpha=settings.alpha, threshold=settings.threshold)
+
+    return jax.vmap(per_fold)(theta, spikes, chip)
+
+
+def mse(theta: jax.Array, problem: Problem, chip: Chip, settings: SNNSettings) -> jax.Array:
+    """Training MSE [F, M] between output rates on the chip and one-hot labels."""
+    rates = counts_on(theta, problem.train_spikes, chip, settings) / problem.num_steps
+    sq = jnp.sum((rates - problem.train_targets[:, None]) ** 2, axis=-1)  # [F, M, N]
+    mask = problem.train_mask[:, None]
+    return jnp.sum(sq * mask, axis=-1) / (2.0 * jnp.sum(mask, axis=-1))
+
+
+def log_likelihood(theta, problem, chip, lik_std, settings: SNNSettings) -> jax.Array:
+    """-MSE / (2 v^2), [F, M]."""
+    return -mse(theta, problem, chip, settings) / (2.0 * lik_std**2)
+
+
+def log_prior(theta: jax.Array, prior_std) -> jax.Array:
+    """Gaussian N(0, p^2 I) up to a constant, [...]."""
+    return -0.5 * jnp.sum(theta**2, axis=-1) / prior_std**2
+
+
+def test_probabilities(theta, problem, chip, settings: SNNSettings) -> jax.Array:
+    """Predictive class probabilities [F, M, Nte, 2] on the test set (see metrics)."""
+    return probabilities(counts_on(theta, problem.test_spikes, chip, settings))

@@ -1,0 +1,145 @@
+"""Surrogate-gradient baseline: optax Adam through the same ``snn`` scan.
+
+Two modes (PAPER.md, 'Surrogate-gradient baseline'):
+  offline  forward and gradient through the ideal model (sigma = 0); the trained weights
+           are then deployed on the chip and tested there.
+  in_loop  every forward pass runs on the chip; the gradient flows through the ideal model
+           (values from the chip, derivative from the model, as hxtorch on BrainScaleS-2).
+
+Every cell (fold x sigma x seed) trains at once under ``vmap``; epochs and minibatches are
+``lax.scan``s and the shuffles are drawn from keys, so nothing recompiles per fold or sigma.
+A cell whose loss or gradient turns non-finite stops updating and is flagged ``failed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from mhsnn import posterior, snn
+from mhsnn.chips import Chip
+
+
+class SGHyper(NamedTuple):
+    """Optimiser and initialisation; w1 ~ N(init_mean1, init_std1^2), w2 likewise."""
+
+    learning_rate: float = 1e-3
+    epochs: int = 100
+    batch_size: int = 32
+    init_mean1: float = 0.0
+    init_std1: float = 0.1
+    init_mean2: float = 0.0
+    init_std2: float = 0.1
+
+
+class TrainState(NamedTuple):
+    theta: jax.Array  # [96]
+    opt_state: optax.OptState
+    key: jax.Array
+    epoch: jax.Array
+    failed: jax.Array  # bool: a non-finite loss or gradient was met; updates stopped
+    last_loss: jax.Array  # mean training loss of the last epoch
+
+
+def init_theta(key: jax.Array, hyper: SGHyper) -> jax.Array:
+    k1, k2 = jax.random.split(key)
+    w1 = hyper.init_mean1 + hyper.init_std1 * jax.random.normal(k1, (snn.NUM_INPUTS, snn.NUM_HIDDEN))
+    w2 = hyper.init_mean2 + hyper.init_std2 * jax.random.normal(k2, (snn.NUM_HIDDEN, snn.NUM_OUTPUTS))
+    return snn.flatten({"w1": w1, "w2": w2})
+
+
+def batch_loss(theta, spikes, targets, mask, chip: Chip, in_loop: bool,
+               settings: posterior.SNNSettings) -> jax.Array:
+    """MSE of output rates to one-hot over the real rows of a minibatch (mean over rows, classes)."""
+    rates = snn.forward(snn.unflatten(theta), spikes, chip=chip, alpha=settings.alpha,
+                        threshold=settings.threshold, in_loop=in_loop)
+    sq = jnp.sum((rates - targets) ** 2, axis=-1)
+    return jnp.sum(sq * mask) / (2.0 * jnp.maximum(jnp.sum(mask), 1.0))
+
+
+def make_trainer(hyper: SGHyper, in_loop: bool, settings: posterior.SNNSettings,
+                 epochs_per_chunk: int) -> tuple[Callable, Callable]:
+    """(init, advance) for one cell; vmap both over cells.
+
+    init(key, n_rows) -> TrainState; advance(state, spikes [T, N, 30], targets [N, 2],
+    mask [N], chip) -> TrainState after ``epochs_per_chunk`` more epochs (no-ops past the end).
+    """
+    optimizer = optax.adam(hyper.learning_rate)
+
+    def init(key):
+        k_init, k_run = jax.random.split(key)
+        theta = init_theta(k_init, hyper)
+        return TrainState(theta, optimizer.init(theta), k_run, jnp.zeros((), jnp.int32),
+                          jnp.zeros((), bool), jnp.zeros(()))
+
+    def epoch(state: TrainState, spikes, targets, mask, chip) -> TrainState:
+        n = mask.shape[0]
+        num_batches = -(-n // hyper.batch_size)
+        key, k_perm = jax.random.split(state.key)
+        order = jax.random.permutation(k_perm, n)
+        order = jnp.concatenate([order, jnp.zeros(num_batches * hyper.batch_size - n, order.dtype)])
+        valid = jnp.arange(num_batches * hyper.batch_size) < n
+        order = order.reshape(num_batches, hyper.batch_size)
+        valid = valid.reshape(num_batches, hyper.batch_size)
+        grad_fn = jax.value_and_grad(batch_loss)
+
+        def minibatch(carry, batch):
+            theta, opt_state, failed = carry
+            idx, ok = batch
+            loss, grad = grad_fn(theta, spikes[:, idx], targets[idx], mask[idx] * ok, chip,
+                                 in_loop, settings)
+            finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(grad))
+            updates, new_opt = optimizer.update(jnp.where(finite, grad, 0.0), opt_state, theta)
+            failed = failed | ~finite
+            theta = jnp.where(failed, theta, optax.apply_updates(theta, updates))
+            opt_state = jax.tree.map(lambda new, old: jnp.where(failed, old, new), new_opt,
+                                     opt_state)
+            return (theta, opt_state, failed), loss
+
+        (theta, opt_state, failed), losses = jax.lax.scan(
+            minibatch, (state.theta, state.opt_state, state.failed), (order, valid))
+        return TrainState(theta, opt_state, key, state.epoch + 1, failed, jnp.mean(losses))
+
+    def advance(state, spikes, targets, mask, chip):
+        def body(state, _):
+            state = jax.lax.cond(state.epoch < hyper.epochs,
+                                 lambda s: epoch(s, spikes, targets, mask, chip), lambda s: s,
+                                 state)
+            return state, None
+
+        return jax.lax.scan(body, state, None, length=epochs_per_chunk)[0]
+
+    return init, advance
+
+
+def train_grid(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: SGHyper,
+               in_loop: bool, settings: posterior.SNNSettings, epochs_per_chunk: int = 10,
+               on_chunk: Callable[[TrainState], None] | None = None) -> TrainState:
+    """Train every cell: chip leaves [F, M] give M cells per fold (sigma x seed).
+
+    Offline mode ignores the chip when training (pass the ideal chip's shape).
+    """
+    init, advance = make_trainer(hyper, in_loop, settings, epochs_per_chunk)
+    F, M = chip.sigma.shape
+    keys = jax.random.split(key, F * M).reshape(F, M)
+    state = jax.vmap(jax.vmap(init))(keys)
+    train_chip = chip if in_loop else jax.tree.map(jnp.zeros_like, chip)
+    per_cell = jax.vmap(advance, in_axes=(0, None, None, None, 0))
+    step = jax.jit(jax.vmap(per_cell, in_axes=(0, 0, 0, 0, 0)))
+    while int(state.epoch.min()) < hyper.epochs:
+        state = step(state, problem.train_spikes, problem.train_targets,
+                     problem.train_mask, train_chip)
+        if on_chunk is not None:
+            on_chunk(state)
+    return state
+
+
+def deployed_probabilities(theta: jax.Array, problem: posterior.Problem, chip: Chip,
+                           settings: posterior.SNNSettings) -> jax.Array:
+    """Test probabilities [F, M, Nte, 2] of trained weights [F, M, 96] deployed on the chip."""
+    return jax.jit(posterior.test_probabilities, static_argnums=3)(theta, problem, chip, settings)
+
