@@ -92,10 +92,11 @@ def make_trainer(hyper: SGHyper, in_loop: bool, settings: posterior.SNNSettings,
             idx, ok = batch
             loss, grad = grad_fn(theta, spikes[:, idx], targets[idx], mask[idx] * ok, chip,
                                  in_loop, settings)
-            finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(grad))
-            updates, new_opt = optimizer.update(jnp.where(finite, grad, 0.0), opt_state, theta)
-            failed = failed | ~finite
-            theta = jnp.where(failed, theta, optax.apply_updates(theta, updates))
+            updates, new_opt = optimizer.update(grad, opt_state, theta)
+            new_theta = optax.apply_updates(theta, updates)
+            failed = failed | ~(jnp.isfinite(loss) & jnp.all(jnp.isfinite(grad))
+                                & jnp.all(jnp.isfinite(new_theta)))
+            theta = jnp.where(failed, theta, new_theta)
             opt_state = jax.tree.map(lambda new, old: jnp.where(failed, old, new), new_opt,
                                      opt_state)
             return (theta, opt_state, failed), loss

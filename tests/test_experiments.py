@@ -1,0 +1,140 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from experiments import data_efficiency, sigma_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--set", "mh.num_steps=200", "--set", "mh.num_chains=2", "--set", "mh.chunk_size=50",
+        "--set", "mh.num_draws=10", "--set", "folds=2", "--set", "sigmas=[0, 3]",
+        "--set", "sg.epochs=2", "--set", "sg.seeds=1", "--set", "sg.epochs_per_chunk=1"]
+METHODS = {"mh_mean", "mh_bma", "sg_offline", "sg_in_loop", "sg_offline_literal",
+           "sg_in_loop_literal"}
+
+
+def _rows(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_sigma_sweep_end_to_end(tmp_path):
+    sigma_sweep.main([*TINY, "--out", str(tmp_path)])
+    rows = _rows(tmp_path / "sigma_sweep.csv")
+    assert {r["method"] for r in rows} == METHODS
+    assert len(rows) == len(METHODS) * 2 * 2  # methods x sigmas x folds
+    assert {"method", "sigma", "fold", "test_accuracy", "ece", "nll", "brier"} <= set(rows[0])
+    assert all(0.0 <= float(r["test_accuracy"]) <= 1.0 for r in rows)
+    diag = _rows(tmp_path / "mh_diagnostics.csv")
+    assert len(diag) == 4 and {"rhat_logdensity", "ess_weights_min"} <= set(diag[0])
+    manifest = json.loads((tmp_path / "sigma_sweep_manifest.json").read_text())
+    assert manifest["config"]["mh"]["num_steps"] == 200 and "jax" in manifest["versions"]
+    for png in ("accuracy_vs_sigma.png", "reliability.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_data_efficiency_end_to_end(tmp_path):
+    data_efficiency.main([*TINY, "--set", "n_train=[10, 30]", "--set", "methods=['mh', 'sg_offline']",
+                          "--set", "sg.literal=false", "--out", str(tmp_path)])
+    rows = _rows(tmp_path / "data_efficiency.csv")
+    assert len(rows) == 3 * 2 * 2 * 2  # methods x n_train x sigmas x folds
+    assert {r["n_train"] for r in rows} == {"10", "30"}
+    assert {int(r["n_test"]) for r in rows if r["n_train"] == "10"} == {559}
+    assert (tmp_path / "accuracy_vs_ntrain.png").exists()
+
+
+BAD = [
+    (["--set", "mh.num_steps=-5"], "mh.num_steps"),
+    (["--set", "snn.alpha=1.5"], "snn.alpha"),
+    (["--set", "snn.alpha=0"], "snn.alpha"),
+    (["--set", "sigmas=[0, -1]"], "sigmas"),
+    (["--set", "sigmas=[0, nan]"], "sigmas"),
+    (["--set", "folds=1"], "folds"),
+    (["--set", "mh.step_size=0"], "mh.step_size"),
+    (["--set", "mh.lik_std=inf"], "mh.lik_std"),
+    (["--set", "bogus.key=1"], "bogus.key"),
+    (["--set", "mh.bogus=1"], "mh.bogus"),
+    (["--set", "noequals"], "noequals"),
+    (["--set", "mh.num_chains=lots"], "mh.num_chains"),
+    (["--set", "n_train=[1000]"], "n_train"),
+    (["--preset", "huge"], "huge"),
+]
+
+
+@pytest.mark.parametrize("args,name", BAD)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, args, name):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        sigma_sweep.main([*args, "--out", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and name in err and "Traceback" not in err
+    assert not out.exists()
+
+
+KEYS = ["mh.num_steps", "mh.num_chains", "mh.step_size", "mh.lik_std", "snn.alpha",
+        "snn.threshold", "snn.time_steps", "folds", "sg.epochs", "sg.learning_rate"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(KEYS), value=st.sampled_from(["-1", "0", "-0.5", "1e309", "-inf", "nan",
+                                                         "[1]", "'x'", "true", "11"]))
+def test_random_invalid_values_are_refused(tmp_path, capsys, key, value):
+    from mhsnn import config
+
+    try:
+        config.build("quick", [f"{key}={value}"])
+    except config.ConfigError:
+        out = tmp_path / "h"
+        with pytest.raises(SystemExit) as exc:
+            sigma_sweep.main(["--set", f"{key}={value}", "--out", str(out)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and key in err
+        assert not out.exists()
+    else:  # "11" is the one value in the list valid for every key but folds (2..10)
+        assert value == "11" and key != "folds"
+
+
+def _run(out, *extra, wait_for=None):
+    cmd = [sys.executable, "-m", "experiments.sigma_sweep", *TINY, "--set",
+           "methods=['mh', 'sg_in_loop']", "--set", "sg.literal=false", "--set",
+           "mh.num_steps=400", "--out", str(out), *extra]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if wait_for is None:
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+        return
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not wait_for.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_sigkill_then_resume_gives_identical_csv(tmp_path):
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    _run(clean)
+    _run(killed, wait_for=killed / "checkpoints" / "sigma_sweep__mh__state.npz")
+    assert not (killed / "sigma_sweep.csv").exists()
+    _run(killed, "--resume")
+    for name in ("sigma_sweep.csv", "mh_diagnostics.csv"):
+        assert (clean / name).read_bytes() == (killed / name).read_bytes()
+
+
+def test_resume_refuses_a_checkpoint_from_another_config(tmp_path, capsys):
+    out = tmp_path / "r"
+    _run(out, wait_for=out / "checkpoints" / "sigma_sweep__mh__state.npz")
+    with pytest.raises(SystemExit) as exc:
+        sigma_sweep.main([*TINY, "--set", "seed=7", "--out", str(out), "--resume"])
+    assert exc.value.code == 2
+    assert "different config" in capsys.readouterr().err
