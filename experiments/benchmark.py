@@ -162,8 +162,7 @@ def main(argv=None) -> None:
             peer = blackjax_vmap(problem, chains, max(20, args.steps // 4))
             if peer is not None:
                 rows.append(peer)
-        print(rows[-1] if rows[-1]["method"] != "engine" else rows[-1], file=sys.stderr,
-              flush=True)
+        print(rows[-1], file=sys.stderr, flush=True)
     rows.append(numpy_loop(problem, 200))
     for r in rows:
         r["device"] = device

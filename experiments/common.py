@@ -16,9 +16,10 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -163,7 +164,8 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
                       Progress(stage, schedule, F * S * C))
 
 
-SG_LITERAL = dict(learning_rate=1e-3, init_mean1=0.0, init_std1=0.1, init_mean2=0.0, init_std2=0.1)
+SG_LITERAL = {"learning_rate": 1e-3, "init_mean1": 0.0, "init_std1": 0.1, "init_mean2": 0.0,
+              "init_std2": 0.1}
 
 
 def sg_variants(cfg: Config) -> list[tuple[str, bool, sgd.SGHyper]]:

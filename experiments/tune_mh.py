@@ -11,7 +11,6 @@ combinations x chains run as one jitted call (hyper-parameters are array axes).
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import time
 from pathlib import Path

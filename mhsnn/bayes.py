@@ -16,8 +16,15 @@ import numpy as np
 from mhsnn import posterior, snn
 from mhsnn.chips import Chip
 from mhsnn.mcmc import mh
-from mhsnn.mcmc.sample import (ChainState, Kernel, Schedule, init_chains, make_advance,
-                               mh_kernel, run_chunks)
+from mhsnn.mcmc.sample import (
+    ChainState,
+    Kernel,
+    Schedule,
+    init_chains,
+    make_advance,
+    mh_kernel,
+    run_chunks,
+)
 
 
 class MHHyper(NamedTuple):

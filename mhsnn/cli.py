@@ -18,7 +18,7 @@ def main(argv=None) -> None:
               "data-efficiency": [data_efficiency]}[args.command]
     cfg, out, resume = common.parse_args(rest, f"mhsnn {args.command}")
     for module in chosen:
-        common.main_guard(lambda: module.run(cfg, out, resume))
+        common.main_guard(lambda m=module: m.run(cfg, out, resume))
 
 
 if __name__ == "__main__":

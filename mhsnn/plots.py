@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from mhsnn import metrics  # noqa: E402
-from mhsnn.io import atomic_write_bytes  # noqa: E402
+from mhsnn import metrics
+from mhsnn.io import atomic_write_bytes
 
 STYLE = {"mh_mean": ("C0", "o", "-"), "mh_bma": ("C1", "s", "-"), "pt_mean": ("C4", "o", "-"),
          "pt_bma": ("C5", "s", "-"), "sg_offline": ("C2", "^", "--"),

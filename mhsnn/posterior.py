@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mhsnn import data, snn
-from mhsnn.metrics import probabilities
 from mhsnn.chips import Chip
+from mhsnn.metrics import probabilities
 
 
 class Problem(NamedTuple):

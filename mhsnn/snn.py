@@ -79,7 +79,7 @@ def lif_step(v, current, *, chip: Chip, alpha: float, threshold: float, in_loop:
 
 def _scan(cur1, second_layer, *, chip, alpha, threshold, in_loop):
     """Scan over time given the hidden layer's input currents cur1 [T, ..., 3]."""
-    step = dict(chip=chip, alpha=alpha, threshold=threshold, in_loop=in_loop)
+    step = {"chip": chip, "alpha": alpha, "threshold": threshold, "in_loop": in_loop}
     v1 = jnp.zeros(cur1.shape[1:], cur1.dtype)
     v2 = jnp.zeros((*cur1.shape[1:-1], NUM_OUTPUTS), cur1.dtype)
 
@@ -130,7 +130,7 @@ def run_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
     w1_rows = jnp.transpose(w1, (2, 0, 1)).reshape(NUM_HIDDEN * C, F)  # row h*C + c
     w2_cols = jnp.transpose(w2, (1, 2, 0))[..., None]  # [3, 2, C, 1]
     per_set = jax.tree.map(lambda leaf: jnp.reshape(leaf, (*jnp.shape(leaf), 1)), chip)
-    step = dict(chip=per_set, alpha=alpha, threshold=threshold)
+    step = {"chip": per_set, "alpha": alpha, "threshold": threshold}
 
     def body(carry, s_in):
         v1, v2, count = carry

@@ -48,7 +48,7 @@ def test_nan_region_is_never_entered():
 def test_kernel_rejects_non_finite_proposals():
     state = mh.MHState(jnp.zeros((4, 3)), jnp.zeros(4))
     for bad in (jnp.nan, jnp.inf, -jnp.inf):
-        new, info = mh.kernel(jax.random.key(0), state, lambda x: jnp.full(x.shape[:-1], bad), 1.0)
+        new, info = mh.kernel(jax.random.key(0), state, lambda x, bad=bad: jnp.full(x.shape[:-1], bad), 1.0)
         assert not bool(info.is_accepted.any())
         np.testing.assert_array_equal(np.asarray(new.position), 0.0)
 
@@ -64,8 +64,10 @@ def test_rhat_separates_converged_from_stuck_chains():
 
 
 def test_same_key_same_samples_different_key_different():
-    run = lambda k: sample_mh(jax.random.key(k), gaussian_logdensity, jnp.zeros((4, 2)),  # noqa
-                              num_steps=300, step_size=1.0).samples
+    def run(k):
+        return sample_mh(jax.random.key(k), gaussian_logdensity, jnp.zeros((4, 2)),
+                         num_steps=300, step_size=1.0).samples
+
     np.testing.assert_array_equal(run(5), run(5))
     assert not np.array_equal(run(5), run(6))
 

@@ -75,7 +75,7 @@ def test_batched_path_equals_per_chain_path():
     sigmas = jnp.array([0.0, 1.0, 2.0, 3.0, 0.5, 3.0])
     batched = snn.forward_batched(params, spikes, chip=chips.polynomial(sigmas))
     for c in range(C):
-        single = snn.forward(jax.tree.map(lambda a: a[c], params), spikes,
+        single = snn.forward(jax.tree.map(lambda a, c=c: a[c], params), spikes,
                              chip=chips.polynomial(sigmas[c]))
         np.testing.assert_array_equal(np.asarray(batched[c]), np.asarray(single))
     assert float(batched.sum()) > 0
