@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn.mcmc import diagnostics, mh
+from mhsnn.mcmc import diagnostics, mh, pt
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,12 @@ def mh_kernel(logdensity_fn: mh.LogDensityFn, step_size) -> Kernel:
         return state, info.is_accepted
 
     return Kernel(step, lambda state: (state.position, state.logdensity))
+
+
+def pt_kernel(log_prior_fn: Callable, log_likelihood_fn: Callable, step_size) -> Kernel:
+    """The parallel-tempering kernel in the driver's terms; the target is the beta = 1 slot."""
+    return Kernel(lambda key, s: pt.step(key, s, log_prior_fn, log_likelihood_fn, step_size),
+                  pt.target)
 
 
 def init_chains(key: jax.Array, inner: Any, kernel: Kernel, schedule: Schedule,
@@ -237,3 +243,101 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
     chunk = min(chunk_size, num_steps)
     state = run_chunks(state, make_advance(kernel, schedule, chunk), schedule, chunk)
     return MCMCResult(**summarize(state, schedule))
+
+
+@dataclass(frozen=True)
+class PTResult(MCMCResult):
+    """MCMCResult of the beta = 1 replicas plus the tempering report (after burn-in)."""
+
+    betas: np.ndarray = None  # [K] final schedule
+    swap_acceptance: np.ndarray = None  # [K-1] mean swap acceptance probability per pair
+    barrier: float = None  # Lambda: the global communication barrier
+    round_trips: np.ndarray = None  # [chains] round trips after burn-in
+    round_trips_per_1000: np.ndarray = None  # [chains]
+
+
+def adapt_schedule(state: ChainState, advance: Callable, schedule: Schedule, chunk: int,
+                   pool_axes: tuple[int, ...], adapt: bool = True,
+                   on_chunk: Callable | None = None) -> ChainState:
+    """Burn-in (with Pigeons-style rounds of doubling length if ``adapt``), then freeze the
+    schedule and reset the swap statistics and round-trip counts at the end of burn-in.
+
+    Swap statistics are pooled over ``pool_axes`` (the chains sharing one schedule)."""
+    rounds = pt.adaptation_rounds(schedule.burn_in, chunk) if adapt else []
+    for num_chunks in rounds:
+        for _ in range(num_chunks):
+            state = advance(state)
+            if on_chunk is not None:
+                on_chunk(state)
+        inner = state.inner
+        rejection = pt.rejection_rates(inner, pool_axes)
+        betas = pt.adapt_betas(rejection, np.asarray(inner.betas))
+        state = state._replace(inner=pt.reset_swap_stats(inner._replace(
+            betas=jnp.asarray(betas, jnp.float32).reshape(inner.betas.shape))))
+    while int(state.step) < schedule.burn_in:
+        state = advance(state)
+        if on_chunk is not None:
+            on_chunk(state)
+    inner = pt.reset_swap_stats(state.inner)
+    return state._replace(inner=inner._replace(round_trips=jnp.zeros_like(inner.round_trips)))
+
+
+def pt_report(inner: pt.PTState, schedule: Schedule, pool_axes: tuple[int, ...]) -> dict:
+    """Schedule, swap acceptance, barrier and round trips after burn-in."""
+    rejection = pt.rejection_rates(inner, pool_axes)
+    trips = np.asarray(inner.round_trips)
+    kept = max(schedule.num_steps - schedule.burn_in, 1)
+    return dict(swap_acceptance=1.0 - rejection, barrier=rejection.sum(-1),
+                round_trips=trips, round_trips_per_1000=trips * 1000.0 / kept)
+
+
+def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callable,
+              init_positions: jax.Array, *, num_steps: int, step_size: float,
+              num_temperatures: int, burn_in: int | None = None, thin: int = 1,
+              betas=None, chunk_size: int = 1000) -> PTResult:
+    """Non-reversible parallel tempering on many chains of any prior and likelihood.
+
+    Args:
+      key: a JAX PRNG key.
+      log_prior_fn, log_likelihood_fn: one position f32[dim] -> scalar each; the target at
+        inverse temperature beta is prior x likelihood^beta (beta = 0: the prior).
+      init_positions: f32[chains, dim]; every replica of a chain starts there.
+      num_steps: steps per chain (each step moves every replica, then one DEO swap round).
+      step_size: random-walk proposal standard deviation for every replica.
+      num_temperatures: K replicas per chain (K = 1 is plain MH).
+      burn_in: None means the first half; the schedule adapts during burn-in only.
+      thin: keep one draw every ``thin`` steps after burn-in.
+      betas: a fixed increasing schedule f32[K] from 0 to 1; None adapts from a linear one.
+
+    Returns:
+      PTResult: samples [chains, draws, dim] of the beta = 1 replicas, betas [K],
+      swap_acceptance [K-1], barrier, round_trips [chains], diagnostics as sample_mh.
+    """
+    positions = _check_positions(init_positions)
+    _check_step_size(step_size)
+    if num_temperatures < 1:
+        raise ValueError(f"num_temperatures: {num_temperatures}, must be >= 1")
+    schedule = Schedule.make(num_steps, burn_in, thin)
+    K = num_temperatures
+    if betas is None:
+        start, adapt = pt.linear_betas(K), K > 1
+    else:
+        start, adapt = np.asarray(betas, np.float64), False
+        if start.shape != (K,) or start[-1] != 1.0 or start[0] < 0 or np.any(np.diff(start) <= 0):
+            raise ValueError(f"betas: {betas}, must be {K} increasing values in [0, 1] ending at 1")
+    lp = jax.vmap(jax.vmap(log_prior_fn))
+    ll = jax.vmap(jax.vmap(log_likelihood_fn))
+    kernel = pt_kernel(lp, ll, step_size)
+    replicas = jnp.repeat(positions[:, None], K, axis=1)
+    inner = pt.init(replicas, jnp.asarray(start, jnp.float32), lp, ll)
+    state = init_chains(key, inner, kernel, schedule)
+    chunk = min(chunk_size, num_steps, max(1, schedule.burn_in // 128) if adapt else num_steps)
+    advance = make_advance(kernel, schedule, chunk)
+    state = adapt_schedule(state, advance, schedule, chunk, pool_axes=(0,), adapt=adapt)
+    state = run_chunks(state, advance, schedule, chunk)
+    report = pt_report(state.inner, schedule, pool_axes=(0,))
+    return PTResult(**summarize(state, schedule), betas=np.asarray(state.inner.betas),
+                    swap_acceptance=report["swap_acceptance"][0],
+                    barrier=float(report["barrier"][0]),
+                    round_trips=report["round_trips"],
+                    round_trips_per_1000=report["round_trips_per_1000"])

@@ -1,0 +1,190 @@
+"""Non-reversible parallel tempering (Syed, Bouchard-Cote, Deligiannidis, Doucet 2021).
+
+Each chain holds K replicas targeting prior x likelihood^beta, 0 = beta_1 < ... < beta_K = 1.
+One step = a random-walk MH move in every replica, then a deterministic even-odd (DEO) swap
+round: even steps propose the pairs (1,2), (3,4), ...; odd steps (2,3), (4,5), ...; a swap of
+neighbours i, i+1 is accepted with probability min(1, exp((beta_{i+1} - beta_i)(l_i - l_{i+1}))),
+l the log-likelihood. The replicas' log-prior and log-likelihood are stored apart, so a swap
+costs no new density evaluation.
+
+The schedule adapts as Pigeons.jl does: during burn-in, rounds of doubling length; after each
+round the swap rejection rates r_i of neighbouring pairs give the cumulative communication
+barrier Lambda(beta) (piecewise linear, so monotone, through the points (beta_i, sum_{j<i} r_j)),
+and the new betas invert it on a uniform grid, which equalises the rejection rates. After
+burn-in the schedule is frozen, so the kept draws come from a fixed, valid Markov chain.
+
+Positions are [..., K, dim]; ``log_prior_fn`` and ``log_likelihood_fn`` map [..., dim] to [...].
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SWAP_KEY = 7  # fold_in constant: the swap key is derived so that K = 1 is exactly MH
+
+
+class PTState(NamedTuple):
+    position: jax.Array  # [..., K, dim]; slot k is at temperature betas[k]
+    log_prior: jax.Array  # [..., K]
+    log_lik: jax.Array  # [..., K]
+    betas: jax.Array  # [..., K] (broadcastable), increasing, last = 1
+    ids: jax.Array  # [..., K] int32: which replica sits in slot k
+    phase: jax.Array  # [..., K] int32 per replica: 0 unknown, 1 left beta=0, 2 reached beta=1
+    round_trips: jax.Array  # [...] completed 0 -> 1 -> 0 trips, all replicas of the chain
+    swap_accepts: jax.Array  # [..., K-1] accepted swaps per neighbouring pair (since reset)
+    swap_attempts: jax.Array  # [..., K-1]
+    swap_prob_sum: jax.Array  # [..., K-1] sum of swap acceptance probabilities (since reset)
+    parity: jax.Array  # int32 scalar: 0 -> even pairs next, 1 -> odd
+
+
+def linear_betas(num_temperatures: int) -> np.ndarray:
+    """Equally spaced 0, ..., 1 (the starting schedule)."""
+    return np.linspace(0.0, 1.0, num_temperatures) if num_temperatures > 1 else np.ones(1)
+
+
+def init(position: jax.Array, betas: jax.Array, log_prior_fn, log_likelihood_fn) -> PTState:
+    """Replicas at ``position`` [..., K, dim] with schedule ``betas`` [..., K]."""
+    lead = position.shape[:-1]
+    K = lead[-1]
+    lp, ll = _finite(log_prior_fn(position)), _finite(log_likelihood_fn(position))
+    zeros = jnp.zeros((*lead[:-1], max(K - 1, 0)), jnp.float32)
+    return PTState(position, lp, ll, jnp.asarray(betas, jnp.float32),
+                   jnp.broadcast_to(jnp.arange(K, dtype=jnp.int32), lead),
+                   jnp.zeros(lead, jnp.int32), jnp.zeros(lead[:-1], jnp.int32), zeros, zeros,
+                   zeros, jnp.zeros((), jnp.int32))
+
+
+def _finite(x):
+    return jnp.where(jnp.isnan(x), -jnp.inf, x)
+
+
+def local_move(key, state: PTState, log_prior_fn, log_likelihood_fn, step_size):
+    """Random-walk MH in every replica on prior x likelihood^beta; returns (state, accepted).
+
+    Uses the key exactly as ``mh.kernel`` does, so with K = 1 (beta = 1) PT is MH.
+    """
+    key_proposal, key_accept = jax.random.split(key)
+    noise = jax.random.normal(key_proposal, state.position.shape, state.position.dtype)
+    proposal = state.position + step_size * noise
+    lp, ll = log_prior_fn(proposal), log_likelihood_fn(proposal)
+    # beta * ll with beta = 0 and ll = -inf would be NaN: a zero-weight likelihood counts 0.
+    tempered = lambda p, l: p + jnp.where(state.betas > 0, state.betas * l, 0.0)  # noqa: E731
+    new_target, old_target = tempered(lp, ll), tempered(state.log_prior, state.log_lik)
+    finite = jnp.isfinite(new_target)
+    log_ratio = jnp.where(finite, new_target - old_target, -jnp.inf)
+    log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
+    log_u = jnp.log(jax.random.uniform(key_accept, log_ratio.shape, state.position.dtype))
+    accepted = log_u < log_ratio
+    return state._replace(
+        position=jnp.where(accepted[..., None], proposal, state.position),
+        log_prior=jnp.where(accepted, lp, state.log_prior),
+        log_lik=jnp.where(accepted, ll, state.log_lik)), accepted
+
+
+def deo_swap(key, state: PTState) -> PTState:
+    """One deterministic even-odd swap round over neighbouring slots."""
+    K = state.position.shape[-2]
+    if K < 2:
+        return state._replace(parity=1 - state.parity)
+    betas = jnp.broadcast_to(state.betas, state.log_lik.shape)
+    ll = state.log_lik
+    log_a = (betas[..., 1:] - betas[..., :-1]) * (ll[..., :-1] - ll[..., 1:])
+    log_a = jnp.where(jnp.isnan(log_a), -jnp.inf, log_a)
+    prob = jnp.exp(jnp.minimum(log_a, 0.0))
+    pair = jnp.arange(K - 1)
+    proposed = (pair % 2) == state.parity  # even round: pairs (0,1), (2,3), ... (0-based)
+    u = jax.random.uniform(key, prob.shape)
+    swap = proposed & (u < prob)
+    # slot j takes from j+1 if pair j swaps, from j-1 if pair j-1 swaps, else stays.
+    pad = jnp.zeros((*swap.shape[:-1], 1), bool)
+    up, down = jnp.concatenate([swap, pad], -1), jnp.concatenate([pad, swap], -1)
+    source = jnp.arange(K) + up.astype(jnp.int32) - down.astype(jnp.int32)
+
+    def take(x, extra_dims=0):
+        idx = source.reshape(source.shape + (1,) * extra_dims)
+        return jnp.take_along_axis(x, jnp.broadcast_to(idx, x.shape), axis=-1 - extra_dims)
+
+    ids = take(state.ids)
+    # Round trips: a replica reaching slot 0 after having reached slot K-1 completes one.
+    phase = state.phase
+    bottom, top = ids[..., 0], ids[..., -1]
+    phase_bottom = jnp.take_along_axis(phase, bottom[..., None], -1)[..., 0]
+    trips = state.round_trips + (phase_bottom == 2)
+    phase = _set(phase, bottom, jnp.ones_like(bottom))
+    phase_top = jnp.take_along_axis(phase, top[..., None], -1)[..., 0]
+    phase = _set(phase, top, jnp.where(phase_top == 1, 2, phase_top))
+    return state._replace(
+        position=take(state.position, 1), log_prior=take(state.log_prior),
+        log_lik=take(state.log_lik), ids=ids, phase=phase, round_trips=trips,
+        swap_accepts=state.swap_accepts + swap, swap_attempts=state.swap_attempts + proposed,
+        swap_prob_sum=state.swap_prob_sum + jnp.where(proposed, prob, 0.0),
+        parity=1 - state.parity)
+
+
+def _set(x, index, value):
+    """x[..., index] = value along the last axis, per leading element."""
+    onehot = jax.nn.one_hot(index, x.shape[-1], dtype=bool)
+    return jnp.where(onehot, value[..., None], x)
+
+
+def step(key, state: PTState, log_prior_fn, log_likelihood_fn, step_size):
+    """Local moves then a DEO swap round; returns (state, accepted of the beta = 1 slot)."""
+    state, accepted = local_move(key, state, log_prior_fn, log_likelihood_fn, step_size)
+    state = deo_swap(jax.random.fold_in(key, SWAP_KEY), state)
+    return state, accepted[..., -1]
+
+
+def target(state: PTState):
+    """The beta = 1 replica: (position [..., dim], log density [...])."""
+    return state.position[..., -1, :], state.log_prior[..., -1] + state.log_lik[..., -1]
+
+
+def barrier(rejection: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """Cumulative communication barrier Lambda at each beta: [..., K], Lambda(beta_1) = 0."""
+    return np.concatenate([np.zeros((*rejection.shape[:-1], 1)), np.cumsum(rejection, -1)], -1)
+
+
+def adapt_betas(rejection: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """New schedule [..., K] equalising the rejection rates (inverse of the barrier)."""
+    betas = np.broadcast_to(betas, (*rejection.shape[:-1], rejection.shape[-1] + 1))
+    lam = barrier(rejection, betas)
+    out = np.empty_like(betas, dtype=np.float64)
+    for idx in np.ndindex(lam.shape[:-1]):
+        total = lam[idx][-1]
+        if total <= 0:
+            out[idx] = betas[idx]
+            continue
+        # Strictly increasing barrier for np.interp (flat stretches have zero rejection).
+        lam_i = lam[idx] + 1e-9 * np.arange(lam.shape[-1])
+        grid = np.linspace(lam_i[0], lam_i[-1], lam.shape[-1])
+        out[idx] = np.interp(grid, lam_i, betas[idx])
+    out[..., 0], out[..., -1] = 0.0, 1.0
+    return np.maximum.accumulate(out, axis=-1)
+
+
+def reset_swap_stats(state: PTState) -> PTState:
+    z = jnp.zeros_like(state.swap_accepts)
+    return state._replace(swap_accepts=z, swap_attempts=z, swap_prob_sum=z)
+
+
+def rejection_rates(state: PTState, pool_axes: tuple[int, ...] = ()) -> np.ndarray:
+    """Mean swap rejection per neighbouring pair (1 - acceptance probability), pooled."""
+    prob = np.asarray(state.swap_prob_sum, np.float64)
+    tries = np.asarray(state.swap_attempts, np.float64)
+    if pool_axes:
+        prob, tries = prob.sum(pool_axes, keepdims=True), tries.sum(pool_axes, keepdims=True)
+    return 1.0 - prob / np.maximum(tries, 1.0)
+
+
+def adaptation_rounds(burn_in: int, chunk: int) -> list[int]:
+    """Chunks per round, doubling (1, 2, 4, ...), filling the burn-in's whole chunks."""
+    rounds, total, n = [], 0, 1
+    while total + n <= burn_in // chunk:
+        rounds.append(n)
+        total += n
+        n *= 2
+    return rounds
