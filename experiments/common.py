@@ -29,7 +29,7 @@ from mhsnn import bayes, chips, config, metrics, posterior, sgd
 from mhsnn.config import Config, ConfigError
 from mhsnn.io import atomic_write_bytes, write_json
 from mhsnn.mcmc import diagnostics
-from mhsnn.mcmc.sample import Progress, Schedule
+from mhsnn.mcmc.sample import Progress, Schedule, pt_report
 
 CODE_VERSION = "1"  # bump when a change makes old checkpoints meaningless
 
@@ -137,8 +137,8 @@ def grid_chip(num_folds: int, sigmas, per_sigma: int) -> chips.Chip:
 
 
 def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
-           key: jax.Array) -> dict[str, np.ndarray]:
-    """MH on folds x sigmas x chains; per-chain W* and BMA test probabilities and draws."""
+           key: jax.Array, tempered: bool = False) -> dict[str, np.ndarray]:
+    """MH (or PT) on folds x sigmas x chains: per-chain W* and BMA test probabilities, draws."""
     m = cfg.mh
     F, S, C = problem.train_spikes.shape[0], len(cfg.sigmas), m.num_chains
     chip = grid_chip(F, cfg.sigmas, C)
@@ -146,22 +146,36 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
     burn_in = None if m.burn_in < 0 else m.burn_in
     schedule = Schedule.with_draws(m.num_steps, burn_in, m.num_draws)
     chunk = min(m.chunk_size, m.num_steps)
+    if tempered:  # at least ~5 doubling rounds of schedule adaptation inside the burn-in
+        chunk = max(1, min(chunk, schedule.burn_in // 32))
     settings = settings_of(cfg)
-    state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk)
+    K = cfg.pt.num_temperatures
+    if tempered:
+        state0, advance, pool = bayes.setup_pt(key, problem, chip, hyper, settings, schedule,
+                                               chunk, K, C)
+    else:
+        state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk)
+    shape = (F, S, C)
 
     def finish(state):
         out = bayes.evaluate(state, problem, chip, settings, schedule)
-        shape = (F, S, C)
-        return {"mean_probs": out.mean_probs.reshape(*shape, *out.mean_probs.shape[2:]),
-                "bma_probs": out.bma_probs.reshape(*shape, *out.bma_probs.shape[2:]),
-                "acceptance": out.acceptance_rate.reshape(shape),
-                "draws": out.draws.reshape(*shape, *out.draws.shape[2:]),
-                "draws_logdensity": np.asarray(state.draws_logdensity).reshape(
-                    *shape, schedule.num_draws)}
+        result = {"mean_probs": out.mean_probs.reshape(*shape, *out.mean_probs.shape[2:]),
+                  "bma_probs": out.bma_probs.reshape(*shape, *out.bma_probs.shape[2:]),
+                  "acceptance": out.acceptance_rate.reshape(shape),
+                  "draws": out.draws.reshape(*shape, *out.draws.shape[2:]),
+                  "draws_logdensity": np.asarray(state.draws_logdensity).reshape(
+                      *shape, schedule.num_draws)}
+        if tempered:
+            report = pt_report(state.inner, schedule, pool)
+            result.update(betas=np.asarray(state.inner.betas).reshape(*shape, K),
+                          swap_acceptance=report["swap_acceptance"].reshape(*shape, K - 1),
+                          round_trips_per_1000=report["round_trips_per_1000"].reshape(shape))
+        return result
 
+    chains = F * S * C * (K if tempered else 1)
     return stages.run(stage, lambda: state0, advance,
                       lambda s: int(s.step) >= schedule.num_steps, finish,
-                      Progress(stage, schedule, F * S * C))
+                      Progress(stage, schedule, chains))
 
 
 SG_LITERAL = {"learning_rate": 1e-3, "init_mean1": 0.0, "init_std1": 0.1, "init_mean2": 0.0,
@@ -259,6 +273,13 @@ def mh_diagnostic_rows(outcome: dict, sigmas, extra: dict | None = None) -> list
                          "ess_weights_median": float(np.median(e_w)),
                          "ess_weights_min": float(np.min(e_w)),
                          "chains": draws.shape[2], "draws_per_chain": draws.shape[3]})
+            if "swap_acceptance" in outcome:
+                swap = outcome["swap_acceptance"][f, s].mean(0)
+                rows[-1].update(
+                    barrier=float((1 - swap).sum()),
+                    swap_acceptance=" ".join(f"{a:.3f}" for a in swap),
+                    betas=" ".join(f"{b:.4f}" for b in outcome["betas"][f, s].mean(0)),
+                    round_trips_per_1000=float(outcome["round_trips_per_1000"][f, s].mean()))
     return rows
 
 
@@ -266,12 +287,15 @@ def method_rows(stages: Stages, cfg: Config, problem, key, stage_prefix: str,
                 extra: dict | None = None) -> tuple[list[dict], list[dict], dict]:
     """All methods of the config on one problem: (result rows, diagnostic rows, raw probs)."""
     rows, diag, raw = [], [], {}
-    if "mh" in cfg.methods:
-        out = run_mh(stages, f"{stage_prefix}mh", cfg, problem, jax.random.fold_in(key, 0))
-        rows += cell_rows("mh_mean", out["mean_probs"], problem, cfg.sigmas, False, extra)
-        rows += cell_rows("mh_bma", out["bma_probs"], problem, cfg.sigmas, True, extra)
-        diag += mh_diagnostic_rows(out, cfg.sigmas, extra)
-        raw["mh_mean"], raw["mh_bma"] = out["mean_probs"], out["bma_probs"]
+    for name in ("mh", "pt"):
+        if name not in cfg.methods:
+            continue
+        out = run_mh(stages, f"{stage_prefix}{name}", cfg, problem,
+                     jax.random.fold_in(key, 0 if name == "mh" else 100), name == "pt")
+        rows += cell_rows(f"{name}_mean", out["mean_probs"], problem, cfg.sigmas, False, extra)
+        rows += cell_rows(f"{name}_bma", out["bma_probs"], problem, cfg.sigmas, True, extra)
+        diag += mh_diagnostic_rows(out, cfg.sigmas, {"method": name, **(extra or {})})
+        raw[f"{name}_mean"], raw[f"{name}_bma"] = out["mean_probs"], out["bma_probs"]
     for i, (name, in_loop, hyper) in enumerate(sg_variants(cfg)):
         out = run_sg(stages, f"{stage_prefix}{name}", cfg, problem, jax.random.fold_in(key, 1 + i),
                      in_loop, hyper)

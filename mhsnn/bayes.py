@@ -15,7 +15,7 @@ import numpy as np
 
 from mhsnn import posterior, snn
 from mhsnn.chips import Chip
-from mhsnn.mcmc import mh
+from mhsnn.mcmc import mh, pt
 from mhsnn.mcmc.sample import (
     ChainState,
     Kernel,
@@ -23,7 +23,9 @@ from mhsnn.mcmc.sample import (
     init_chains,
     make_advance,
     mh_kernel,
+    pt_kernel,
     run_chunks,
+    tempered_advance,
 )
 
 
@@ -74,6 +76,47 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
 
     state = init_chains(key_run, inner, kernel, schedule, observe)
     return state, make_advance(kernel, schedule, chunk_size, observe)
+
+
+def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
+             settings: posterior.SNNSettings, schedule: Schedule, chunk_size: int,
+             num_temperatures: int, chains_per_cell: int):
+    """(initial ChainState, advance) for parallel tempering on every chain of the grid.
+
+    Each chain carries K replicas ([F, M, K, 96]); all M x K replicas' likelihoods are one
+    batched forward pass. The chains of one cell (consecutive blocks of ``chains_per_cell``)
+    share a schedule, adapted from their pooled swap statistics during burn-in.
+    """
+    shape, K = chip.sigma.shape, num_temperatures
+    F, M = shape
+    lik_std = jnp.repeat(_col(hyper.lik_std, shape), K, axis=1)
+    chip_k = jax.tree.map(lambda leaf: jnp.repeat(leaf, K, axis=1), chip)
+
+    def log_lik(theta):  # [F, M, K, 96] -> [F, M, K]
+        flat = theta.reshape(F, M * K, theta.shape[-1])
+        return posterior.log_likelihood(flat, problem, chip_k, lik_std, settings).reshape(F, M, K)
+
+    def log_prior(theta):
+        return posterior.log_prior(theta, _col(hyper.prior_std, shape)[..., None])
+
+    step_size = _col(hyper.step_size, shape)[..., None, None]
+    kernel = pt_kernel(log_prior, log_lik, step_size)
+    key_init, key_run = jax.random.split(key)
+    replicas = jnp.repeat(init_positions(key_init, hyper, shape)[:, :, None], K, axis=2)
+    betas = jnp.broadcast_to(jnp.asarray(pt.linear_betas(K), jnp.float32), (F, M, K))
+    inner = jax.jit(pt.init, static_argnums=(2, 3))(replicas, betas, log_prior, log_lik)
+
+    def observe(theta):
+        return posterior.test_probabilities(theta, problem, chip, settings)
+
+    def pool(x):  # sum over the chains of each cell, broadcast back
+        cells = x.reshape(F, M // chains_per_cell, chains_per_cell, x.shape[-1])
+        return np.broadcast_to(cells.sum(2, keepdims=True), cells.shape).reshape(x.shape)
+
+    state = init_chains(key_run, inner, kernel, schedule, observe)
+    advance = tempered_advance(make_advance(kernel, schedule, chunk_size, observe), schedule,
+                               chunk_size, pool, adapt=K > 1)
+    return state, advance, pool
 
 
 def run(key, problem, chip, hyper, settings, schedule: Schedule, chunk_size: int = 1000,

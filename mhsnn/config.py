@@ -15,7 +15,8 @@ from importlib import resources
 from typing import Any
 
 PRESETS = ("quick", "paper")
-METHODS = ("mh", "sg_offline", "sg_in_loop")
+METHODS = ("mh", "sg_offline", "sg_in_loop")  # the default methods
+ALL_METHODS = (*METHODS, "pt")
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,11 @@ class MHConfig:
 
 
 @dataclass(frozen=True)
+class PTConfig:
+    num_temperatures: int = 4  # K replicas per chain; steps, chains, c, v, p come from mh.*
+
+
+@dataclass(frozen=True)
 class SGConfig:
     seeds: int = 1  # initialisations per (fold, sigma) cell
     epochs: int = 100
@@ -67,6 +73,7 @@ class Config:
     methods: tuple[str, ...] = METHODS
     snn: SNNConfig = field(default_factory=SNNConfig)
     mh: MHConfig = field(default_factory=MHConfig)
+    pt: PTConfig = field(default_factory=PTConfig)
     sg: SGConfig = field(default_factory=SGConfig)
 
 
@@ -192,8 +199,10 @@ def validate(cfg: Config) -> Config:
     _check(len(cfg.n_train) >= 1, "n_train", list(cfg.n_train), "a non-empty list")
     for n in cfg.n_train:
         _check(2 <= n <= 567, "n_train", list(cfg.n_train), "values in [2, 567]")
-    _check(len(cfg.methods) >= 1 and all(m in METHODS for m in cfg.methods), "methods",
-           list(cfg.methods), f"a non-empty list drawn from {', '.join(METHODS)}")
+    _check(len(cfg.methods) >= 1 and all(m in ALL_METHODS for m in cfg.methods), "methods",
+           list(cfg.methods), f"a non-empty list drawn from {', '.join(ALL_METHODS)}")
+    _check(1 <= cfg.pt.num_temperatures <= 64, "pt.num_temperatures", cfg.pt.num_temperatures,
+           "in [1, 64]")
     s = cfg.snn
     _check(0 < s.alpha < 1, "snn.alpha", s.alpha, "in (0, 1)")
     _finite_positive("snn.threshold", s.threshold)

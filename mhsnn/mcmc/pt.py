@@ -171,12 +171,16 @@ def reset_swap_stats(state: PTState) -> PTState:
     return state._replace(swap_accepts=z, swap_attempts=z, swap_prob_sum=z)
 
 
-def rejection_rates(state: PTState, pool_axes: tuple[int, ...] = ()) -> np.ndarray:
-    """Mean swap rejection per neighbouring pair (1 - acceptance probability), pooled."""
+def rejection_rates(state: PTState, pool=None) -> np.ndarray:
+    """Swap rejection per neighbouring pair, 1 - mean acceptance probability [..., K-1].
+
+    ``pool`` (optional) sums the statistics over the chains that share a schedule and
+    broadcasts the sums back to every chain.
+    """
     prob = np.asarray(state.swap_prob_sum, np.float64)
     tries = np.asarray(state.swap_attempts, np.float64)
-    if pool_axes:
-        prob, tries = prob.sum(pool_axes, keepdims=True), tries.sum(pool_axes, keepdims=True)
+    if pool is not None:
+        prob, tries = pool(prob), pool(tries)
     return 1.0 - prob / np.maximum(tries, 1.0)
 
 

@@ -256,35 +256,46 @@ class PTResult(MCMCResult):
     round_trips_per_1000: np.ndarray = None  # [chains]
 
 
-def adapt_schedule(state: ChainState, advance: Callable, schedule: Schedule, chunk: int,
-                   pool_axes: tuple[int, ...], adapt: bool = True,
-                   on_chunk: Callable | None = None) -> ChainState:
-    """Burn-in (with Pigeons-style rounds of doubling length if ``adapt``), then freeze the
-    schedule and reset the swap statistics and round-trip counts at the end of burn-in.
+def tempered_advance(advance: Callable, schedule: Schedule, chunk: int, pool: Callable,
+                     adapt: bool = True) -> Callable[[ChainState], ChainState]:
+    """Wrap a PT ``advance`` with the schedule's life cycle, decided by the step count alone
+    (so a run resumed from a checkpoint takes the same decisions):
 
-    Swap statistics are pooled over ``pool_axes`` (the chains sharing one schedule)."""
-    rounds = pt.adaptation_rounds(schedule.burn_in, chunk) if adapt else []
-    for num_chunks in rounds:
-        for _ in range(num_chunks):
-            state = advance(state)
-            if on_chunk is not None:
-                on_chunk(state)
-        inner = state.inner
-        rejection = pt.rejection_rates(inner, pool_axes)
-        betas = pt.adapt_betas(rejection, np.asarray(inner.betas))
-        state = state._replace(inner=pt.reset_swap_stats(inner._replace(
-            betas=jnp.asarray(betas, jnp.float32).reshape(inner.betas.shape))))
-    while int(state.step) < schedule.burn_in:
+    - during burn-in, Pigeons-style rounds of doubling length (1, 2, 4, ... chunks); after each
+      the betas are re-placed from the pooled swap rejection rates (``pool`` sums the
+      statistics of the chains that share a schedule and broadcasts them back);
+    - at the end of burn-in the schedule is frozen and the swap statistics and round-trip
+      counts restart, so the report covers the kept part of the run.
+    """
+    ends, total = set(), 0
+    for n in (pt.adaptation_rounds(schedule.burn_in, chunk) if adapt else []):
+        total += n
+        ends.add(total * chunk)
+
+    def wrapped(state: ChainState) -> ChainState:
         state = advance(state)
-        if on_chunk is not None:
-            on_chunk(state)
-    inner = pt.reset_swap_stats(state.inner)
-    return state._replace(inner=inner._replace(round_trips=jnp.zeros_like(inner.round_trips)))
+        step, inner = int(state.step), state.inner
+        if step in ends:
+            rejection = pt.rejection_rates(inner, pool)
+            betas = pt.adapt_betas(rejection, np.asarray(inner.betas))
+            inner = pt.reset_swap_stats(inner._replace(
+                betas=jnp.asarray(betas, jnp.float32).reshape(inner.betas.shape)))
+        if step - chunk < schedule.burn_in <= step:
+            inner = pt.reset_swap_stats(inner)._replace(
+                round_trips=jnp.zeros_like(inner.round_trips))
+        return state._replace(inner=inner)
+
+    return wrapped
 
 
-def pt_report(inner: pt.PTState, schedule: Schedule, pool_axes: tuple[int, ...]) -> dict:
+def pool_all(x: np.ndarray) -> np.ndarray:
+    """Pool over the leading (chain) axis: one schedule for all chains."""
+    return np.broadcast_to(x.sum(0, keepdims=True), x.shape)
+
+
+def pt_report(inner: pt.PTState, schedule: Schedule, pool: Callable) -> dict:
     """Schedule, swap acceptance, barrier and round trips after burn-in."""
-    rejection = pt.rejection_rates(inner, pool_axes)
+    rejection = pt.rejection_rates(inner, pool)
     trips = np.asarray(inner.round_trips)
     kept = max(schedule.num_steps - schedule.burn_in, 1)
     return dict(swap_acceptance=1.0 - rejection, barrier=rejection.sum(-1),
@@ -329,14 +340,15 @@ def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callabl
     ll = jax.vmap(jax.vmap(log_likelihood_fn))
     kernel = pt_kernel(lp, ll, step_size)
     replicas = jnp.repeat(positions[:, None], K, axis=1)
-    inner = pt.init(replicas, jnp.asarray(start, jnp.float32), lp, ll)
+    inner = pt.init(replicas, jnp.broadcast_to(jnp.asarray(start, jnp.float32),
+                                               (positions.shape[0], K)), lp, ll)
     state = init_chains(key, inner, kernel, schedule)
     chunk = min(chunk_size, num_steps, max(1, schedule.burn_in // 128) if adapt else num_steps)
-    advance = make_advance(kernel, schedule, chunk)
-    state = adapt_schedule(state, advance, schedule, chunk, pool_axes=(0,), adapt=adapt)
+    advance = tempered_advance(make_advance(kernel, schedule, chunk), schedule, chunk, pool_all,
+                               adapt)
     state = run_chunks(state, advance, schedule, chunk)
-    report = pt_report(state.inner, schedule, pool_axes=(0,))
-    return PTResult(**summarize(state, schedule), betas=np.asarray(state.inner.betas),
+    report = pt_report(state.inner, schedule, pool_all)
+    return PTResult(**summarize(state, schedule), betas=np.asarray(state.inner.betas)[0],
                     swap_acceptance=report["swap_acceptance"][0],
                     barrier=float(report["barrier"][0]),
                     round_trips=report["round_trips"],

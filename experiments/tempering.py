@@ -1,0 +1,107 @@
+"""MH against non-reversible parallel tempering on the SNN posterior, at an equal budget.
+
+The budget is counted in chain-steps of every replica: MH runs ``mh.num_steps`` steps per
+chain, PT with K = ``pt.num_temperatures`` replicas runs ``mh.num_steps / K`` steps. Both see
+the same folds, sigmas, chains, c, v and p. Reported per (method, sigma, fold): R-hat and ESS
+of the log density across chains (the permutation-invariant summary), ESS per second,
+test accuracy of W* and the BMA, and for PT the barrier Lambda, the schedule and round trips.
+Writes tempering.csv and tempering.png to --out (default results/<preset>/).
+
+    python -m experiments.tempering [--preset quick|paper] [--set KEY=VALUE] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import numpy as np
+
+from experiments import common
+from mhsnn import data, metrics, posterior
+from mhsnn.io import write_csv
+from mhsnn.mcmc import diagnostics
+
+EXPERIMENT = "tempering"
+DEFAULTS = ["folds=2", "sigmas=[0, 3]", "pt.num_temperatures=8", "mh.num_steps=16000"]
+
+
+def run(cfg, out, resume) -> list[dict]:
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    stages = common.Stages(out, cfg, EXPERIMENT, resume)
+    ds = data.load_breast_cancer()
+    key = jax.random.key(cfg.seed)
+    splits = data.kfold_splits(ds.y, 5, cfg.seed)[: cfg.folds]
+    problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps)
+    K = cfg.pt.num_temperatures
+    pt_cfg = dataclasses.replace(cfg, mh=dataclasses.replace(
+        cfg.mh, num_steps=max(cfg.mh.num_steps // K, 2)))
+    rows = []
+    for name, run_cfg, tempered in (("mh", cfg, False), ("pt", pt_cfg, True)):
+        t_stage = time.perf_counter()
+        outcome = common.run_mh(stages, name, run_cfg, problem, jax.random.fold_in(key, 5),
+                                tempered)
+        wall = stages.timings.get(name, time.perf_counter() - t_stage)
+        for s, sigma in enumerate(cfg.sigmas):
+            for f in range(problem.train_spikes.shape[0]):
+                mask = np.asarray(problem.test_mask[f]).astype(bool)
+                labels = np.asarray(problem.test_labels[f])[mask]
+                lds = outcome["draws_logdensity"][f, s][..., None]
+                ess = float(diagnostics.ess(lds)[0])
+                row = {"method": name, "sigma": float(sigma), "fold": f,
+                       "steps_per_chain": run_cfg.mh.num_steps, "replicas": K if tempered else 1,
+                       "chain_steps": run_cfg.mh.num_steps * (K if tempered else 1),
+                       "rhat_logdensity": float(diagnostics.rhat(lds)[0]),
+                       "ess_logdensity": ess, "ess_per_s": ess / wall, "wall_s": wall,
+                       "acc_mean": float(np.mean([metrics.accuracy(p[mask], labels)
+                                                  for p in outcome["mean_probs"][f, s]])),
+                       "acc_bma": metrics.accuracy(outcome["bma_probs"][f, s].mean(0)[mask],
+                                                   labels)}
+                if tempered:
+                    swap = outcome["swap_acceptance"][f, s].mean(0)
+                    row.update(barrier=float((1 - swap).sum()),
+                               round_trips_per_1000=float(
+                                   outcome["round_trips_per_1000"][f, s].mean()),
+                               betas=" ".join(f"{b:.4f}" for b in outcome["betas"][f, s, 0]))
+                rows.append(row)
+    write_csv(out / "tempering.csv", rows)
+    _figure(rows, out / "tempering.png")
+    common.write_manifest(out, cfg, EXPERIMENT, time.perf_counter() - t0, stages)
+    for r in rows:
+        print(f"{r['method']} sigma={r['sigma']:g} fold={r['fold']}  R-hat {r['rhat_logdensity']:.2f}"
+              f"  ESS/s {r['ess_per_s']:.2f}  W* {r['acc_mean']:.3f}  BMA {r['acc_bma']:.3f}"
+              + (f"  Lambda {r['barrier']:.2f}  trips/1000 {r['round_trips_per_1000']:.2f}"
+                 if r["method"] == "pt" else ""))
+    return rows
+
+
+def _figure(rows, path) -> None:
+    from mhsnn.plots import _save, plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    for ax, key, label in zip(axes, ("rhat_logdensity", "ess_per_s", "acc_bma"),
+                              ("R-hat (log density)", "ESS / s (log density)", "BMA accuracy")):
+        for i, method in enumerate(("mh", "pt")):
+            rs = [r for r in rows if r["method"] == method]
+            xs = [r["sigma"] + (i - 0.5) * 0.15 for r in rs]
+            ax.plot(xs, [r[key] for r in rs], "o", label=method)
+        ax.set(xlabel="sigma", title=label)
+    axes[0].legend()
+    fig.suptitle("MH vs PT at an equal budget of replica chain-steps")
+    _save(fig, path)
+
+
+def main(argv=None) -> None:
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sets = [a for d in DEFAULTS if not any(x.startswith(d.split("=")[0] + "=") for x in argv)
+            for a in ("--set", d)]
+    cfg, out, resume = common.parse_args(sets + argv, __doc__.splitlines()[0])
+    common.main_guard(lambda: run(cfg, out, resume))
+
+
+if __name__ == "__main__":
+    main()
