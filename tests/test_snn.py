@@ -144,3 +144,14 @@ def test_extreme_weights_never_give_nan():
 
 def test_silent_network_predicts_class_zero():
     assert snn.predict(jnp.array([[0.0, 0.0], [0.2, 0.2], [0.1, 0.3]])).tolist() == [0, 0, 1]
+
+
+def test_chain_blocks_give_identical_counts():
+    C = 12
+    params = snn.unflatten(3.0 * jax.random.normal(jax.random.key(5), (C, snn.NUM_WEIGHTS)) + 1.0)
+    spikes = (jax.random.uniform(jax.random.key(6), (10, 20, 30)) < 0.3).astype(jnp.float32)
+    chip = chips.polynomial(jnp.linspace(0.0, 3.0, C))
+    whole = snn.run_batched(params, spikes, chip=chip, chain_block=C)
+    blocked = snn.run_batched(params, spikes, chip=chip, chain_block=4)
+    np.testing.assert_array_equal(np.asarray(whole), np.asarray(blocked))
+    assert float(whole.sum()) > 0

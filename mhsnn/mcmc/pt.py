@@ -72,7 +72,9 @@ def local_move(key, state: PTState, log_prior_fn, log_likelihood_fn, step_size):
     proposal = state.position + step_size * noise
     lp, ll = log_prior_fn(proposal), log_likelihood_fn(proposal)
     # beta * ll with beta = 0 and ll = -inf would be NaN: a zero-weight likelihood counts 0.
-    tempered = lambda p, l: p + jnp.where(state.betas > 0, state.betas * l, 0.0)  # noqa: E731
+    def tempered(prior, lik):
+        return prior + jnp.where(state.betas > 0, state.betas * lik, 0.0)
+
     new_target, old_target = tempered(lp, ll), tempered(state.log_prior, state.log_lik)
     finite = jnp.isfinite(new_target)
     log_ratio = jnp.where(finite, new_target - old_target, -jnp.inf)

@@ -298,8 +298,8 @@ def pt_report(inner: pt.PTState, schedule: Schedule, pool: Callable) -> dict:
     rejection = pt.rejection_rates(inner, pool)
     trips = np.asarray(inner.round_trips)
     kept = max(schedule.num_steps - schedule.burn_in, 1)
-    return dict(swap_acceptance=1.0 - rejection, barrier=rejection.sum(-1),
-                round_trips=trips, round_trips_per_1000=trips * 1000.0 / kept)
+    return {"swap_acceptance": 1.0 - rejection, "barrier": rejection.sum(-1),
+            "round_trips": trips, "round_trips_per_1000": trips * 1000.0 / kept}
 
 
 def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callable,
