@@ -30,6 +30,7 @@ from mhsnn.config import Config, ConfigError
 from mhsnn.io import atomic_write_bytes, write_json
 from mhsnn.mcmc import diagnostics
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
+from mhsnn.sharding import shard_chains
 
 CODE_VERSION = "1"  # bump when a change makes old checkpoints meaningless
 
@@ -173,6 +174,7 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
         return result
 
     chains = F * S * C * (K if tempered else 1)
+    state0 = shard_chains(state0, S * C)  # the chain axis across all local devices
     return stages.run(stage, lambda: state0, advance,
                       lambda s: int(s.step) >= schedule.num_steps, finish,
                       Progress(stage, schedule, chains))
