@@ -138,3 +138,12 @@ def test_resume_refuses_a_checkpoint_from_another_config(tmp_path, capsys):
         sigma_sweep.main([*TINY, "--set", "seed=7", "--out", str(out), "--resume"])
     assert exc.value.code == 2
     assert "different config" in capsys.readouterr().err
+
+
+def test_same_seed_identical_outputs_other_seed_different(tmp_path):
+    small = [*TINY, "--set", "methods=['mh', 'sg_offline']", "--set", "sg.literal=false"]
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        sigma_sweep.main([*small, "--set", f"seed={seed}", "--out", str(tmp_path / name)])
+    csv_of = {n: (tmp_path / n / "sigma_sweep.csv").read_bytes() for n in "abc"}
+    assert csv_of["a"] == csv_of["b"]
+    assert csv_of["a"] != csv_of["c"]
