@@ -131,18 +131,25 @@ def settings_of(cfg: Config) -> posterior.SNNSettings:
     return posterior.SNNSettings(alpha=cfg.snn.alpha, threshold=cfg.snn.threshold)
 
 
-def grid_chip(num_folds: int, sigmas, per_sigma: int) -> chips.Chip:
-    """Chip leaves [F, S * per_sigma]: sigma s for the s-th block of chains (or seeds)."""
-    col = jnp.repeat(jnp.asarray(sigmas, jnp.float32), per_sigma)
-    return chips.Chip(sigma=jnp.tile(col, (num_folds, 1)))
+def grid_chip(num_folds: int, cells, per_cell: int) -> chips.Chip:
+    """Chip leaves [F, S * per_cell, ...]: the s-th cell's chip for the s-th block of chains
+    (or seeds). ``cells`` is a list of chips with the same fields, or of sigma values."""
+    cells = [c if isinstance(c, chips.Chip) else chips.polynomial(c) for c in cells]
+    stacked = chips.stack(cells)
+    return jax.tree.map(lambda leaf: jnp.broadcast_to(
+        jnp.repeat(leaf, per_cell, axis=0), (num_folds, leaf.shape[0] * per_cell, *leaf.shape[1:])),
+        stacked)
 
 
 def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
-           key: jax.Array, tempered: bool = False) -> dict[str, np.ndarray]:
-    """MH (or PT) on folds x sigmas x chains: per-chain W* and BMA test probabilities, draws."""
+           key: jax.Array, tempered: bool = False, cells=None) -> dict[str, np.ndarray]:
+    """MH (or PT) on folds x cells x chains: per-chain W* and BMA test probabilities, draws.
+
+    ``cells``: the chips of the grid (default: ``cfg.sigmas`` as polynomial chips)."""
     m = cfg.mh
-    F, S, C = problem.train_spikes.shape[0], len(cfg.sigmas), m.num_chains
-    chip = grid_chip(F, cfg.sigmas, C)
+    cells = cfg.sigmas if cells is None else cells
+    F, S, C = problem.train_spikes.shape[0], len(cells), m.num_chains
+    chip = grid_chip(F, cells, C)
     hyper = bayes.MHHyper(m.step_size, m.lik_std, m.prior_std, m.init_mean, m.init_std)
     burn_in = None if m.burn_in < 0 else m.burn_in
     schedule = Schedule.with_draws(m.num_steps, burn_in, m.num_draws)
@@ -200,13 +207,16 @@ def sg_variants(cfg: Config) -> list[tuple[str, bool, sgd.SGHyper]]:
 
 
 def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, key: jax.Array,
-           in_loop: bool, hyper: sgd.SGHyper) -> dict[str, np.ndarray]:
-    """SG cells trained (offline: once per fold and seed) and tested on each sigma."""
-    F, S, R = problem.train_spikes.shape[0], len(cfg.sigmas), cfg.sg.seeds
+           in_loop: bool, hyper: sgd.SGHyper, cells=None) -> dict[str, np.ndarray]:
+    """SG cells trained (offline: once per fold and seed, on the ideal model) and tested on
+    each cell's chip."""
+    cells = cfg.sigmas if cells is None else cells
+    F, S, R = problem.train_spikes.shape[0], len(cells), cfg.sg.seeds
     settings = settings_of(cfg)
-    train_chip = grid_chip(F, cfg.sigmas if in_loop else [0.0], R)
+    train_chip = grid_chip(F, cells if in_loop else [0.0], R)
     init, advance = sgd.make_trainer(hyper, in_loop, settings, cfg.sg.epochs_per_chunk)
-    keys = jax.random.split(key, train_chip.sigma.size).reshape(train_chip.sigma.shape)
+    grid = chips.grid_shape(train_chip)
+    keys = jax.random.split(key, grid[0] * grid[1]).reshape(grid)
     chip_for_training = train_chip if in_loop else jax.tree.map(jnp.zeros_like, train_chip)
     step = jax.jit(jax.vmap(jax.vmap(advance, in_axes=(0, None, None, None, 0))))
 
@@ -216,7 +226,7 @@ def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, 
 
     def finish(state):
         theta = state.theta if in_loop else jnp.tile(state.theta, (1, S, 1))
-        test_chip = grid_chip(F, cfg.sigmas, R)
+        test_chip = grid_chip(F, cells, R)
         probs = np.asarray(sgd.deployed_probabilities(theta, problem, test_chip, settings))
         failed = np.asarray(state.failed)
         failed = failed if in_loop else np.tile(failed, (1, S))
@@ -234,15 +244,16 @@ def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, 
                       lambda s: int(s.epoch.min()) >= hyper.epochs, finish, progress)
 
 
-def cell_rows(method: str, probs: np.ndarray, problem: posterior.Problem, sigmas,
+def cell_rows(method: str, probs: np.ndarray, problem: posterior.Problem, labels,
               pooled: bool, extra: dict | None = None) -> list[dict]:
-    """Rows per (sigma, fold). probs [F, S, R, Nte, 2]: R chains or seeds.
+    """Rows per (cell, fold). probs [F, S, R, Nte, 2]: R chains or seeds; ``labels`` name the
+    S cells (dicts of columns, or sigma values).
 
     pooled: the R predictives are averaged first (BMA over chains); otherwise each of the R
     is scored alone and the metrics are averaged (the expected result of one run).
     """
     rows = []
-    for s, sigma in enumerate(sigmas):
+    for s, label in enumerate(_labels(labels)):
         for f in range(probs.shape[0]):
             mask = np.asarray(problem.test_mask[f]).astype(bool)
             labels = np.asarray(problem.test_labels[f])[mask]
@@ -251,23 +262,27 @@ def cell_rows(method: str, probs: np.ndarray, problem: posterior.Problem, sigmas
             else:
                 each = [metrics.summary(p[mask], labels) for p in probs[f, s]]
                 scores = {k: float(np.mean([e[k] for e in each])) for k in each[0]}
-            row = {"method": method, "sigma": float(sigma), "fold": f, **(extra or {}), **scores,
+            row = {"method": method, **label, "fold": f, **(extra or {}), **scores,
                    "n_test": int(mask.sum())}
             rows.append(row)
     return rows
 
 
-def mh_diagnostic_rows(outcome: dict, sigmas, extra: dict | None = None) -> list[dict]:
-    """Acceptance, R-hat and ESS per (sigma, fold) from the kept draws."""
+def _labels(labels) -> list[dict]:
+    return [lab if isinstance(lab, dict) else {"sigma": float(lab)} for lab in labels]
+
+
+def mh_diagnostic_rows(outcome: dict, labels, extra: dict | None = None) -> list[dict]:
+    """Acceptance, R-hat and ESS per (cell, fold) from the kept draws."""
     rows = []
     draws, lds = outcome["draws"], outcome["draws_logdensity"]
-    for s, sigma in enumerate(sigmas):
+    for s, label in enumerate(_labels(labels)):
         for f in range(draws.shape[0]):
             r_w = diagnostics.rhat(draws[f, s])
             e_w = diagnostics.ess(draws[f, s])
             r_ld = diagnostics.rhat(lds[f, s][..., None])[0]
             e_ld = diagnostics.ess(lds[f, s][..., None])[0]
-            rows.append({"sigma": float(sigma), "fold": f, **(extra or {}),
+            rows.append({**label, "fold": f, **(extra or {}),
                          "acceptance": float(outcome["acceptance"][f, s].mean()),
                          "rhat_logdensity": float(r_ld), "ess_logdensity": float(e_ld),
                          "rhat_weights_median": float(np.median(r_w)),
@@ -286,23 +301,28 @@ def mh_diagnostic_rows(outcome: dict, sigmas, extra: dict | None = None) -> list
 
 
 def method_rows(stages: Stages, cfg: Config, problem, key, stage_prefix: str,
-                extra: dict | None = None) -> tuple[list[dict], list[dict], dict]:
-    """All methods of the config on one problem: (result rows, diagnostic rows, raw probs)."""
+                extra: dict | None = None, cells=None,
+                labels=None) -> tuple[list[dict], list[dict], dict]:
+    """All methods of the config on one problem: (result rows, diagnostic rows, raw probs).
+
+    ``cells`` (chips) and ``labels`` (their row columns) default to ``cfg.sigmas``."""
+    cells = cfg.sigmas if cells is None else cells
+    labels = cfg.sigmas if labels is None else labels
     rows, diag, raw = [], [], {}
     for name in ("mh", "pt"):
         if name not in cfg.methods:
             continue
         out = run_mh(stages, f"{stage_prefix}{name}", cfg, problem,
-                     jax.random.fold_in(key, 0 if name == "mh" else 100), name == "pt")
-        rows += cell_rows(f"{name}_mean", out["mean_probs"], problem, cfg.sigmas, False, extra)
-        rows += cell_rows(f"{name}_bma", out["bma_probs"], problem, cfg.sigmas, True, extra)
-        diag += mh_diagnostic_rows(out, cfg.sigmas, {"method": name, **(extra or {})})
+                     jax.random.fold_in(key, 0 if name == "mh" else 100), name == "pt", cells)
+        rows += cell_rows(f"{name}_mean", out["mean_probs"], problem, labels, False, extra)
+        rows += cell_rows(f"{name}_bma", out["bma_probs"], problem, labels, True, extra)
+        diag += mh_diagnostic_rows(out, labels, {"method": name, **(extra or {})})
         raw[f"{name}_mean"], raw[f"{name}_bma"] = out["mean_probs"], out["bma_probs"]
     for i, (name, in_loop, hyper) in enumerate(sg_variants(cfg)):
         out = run_sg(stages, f"{stage_prefix}{name}", cfg, problem, jax.random.fold_in(key, 1 + i),
-                     in_loop, hyper)
-        new = cell_rows(name, out["probs"], problem, cfg.sigmas, False, extra)
-        for r, (s, f) in zip(new, [(s, f) for s in range(len(cfg.sigmas))
+                     in_loop, hyper, cells)
+        new = cell_rows(name, out["probs"], problem, labels, False, extra)
+        for r, (s, f) in zip(new, [(s, f) for s in range(len(cells))
                                    for f in range(out["failed"].shape[0])]):
             r["failed_cells"] = int(out["failed"][f, s].sum())
         rows += new

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import posterior, snn
+from mhsnn import chips, posterior, snn
 from mhsnn.chips import Chip
 from mhsnn.mcmc import mh, pt
 from mhsnn.mcmc.sample import (
@@ -45,10 +45,13 @@ def _col(x, shape) -> jax.Array:
 
 def log_posterior_fn(problem: posterior.Problem, chip: Chip, hyper: MHHyper,
                      settings: posterior.SNNSettings) -> Callable[[jax.Array], jax.Array]:
-    """Positions [F, M, 96] -> log posterior [F, M] (the likelihood runs on the chip)."""
+    """Positions [F, M, 96] (and, for a noisy chip, a key) -> log posterior [F, M].
 
-    def logdensity(theta):
-        return (posterior.log_likelihood(theta, problem, chip, hyper.lik_std, settings)
+    The likelihood runs on the chip; a noisy chip makes it a noisy estimate (see mh.kernel).
+    """
+
+    def logdensity(theta, key=None):
+        return (posterior.log_likelihood(theta, problem, chip, hyper.lik_std, settings, key)
                 + posterior.log_prior(theta, hyper.prior_std))
 
     return logdensity
@@ -64,15 +67,17 @@ def init_positions(key: jax.Array, hyper: MHHyper, shape: tuple[int, int]) -> ja
 def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
           settings: posterior.SNNSettings, schedule: Schedule, chunk_size: int):
     """(initial ChainState, jitted advance) for MH on every chain of the grid."""
-    shape = chip.sigma.shape
+    shape = chips.grid_shape(chip)
+    stochastic = chips.is_noisy(chip)
     logdensity = log_posterior_fn(problem, chip, hyper, settings)
-    kernel: Kernel = mh_kernel(logdensity, _col(hyper.step_size, shape)[..., None])
+    kernel: Kernel = mh_kernel(logdensity, _col(hyper.step_size, shape)[..., None], stochastic)
     key_init, key_run = jax.random.split(key)
     positions = init_positions(key_init, hyper, shape)
-    inner = jax.jit(mh.init, static_argnums=1)(positions, logdensity)
+    first = jax.random.fold_in(key_init, 1)
+    inner = jax.jit(lambda p: mh.init(p, lambda th: logdensity(th, first)))(positions)
 
-    def observe(theta):
-        return posterior.test_probabilities(theta, problem, chip, settings)
+    def observe(theta, key):
+        return posterior.test_probabilities(theta, problem, chip, settings, key)
 
     state = init_chains(key_run, inner, kernel, schedule, observe)
     return state, make_advance(kernel, schedule, chunk_size, observe)
@@ -87,7 +92,9 @@ def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
     batched forward pass. The chains of one cell (consecutive blocks of ``chains_per_cell``)
     share a schedule, adapted from their pooled swap statistics during burn-in.
     """
-    shape, K = chip.sigma.shape, num_temperatures
+    if not isinstance(chip, Chip) or chips.is_noisy(chip):
+        raise ValueError("chip: parallel tempering needs a deterministic JAX chip")
+    shape, K = chips.grid_shape(chip), num_temperatures
     F, M = shape
     lik_std = jnp.repeat(_col(hyper.lik_std, shape), K, axis=1)
     chip_k = jax.tree.map(lambda leaf: jnp.repeat(leaf, K, axis=1), chip)
@@ -106,7 +113,7 @@ def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
     betas = jnp.broadcast_to(jnp.asarray(pt.linear_betas(K), jnp.float32), (F, M, K))
     inner = jax.jit(pt.init, static_argnums=(2, 3))(replicas, betas, log_prior, log_lik)
 
-    def observe(theta):
+    def observe(theta, key):
         return posterior.test_probabilities(theta, problem, chip, settings)
 
     def pool(x):  # sum over the chains of each cell, broadcast back
@@ -136,13 +143,19 @@ class GridOutcome(NamedTuple):
     train_mse_mean: np.ndarray  # [F, M] training MSE of W*
 
 
-def evaluate(state: ChainState, problem, chip, settings, schedule: Schedule) -> GridOutcome:
-    """Test predictions of W* (each chain's posterior mean) and of the chain's BMA."""
+def evaluate(state: ChainState, problem, chip, settings, schedule: Schedule,
+             key: jax.Array | None = None) -> GridOutcome:
+    """Test predictions of W* (each chain's posterior mean) and of the chain's BMA.
+
+    ``key`` draws the read noise of a noisy chip for the W* evaluation.
+    """
+    key = jax.random.key(0) if key is None else key
+    k_test, k_train = jax.random.split(key)
 
     @jax.jit
     def on_mean(theta):
-        return (posterior.test_probabilities(theta, problem, chip, settings),
-                posterior.mse(theta, problem, chip, settings))
+        return (posterior.test_probabilities(theta, problem, chip, settings, k_test),
+                posterior.mse(theta, problem, chip, settings, k_train))
 
     mean_probs, train_mse = on_mean(state.mean)
     num_draws = max(schedule.num_draws, 1)

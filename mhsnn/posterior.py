@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import data, snn
+from mhsnn import chips, data, snn
 from mhsnn.chips import Chip
 from mhsnn.metrics import probabilities
 
@@ -74,28 +74,43 @@ class SNNSettings(NamedTuple):
     threshold: float = 1.0
 
 
-def counts_on(theta: jax.Array, spikes: jax.Array, chip: Chip,
-              settings: SNNSettings) -> jax.Array:
-    """Output spike counts [F, M, N, 2] of positions [F, M, 96] on per-fold spikes."""
+def counts_on(theta: jax.Array, spikes: jax.Array, chip: Chip | chips.ExternalChip,
+              settings: SNNSettings, key: jax.Array | None = None) -> jax.Array:
+    """Output spike counts [F, M, N, 2] of positions [F, M, 96] on per-fold spikes.
 
-    def per_fold(theta_f, spikes_f, chip_f):
+    A noisy chip draws fresh read noise from ``key``; an ``ExternalChip`` is queried on the
+    host through ``jax.pure_callback`` (one call per fold, all M weight sets at once).
+    """
+    if isinstance(chip, chips.ExternalChip):
+        M = theta.shape[1]
+
+        def query(theta_f, spikes_f):
+            shape = jax.ShapeDtypeStruct((M, spikes_f.shape[1], snn.NUM_OUTPUTS), jnp.float32)
+            return jax.pure_callback(chip, shape, theta_f, spikes_f, vmap_method="sequential")
+
+        return jax.vmap(query)(theta, spikes)
+    keys = jax.random.split(key, theta.shape[0]) if chips.is_noisy(chip) else None
+
+    def per_fold(theta_f, spikes_f, chip_f, key_f):
         return snn.run_batched(snn.unflatten(theta_f), spikes_f, chip=chip_f,
-                               alpha=settings.alpha, threshold=settings.threshold)
+                               alpha=settings.alpha, threshold=settings.threshold, key=key_f)
 
-    return jax.vmap(per_fold)(theta, spikes, chip)
+    return jax.vmap(per_fold)(theta, spikes, chip, keys)
 
 
-def mse(theta: jax.Array, problem: Problem, chip: Chip, settings: SNNSettings) -> jax.Array:
+def mse(theta: jax.Array, problem: Problem, chip, settings: SNNSettings,
+        key: jax.Array | None = None) -> jax.Array:
     """Training MSE [F, M] between output rates on the chip and one-hot labels."""
-    rates = counts_on(theta, problem.train_spikes, chip, settings) / problem.num_steps
+    rates = counts_on(theta, problem.train_spikes, chip, settings, key) / problem.num_steps
     sq = jnp.sum((rates - problem.train_targets[:, None]) ** 2, axis=-1)  # [F, M, N]
     mask = problem.train_mask[:, None]
     return jnp.sum(sq * mask, axis=-1) / (2.0 * jnp.sum(mask, axis=-1))
 
 
-def log_likelihood(theta, problem, chip, lik_std, settings: SNNSettings) -> jax.Array:
+def log_likelihood(theta, problem, chip, lik_std, settings: SNNSettings,
+                   key: jax.Array | None = None) -> jax.Array:
     """-MSE / (2 v^2), [F, M]."""
-    return -mse(theta, problem, chip, settings) / (2.0 * lik_std**2)
+    return -mse(theta, problem, chip, settings, key) / (2.0 * lik_std**2)
 
 
 def log_prior(theta: jax.Array, prior_std) -> jax.Array:
@@ -103,6 +118,7 @@ def log_prior(theta: jax.Array, prior_std) -> jax.Array:
     return -0.5 * jnp.sum(theta**2, axis=-1) / prior_std**2
 
 
-def test_probabilities(theta, problem, chip, settings: SNNSettings) -> jax.Array:
+def test_probabilities(theta, problem, chip, settings: SNNSettings,
+                       key: jax.Array | None = None) -> jax.Array:
     """Predictive class probabilities [F, M, Nte, 2] on the test set (see metrics)."""
-    return probabilities(counts_on(theta, problem.test_spikes, chip, settings))
+    return probabilities(counts_on(theta, problem.test_spikes, chip, settings, key))

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mhsnn import posterior, snn
+from mhsnn import chips, posterior, snn
 from mhsnn.chips import Chip
 
 
@@ -53,10 +53,13 @@ def init_theta(key: jax.Array, hyper: SGHyper) -> jax.Array:
 
 
 def batch_loss(theta, spikes, targets, mask, chip: Chip, in_loop: bool,
-               settings: posterior.SNNSettings) -> jax.Array:
-    """MSE of output rates to one-hot over the real rows of a minibatch (mean over rows, classes)."""
+               settings: posterior.SNNSettings, key: jax.Array | None = None) -> jax.Array:
+    """MSE of output rates to one-hot over the real rows of a minibatch (mean over rows, classes).
+
+    ``key`` draws a noisy chip's read noise for this query."""
     rates = snn.forward(snn.unflatten(theta), spikes, chip=chip, alpha=settings.alpha,
-                        threshold=settings.threshold, in_loop=in_loop)
+                        threshold=settings.threshold, in_loop=in_loop,
+                        key=key if chips.is_noisy(chip) else None)
     sq = jnp.sum((rates - targets) ** 2, axis=-1)
     return jnp.sum(sq * mask) / (2.0 * jnp.maximum(jnp.sum(mask), 1.0))
 
@@ -89,9 +92,9 @@ def make_trainer(hyper: SGHyper, in_loop: bool, settings: posterior.SNNSettings,
 
         def minibatch(carry, batch):
             theta, opt_state, failed = carry
-            idx, ok = batch
+            idx, ok, b = batch
             loss, grad = grad_fn(theta, spikes[:, idx], targets[idx], mask[idx] * ok, chip,
-                                 in_loop, settings)
+                                 in_loop, settings, jax.random.fold_in(k_perm, b))
             updates, new_opt = optimizer.update(grad, opt_state, theta)
             new_theta = optax.apply_updates(theta, updates)
             failed = failed | ~(jnp.isfinite(loss) & jnp.all(jnp.isfinite(grad))
@@ -102,7 +105,8 @@ def make_trainer(hyper: SGHyper, in_loop: bool, settings: posterior.SNNSettings,
             return (theta, opt_state, failed), loss
 
         (theta, opt_state, failed), losses = jax.lax.scan(
-            minibatch, (state.theta, state.opt_state, state.failed), (order, valid))
+            minibatch, (state.theta, state.opt_state, state.failed),
+            (order, valid, jnp.arange(num_batches)))
         return TrainState(theta, opt_state, key, state.epoch + 1, failed, jnp.mean(losses))
 
     def advance(state, spikes, targets, mask, chip):
@@ -125,7 +129,7 @@ def train_grid(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: SG
     Offline mode ignores the chip when training (pass the ideal chip's shape).
     """
     init, advance = make_trainer(hyper, in_loop, settings, epochs_per_chunk)
-    F, M = chip.sigma.shape
+    F, M = chips.grid_shape(chip)
     keys = jax.random.split(key, F * M).reshape(F, M)
     state = jax.vmap(jax.vmap(init))(keys)
     train_chip = chip if in_loop else jax.tree.map(jnp.zeros_like, chip)
@@ -139,8 +143,10 @@ def train_grid(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: SG
     return state
 
 
-def deployed_probabilities(theta: jax.Array, problem: posterior.Problem, chip: Chip,
-                           settings: posterior.SNNSettings) -> jax.Array:
+def deployed_probabilities(theta: jax.Array, problem: posterior.Problem, chip,
+                           settings: posterior.SNNSettings,
+                           key: jax.Array | None = None) -> jax.Array:
     """Test probabilities [F, M, Nte, 2] of trained weights [F, M, 96] deployed on the chip."""
-    return jax.jit(posterior.test_probabilities, static_argnums=3)(theta, problem, chip, settings)
+    key = jax.random.key(0) if key is None else key
+    return jax.jit(lambda th: posterior.test_probabilities(th, problem, chip, settings, key))(theta)
 

@@ -24,6 +24,7 @@ with surrogate gradients.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -54,61 +55,137 @@ def _spike_jvp(primals, tangents):
     return spike(x), surrogate(x) * dx
 
 
+class LayerChip(NamedTuple):
+    """A chip's fields for one layer, shaped to broadcast against that layer's state."""
+
+    sigma: jax.Array
+    alpha: jax.Array | float  # effective decay (mismatch included)
+    threshold: jax.Array | float  # effective threshold (mismatch included)
+    noise_std: jax.Array | None
+    v_max: jax.Array | None
+
+
+def _potential(layer: LayerChip, u: jax.Array, noise: jax.Array | None) -> jax.Array:
+    """What the chip's membrane holds after the update u: f_sigma, read noise, saturation."""
+    v = chips.membrane(layer, u)
+    if noise is not None:
+        v = v + layer.noise_std * noise
+    if layer.v_max is not None:
+        v = jnp.minimum(v, layer.v_max)
+    return v
+
+
 @jax.custom_jvp
-def _membrane_in_loop(chip: Chip, u: jax.Array) -> jax.Array:
-    return chips.membrane(chip, u)
+def _potential_in_loop(layer: LayerChip, u: jax.Array, noise: jax.Array | None) -> jax.Array:
+    return _potential(layer, u, noise)
 
 
-@_membrane_in_loop.defjvp
-def _membrane_in_loop_jvp(primals, tangents):
+@_potential_in_loop.defjvp
+def _potential_in_loop_jvp(primals, tangents):
     # Value from the chip, derivative from the ideal model (f_0(u) = u): the chip's
-    # non-linearity never enters the gradient.
-    chip, u = primals
-    _, du = tangents
-    return chips.membrane(chip, u), du
+    # non-linearity, noise and saturation never enter the gradient.
+    layer, u, noise = primals
+    return _potential(layer, u, noise), tangents[1]
 
 
-def lif_step(v, current, *, chip: Chip, alpha: float, threshold: float, in_loop: bool = False):
-    """One LIF update; returns (new potential, spikes). ``chip`` broadcasts against ``v``."""
-    u = alpha * v + (1.0 - alpha) * current
-    v_chip = _membrane_in_loop(chip, u) if in_loop else chips.membrane(chip, u)
-    s = spike(v_chip - threshold)
-    keep = (v_chip >= 0) & (v_chip < threshold)
+@jax.custom_jvp
+def _quantize_in_loop(chip: Chip, w: jax.Array) -> jax.Array:
+    return chips.quantize(chip, w)
+
+
+@_quantize_in_loop.defjvp
+def _quantize_in_loop_jvp(primals, tangents):
+    chip, w = primals
+    return chips.quantize(chip, w), tangents[1]  # straight-through, as the ideal model
+
+
+def layer_chip(chip: Chip, layer: int, alpha: float, threshold: float,
+               neuron_axis: int = -1, expand=lambda x: x) -> LayerChip:
+    """The fields of ``chip`` for ``layer`` (0 hidden, 1 output).
+
+    Per-neuron fields are sliced to the layer and their neuron axis moved to ``neuron_axis``;
+    ``expand`` reshapes every field to broadcast against the layer's state.
+    """
+    lo, hi = (0, NUM_HIDDEN) if layer == 0 else (NUM_HIDDEN, NUM_HIDDEN + NUM_OUTPUTS)
+
+    def neuron(field):
+        return expand(jnp.moveaxis(field[..., lo:hi], -1, neuron_axis))
+
+    def maybe(field):
+        return None if field is None else expand(field)
+
+    a = alpha if chip.alpha_scale is None else jnp.clip(alpha * neuron(chip.alpha_scale),
+                                                         0.0, 0.999)
+    t = threshold if chip.threshold_scale is None else threshold * neuron(chip.threshold_scale)
+    return LayerChip(expand(chip.sigma), a, t, maybe(chip.noise_std), maybe(chip.v_max))
+
+
+def lif_step(v, current, *, chip: LayerChip, in_loop: bool = False, noise=None):
+    """One LIF update of a layer; returns (new potential, spikes).
+
+    ``chip`` (see ``layer_chip``) broadcasts against ``v``; ``noise`` is a standard normal
+    draw of ``v``'s shape when the chip has read noise.
+    """
+    u = chip.alpha * v + (1.0 - chip.alpha) * current
+    v_chip = _potential_in_loop(chip, u, noise) if in_loop else _potential(chip, u, noise)
+    s = spike(v_chip - chip.threshold)
+    keep = (v_chip >= 0) & (v_chip < chip.threshold)
     return jnp.where(keep, v_chip, 0.0), s
 
 
-def _scan(cur1, second_layer, *, chip, alpha, threshold, in_loop):
-    """Scan over time given the hidden layer's input currents cur1 [T, ..., 3]."""
-    step = {"chip": chip, "alpha": alpha, "threshold": threshold, "in_loop": in_loop}
-    v1 = jnp.zeros(cur1.shape[1:], cur1.dtype)
-    v2 = jnp.zeros((*cur1.shape[1:-1], NUM_OUTPUTS), cur1.dtype)
+def _noise(key, t, layer, shape):
+    return None if key is None else jax.random.normal(
+        jax.random.fold_in(jax.random.fold_in(key, t), layer), shape)
 
-    def body(carry, c1):
+
+def _scan(cur1_fn, second_layer, xs, state_shapes, layers, key, in_loop):
+    """Scan over time; ``cur1_fn(x)`` gives the hidden layer's input currents at one step."""
+    v1 = jnp.zeros(state_shapes[0], jnp.float32)
+    v2 = jnp.zeros(state_shapes[1], jnp.float32)
+
+    def body(carry, x):
         v1, v2, count = carry
-        v1, s1 = lif_step(v1, c1, **step)
-        v2, s2 = lif_step(v2, second_layer(s1), **step)
+        t, s_in = x
+        v1, s1 = lif_step(v1, cur1_fn(s_in), chip=layers[0], in_loop=in_loop,
+                          noise=_noise(key, t, 0, v1.shape))
+        v2, s2 = lif_step(v2, second_layer(s1), chip=layers[1], in_loop=in_loop,
+                          noise=_noise(key, t, 1, v2.shape))
         return (v1, v2, count + s2), None
 
-    (_, _, count), _ = jax.lax.scan(body, (v1, v2, jnp.zeros_like(v2)), cur1)
+    (_, _, count), _ = jax.lax.scan(body, (v1, v2, jnp.zeros_like(v2)),
+                                    (jnp.arange(xs.shape[0]), xs))
     return count
 
 
+def _check_key(chip: Chip, key) -> None:
+    if chips.is_noisy(chip) and key is None:
+        raise ValueError("key: this chip has membrane read noise; pass a key for the query")
+
+
 def run(params: Params, spikes: jax.Array, *, chip: Chip | None = None, alpha: float = 0.9,
-        threshold: float = 1.0, in_loop: bool = False) -> jax.Array:
+        threshold: float = 1.0, in_loop: bool = False, key: jax.Array | None = None) -> jax.Array:
     """Output spike counts [N, 2] of one weight set on spikes [T, N, 30].
 
     ``in_loop=True`` gives chip values with the ideal model's derivative (chip-in-the-loop).
+    ``key`` draws the read noise of a noisy chip (fresh per query: pass a new key each time).
     """
     chip = chips.ideal() if chip is None else chip
-    cur1 = spikes @ params["w1"]  # [T, N, 3]
-    return _scan(cur1, lambda s1: s1 @ params["w2"], chip=chip, alpha=alpha,
-                 threshold=threshold, in_loop=in_loop)
+    _check_key(chip, key)
+    quant = _quantize_in_loop if in_loop else chips.quantize
+    w1, w2 = quant(chip, params["w1"]), quant(chip, params["w2"])
+    layers = [layer_chip(chip, i, alpha, threshold) for i in (0, 1)]
+    N = spikes.shape[1]
+    return _scan(lambda s_in: s_in @ w1, lambda s1: s1 @ w2, spikes,
+                 ((N, NUM_HIDDEN), (N, NUM_OUTPUTS)), layers, key if chips.is_noisy(chip)
+                 else None, in_loop)
 
 
 def forward(params: Params, spikes: jax.Array, *, chip: Chip | None = None, alpha: float = 0.9,
-            threshold: float = 1.0, in_loop: bool = False) -> jax.Array:
+            threshold: float = 1.0, in_loop: bool = False,
+            key: jax.Array | None = None) -> jax.Array:
     """Output spike rates [N, 2] (counts / T) of one weight set."""
-    counts = run(params, spikes, chip=chip, alpha=alpha, threshold=threshold, in_loop=in_loop)
+    counts = run(params, spikes, chip=chip, alpha=alpha, threshold=threshold, in_loop=in_loop,
+                 key=key)
     return counts / spikes.shape[0]
 
 
@@ -125,57 +202,64 @@ def chain_block_size(num_sets: int) -> int:
 
 
 def run_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
-                alpha: float = 0.9, threshold: float = 1.0,
-                chain_block: int | None = None) -> jax.Array:
+                alpha: float = 0.9, threshold: float = 1.0, chain_block: int | None = None,
+                key: jax.Array | None = None) -> jax.Array:
     """Output spike counts [C, N, 2] of C weight sets (w1 [C, 30, 3], w2 [C, 3, 2]) at once.
 
     Layout chosen by measurement (experiments/benchmark.py): the state is [neuron, C, N]
     with the samples innermost, and each time step's first-layer currents for every weight
     set are one matrix product [3*C, 30] x [30, N] inside the scan, so the step's working
     set stays in cache (hoisting one [T*N, 30] x [30, 3*C] product out of the scan was 2-3x
-    slower on the CPU). Chip leaves may be scalars or carry one value per weight set ([C]),
-    so a grid of chips rides the same axis. ``chain_block`` (default: ``chain_block_size``)
-    splits the sets into blocks run in sequence; results are identical either way.
+    slower on the CPU). Chip leaves may be shared or carry one value per weight set
+    ([C], per-neuron [C, 5]), so a grid of chips rides the same axis. ``chain_block``
+    (default: ``chain_block_size``) splits the sets into blocks run in sequence; results
+    are identical either way.
     """
-    chip = chips.ideal() if chip is None else chip
+    chip = chips.broadcast(chips.ideal() if chip is None else chip, (params["w1"].shape[0],))
+    _check_key(chip, key)
+    key = key if chips.is_noisy(chip) else None
     C = params["w1"].shape[0]
     block = chain_block_size(C) if chain_block is None else chain_block
     if block >= C or C % block:
-        return _run_sets(params, spikes, chip, alpha, threshold)
-    per_set = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (C,)), chip)
-    blocks = jax.tree.map(lambda x: x.reshape(C // block, block, *x.shape[1:]),
-                          (params, per_set))
-    counts = jax.lax.map(lambda pc: _run_sets(pc[0], spikes, pc[1], alpha, threshold), blocks)
+        return _run_sets(params, spikes, chip, alpha, threshold, key)
+    blocks = jax.tree.map(lambda x: x.reshape(C // block, block, *x.shape[1:]), (params, chip))
+    keys = None if key is None else jax.random.split(key, C // block)
+    counts = jax.lax.map(lambda b: _run_sets(b[0][0], spikes, b[0][1], alpha, threshold, b[1]),
+                         (blocks, keys))
     return counts.reshape(C, *counts.shape[2:])
 
 
-def _run_sets(params: Params, spikes: jax.Array, chip: Chip, alpha: float, threshold: float):
-    w1, w2 = params["w1"], params["w2"]
-    C = w1.shape[0]
+def _run_sets(params: Params, spikes: jax.Array, chip: Chip, alpha: float, threshold: float,
+              key: jax.Array | None):
+    C = params["w1"].shape[0]
     _, N, F = spikes.shape
+    per_set = chip._replace(weight_levels=None if chip.weight_levels is None
+                            else chip.weight_levels[:, None, None],
+                            weight_max=None if chip.weight_max is None
+                            else chip.weight_max[:, None, None])
+    w1 = chips.quantize(per_set, params["w1"])
+    w2 = chips.quantize(per_set, params["w2"])
     w1_rows = jnp.transpose(w1, (2, 0, 1)).reshape(NUM_HIDDEN * C, F)  # row h*C + c
     w2_cols = jnp.transpose(w2, (1, 2, 0))[..., None]  # [3, 2, C, 1]
-    per_set = jax.tree.map(lambda leaf: jnp.reshape(leaf, (*jnp.shape(leaf), 1)), chip)
-    step = {"chip": per_set, "alpha": alpha, "threshold": threshold}
+    # Fields [C] -> [1, C, 1]; per-neuron [C, 5] -> [neurons, C, 1] (state is [neuron, C, N]).
+    layers = [layer_chip(chip, i, alpha, threshold, neuron_axis=0,
+                         expand=lambda x: x[..., None] if x.ndim == 2 else x[None, :, None])
+              for i in (0, 1)]
 
-    def body(carry, s_in):
-        v1, v2, count = carry
-        v1, s1 = lif_step(v1, (w1_rows @ s_in.T).reshape(NUM_HIDDEN, C, N), **step)
-        cur2 = jnp.stack([sum(s1[h] * w2_cols[h, k] for h in range(NUM_HIDDEN))
+    def second_layer(s1):
+        return jnp.stack([sum(s1[h] * w2_cols[h, k] for h in range(NUM_HIDDEN))
                           for k in range(NUM_OUTPUTS)])
-        v2, s2 = lif_step(v2, cur2, **step)
-        return (v1, v2, count + s2), None
 
-    v1 = jnp.zeros((NUM_HIDDEN, C, N), spikes.dtype)
-    v2 = jnp.zeros((NUM_OUTPUTS, C, N), spikes.dtype)
-    (_, _, count), _ = jax.lax.scan(body, (v1, v2, v2), spikes)
+    count = _scan(lambda s_in: (w1_rows @ s_in.T).reshape(NUM_HIDDEN, C, N), second_layer,
+                  spikes, ((NUM_HIDDEN, C, N), (NUM_OUTPUTS, C, N)), layers, key, False)
     return jnp.transpose(count, (1, 2, 0))
 
 
 def forward_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
-                    alpha: float = 0.9, threshold: float = 1.0) -> jax.Array:
+                    alpha: float = 0.9, threshold: float = 1.0,
+                    key: jax.Array | None = None) -> jax.Array:
     """Output spike rates [C, N, 2] of C weight sets."""
-    counts = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold)
+    counts = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold, key=key)
     return counts / spikes.shape[0]
 
 

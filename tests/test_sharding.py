@@ -34,6 +34,7 @@ def test_sharded_run_equals_single_device():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
            "JAX_PLATFORMS": "cpu"}
     res = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
+                         check=False,
                          cwd=Path(__file__).resolve().parents[1], timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "identical" in res.stdout

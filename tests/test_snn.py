@@ -122,13 +122,16 @@ def test_in_loop_values_are_the_chip_and_gradient_is_the_ideal_model():
     v = jnp.array([0.2, 0.7, 0.05])
     current = jnp.array([3.0, 4.0, 8.0])
 
-    def potential(cur, **kw):
-        return jnp.sum(snn.lif_step(v, cur, alpha=0.9, threshold=1.0, **kw)[0])
+    def layer(c):
+        return snn.layer_chip(c, 0, alpha=0.9, threshold=1.0)
 
-    g_loop = jax.grad(lambda c: potential(c, chip=chip, in_loop=True))(current)
-    g_ideal = jax.grad(lambda c: potential(c, chip=chips.ideal()))(current)
-    g_chip = jax.grad(lambda c: potential(c, chip=chip))(current)
-    kept = np.asarray(snn.lif_step(v, current, chip=chip, alpha=0.9, threshold=1.0)[0]) > 0
+    def potential(cur, c, **kw):
+        return jnp.sum(snn.lif_step(v, cur, chip=layer(c), **kw)[0])
+
+    g_loop = jax.grad(lambda c: potential(c, chip, in_loop=True))(current)
+    g_ideal = jax.grad(lambda c: potential(c, chips.ideal()))(current)
+    g_chip = jax.grad(lambda c: potential(c, chip))(current)
+    kept = np.asarray(snn.lif_step(v, current, chip=layer(chip))[0]) > 0
     assert kept.any()
     np.testing.assert_allclose(np.asarray(g_loop)[kept], np.asarray(g_ideal)[kept], rtol=1e-6)
     assert not np.allclose(np.asarray(g_chip)[kept], np.asarray(g_ideal)[kept])

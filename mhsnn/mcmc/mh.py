@@ -40,18 +40,28 @@ def _finite_or_minus_inf(logdensity: jax.Array) -> jax.Array:
     return jnp.where(jnp.isfinite(logdensity) | (logdensity == jnp.inf), logdensity, -jnp.inf)
 
 
+QUERY_KEY = 2  # fold_in constant for a stochastic density's key (proposal/accept keys unchanged)
+
+
 def kernel(key: jax.Array, state: MHState, logdensity_fn: LogDensityFn,
-           step_size: jax.Array | float) -> tuple[MHState, MHInfo]:
+           step_size: jax.Array | float, stochastic: bool = False) -> tuple[MHState, MHInfo]:
     """One Gaussian random-walk step, N(W, step_size^2 I), accepted in log space.
 
     ``step_size`` broadcasts against the positions (a scalar, or one value per chain as
     [..., 1]). A proposal whose log density is NaN or +-inf is always rejected, so no
     NaN ever enters a chain.
+
+    ``stochastic=True``: ``logdensity_fn(position, key)`` is a noisy estimate (a chip with
+    read noise). The proposal is evaluated with fresh noise and the current state keeps
+    the estimate it was accepted with, never re-evaluated: this is pseudo-marginal MH, exact
+    for the posterior under the noise-averaged likelihood p(W) E[L(D | W, noise)], because
+    exp(log-density estimate) is an unbiased, non-negative estimate of that likelihood.
     """
     key_proposal, key_accept = jax.random.split(key)
     noise = jax.random.normal(key_proposal, state.position.shape, state.position.dtype)
     proposal = state.position + step_size * noise
-    proposal_logdensity = logdensity_fn(proposal)
+    proposal_logdensity = (logdensity_fn(proposal, jax.random.fold_in(key, QUERY_KEY))
+                           if stochastic else logdensity_fn(proposal))
     finite = jnp.isfinite(proposal_logdensity)
     log_ratio = jnp.where(finite, proposal_logdensity - state.logdensity, -jnp.inf)
     log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)

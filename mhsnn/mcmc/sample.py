@@ -52,6 +52,9 @@ class Schedule:
         return (self.num_steps - self.burn_in) // self.thin
 
 
+OBSERVE_KEY = 3  # fold_in constant: the key a draw's observation uses
+
+
 class ChainState(NamedTuple):
     """Everything a run carries between chunks (and writes to a checkpoint)."""
 
@@ -76,11 +79,11 @@ class Kernel(NamedTuple):
     target: Callable[[Any], tuple[jax.Array, jax.Array]]
 
 
-def mh_kernel(logdensity_fn: mh.LogDensityFn, step_size) -> Kernel:
+def mh_kernel(logdensity_fn: mh.LogDensityFn, step_size, stochastic: bool = False) -> Kernel:
     """The random-walk MH kernel in the driver's terms."""
 
     def step(key, state):
-        state, info = mh.kernel(key, state, logdensity_fn, step_size)
+        state, info = mh.kernel(key, state, logdensity_fn, step_size, stochastic)
         return state, info.is_accepted
 
     return Kernel(step, lambda state: (state.position, state.logdensity))
@@ -97,7 +100,8 @@ def init_chains(key: jax.Array, inner: Any, kernel: Kernel, schedule: Schedule,
     """The driver's state before the first step."""
     position, logdensity = kernel.target(inner)
     lead = logdensity.shape
-    observed = None if observe is None else jax.tree.map(jnp.zeros_like, observe(position))
+    observed = None if observe is None else jax.tree.map(
+        lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(observe, position, key))
     return ChainState(
         step=jnp.zeros((), jnp.int32), key=key, inner=inner,
         accepted=jnp.zeros(lead, jnp.int32), mean=jnp.zeros_like(position),
@@ -109,6 +113,8 @@ def init_chains(key: jax.Array, inner: Any, kernel: Kernel, schedule: Schedule,
 def make_advance(kernel: Kernel, schedule: Schedule, chunk_size: int,
                  observe: Callable | None = None) -> Callable[[ChainState], ChainState]:
     """A jitted function running the next ``chunk_size`` steps (steps past the end are no-ops).
+
+    ``observe(position, key)`` is summed over the kept draws (the key serves a noisy chip).
 
     Every chunk has the same shape, so the whole run compiles once whatever its length,
     and a run resumed from any chunk boundary takes exactly the same steps.
@@ -130,7 +136,8 @@ def make_advance(kernel: Kernel, schedule: Schedule, chunk_size: int,
         def keep_draw(new):
             observed = new.observed
             if observe is not None:
-                observed = jax.tree.map(jnp.add, observed, observe(position))
+                observed = jax.tree.map(jnp.add, observed,
+                                        observe(position, jax.random.fold_in(sub, OBSERVE_KEY)))
             return new._replace(
                 draws=new.draws.at[..., draw_index, :].set(position),
                 draws_logdensity=new.draws_logdensity.at[..., draw_index].set(logdensity),
