@@ -35,8 +35,12 @@ from mhsnn.sharding import shard_chains
 CODE_VERSION = "1"  # bump when a change makes old checkpoints meaningless
 
 
-def parse_args(argv, description: str) -> tuple[Config, Path, bool]:
-    """Parse the shared options; a bad value exits with code 2 and one line, nothing written."""
+def parse_args(argv, description: str,
+               defaults: list[str] = ()) -> tuple[Config, Path, bool]:
+    """Parse the shared options; a bad value exits with code 2 and one line, nothing written.
+
+    ``defaults`` are ``KEY=VALUE`` settings of this experiment, applied before the user's
+    ``--set`` (which override them)."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--preset", default="quick", help="quick (default) or paper")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -45,7 +49,7 @@ def parse_args(argv, description: str) -> tuple[Config, Path, bool]:
     ap.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     args = ap.parse_args(argv)
     try:
-        cfg = config.build(args.preset, args.sets)
+        cfg = config.build(args.preset, [*defaults, *args.sets])
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -330,7 +334,8 @@ def method_rows(stages: Stages, cfg: Config, problem, key, stage_prefix: str,
     return rows, diag, raw
 
 
-def manifest(cfg: Config, experiment: str, wall: float, stages: Stages) -> dict:
+def manifest(cfg: Config, experiment: str, wall: float, stages: Stages | None,
+             extra: dict | None = None) -> dict:
     """Config, seed, versions, commit, device, wall and per-stage times."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -347,11 +352,15 @@ def manifest(cfg: Config, experiment: str, wall: float, stages: Stages) -> dict:
             "versions": versions, "python": platform.python_version(), "git_commit": commit,
             "device": str(jax.devices()[0]), "platform": jax.default_backend(),
             "num_devices": jax.device_count(), "wall_s": round(wall, 2),
-            "stage_wall_s (compile included)": {k: round(v, 2) for k, v in stages.timings.items()}}
+            "stage_wall_s (compile included)": {
+                k: round(v, 2) for k, v in (stages.timings if stages else {}).items()},
+            **(extra or {})}
 
 
-def write_manifest(out: Path, cfg: Config, experiment: str, wall: float, stages: Stages) -> None:
-    write_json(out / f"{experiment}_manifest.json", manifest(cfg, experiment, wall, stages))
+def write_manifest(out: Path, cfg: Config, experiment: str, wall: float, stages: Stages | None,
+                   extra: dict | None = None) -> None:
+    write_json(out / f"{experiment}_manifest.json",
+               manifest(cfg, experiment, wall, stages, extra))
 
 
 def summarise(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:

@@ -94,12 +94,7 @@ def _figure(rows, path) -> None:
 
 
 def main(argv=None) -> None:
-    import sys
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    sets = [a for d in DEFAULTS if not any(x.startswith(d.split("=")[0] + "=") for x in argv)
-            for a in ("--set", d)]
-    cfg, out, resume = common.parse_args(sets + argv, __doc__.splitlines()[0])
+    cfg, out, resume = common.parse_args(argv, __doc__.splitlines()[0], DEFAULTS)
     common.main_guard(lambda: run(cfg, out, resume))
 
 

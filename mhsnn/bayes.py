@@ -65,8 +65,12 @@ def init_positions(key: jax.Array, hyper: MHHyper, shape: tuple[int, int]) -> ja
 
 
 def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
-          settings: posterior.SNNSettings, schedule: Schedule, chunk_size: int):
-    """(initial ChainState, jitted advance) for MH on every chain of the grid."""
+          settings: posterior.SNNSettings, schedule: Schedule, chunk_size: int,
+          observe: bool = True):
+    """(initial ChainState, jitted advance) for MH on every chain of the grid.
+
+    ``observe``: accumulate the test-set predictive at every kept draw (the BMA); off, no
+    test query is made inside the run."""
     shape = chips.grid_shape(chip)
     stochastic = chips.is_noisy(chip)
     logdensity = log_posterior_fn(problem, chip, hyper, settings)
@@ -76,11 +80,12 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
     first = jax.random.fold_in(key_init, 1)
     inner = jax.jit(lambda p: mh.init(p, lambda th: logdensity(th, first)))(positions)
 
-    def observe(theta, key):
+    def test_predictive(theta, key):
         return posterior.test_probabilities(theta, problem, chip, settings, key)
 
-    state = init_chains(key_run, inner, kernel, schedule, observe)
-    return state, make_advance(kernel, schedule, chunk_size, observe)
+    observe_fn = test_predictive if observe else None
+    state = init_chains(key_run, inner, kernel, schedule, observe_fn)
+    return state, make_advance(kernel, schedule, chunk_size, observe_fn)
 
 
 def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,

@@ -11,7 +11,8 @@ here that is either ``None`` (absent: not even traced) or an array:
   (6-bit magnitude plus sign, as on BrainScaleS-2: 63 levels, 127 distinct values);
 - membrane read noise: Gaussian, added to the potential at every time step, fresh at every
   query (the forward pass then needs a key);
-- membrane saturation: the potential cannot exceed ``v_max``.
+- membrane saturation: the potential is compressed towards +-``v_max`` (v_max tanh(V / v_max)),
+  so a neuron saturating below its threshold can never fire.
 
 Constructors compose: ``noisy(0.05, mismatch(key, 0.2, polynomial(2.0)))``. Because the
 parameters are arrays, a grid of chips of one kind (say, sigma in {0, 1, 2, 3}) is one
@@ -46,7 +47,7 @@ class Chip(NamedTuple):
     weight_levels: jax.Array | None = None  # [...] magnitude levels per sign (0: none)
     weight_max: jax.Array | None = None  # [...] weights clipped to +-weight_max
     noise_std: jax.Array | None = None  # [...] membrane read noise per step and query
-    v_max: jax.Array | None = None  # [...] membrane saturation
+    v_max: jax.Array | None = None  # [...] membrane saturation level
 
 
 def _f32(x) -> jax.Array:
@@ -90,7 +91,7 @@ def noisy(noise_std: float, base: Chip | None = None) -> Chip:
 
 
 def saturating(v_max: float, base: Chip | None = None) -> Chip:
-    """The membrane potential saturates at ``v_max``."""
+    """The membrane potential saturates softly at ``v_max``: V <- v_max tanh(V / v_max)."""
     return (ideal() if base is None else base)._replace(v_max=_f32(v_max))
 
 

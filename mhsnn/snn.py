@@ -71,7 +71,7 @@ def _potential(layer: LayerChip, u: jax.Array, noise: jax.Array | None) -> jax.A
     if noise is not None:
         v = v + layer.noise_std * noise
     if layer.v_max is not None:
-        v = jnp.minimum(v, layer.v_max)
+        v = layer.v_max * jnp.tanh(v / layer.v_max)
     return v
 
 

@@ -1,0 +1,139 @@
+"""Chip-in-the-loop training of a chip with no JAX model: a NumPy simulator behind a callback.
+
+The simulator below stands for real hardware: plain NumPy, no JAX, with its own
+non-idealities (the paper's f_sigma plus frozen per-neuron threshold mismatch). MH trains it
+through ``jax.pure_callback``, knowing nothing of its insides; the engine counts every
+forward run (query) and sample presentation it costs. Writes external_chip.csv (test
+accuracy of the chains' current weights against training queries) and external_chip.png.
+
+    python -m experiments.external_chip [--set KEY=VALUE] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+
+from experiments import common
+from mhsnn import bayes, chips, data, metrics, posterior
+from mhsnn.io import write_csv
+from mhsnn.mcmc.sample import Progress, Schedule
+
+EXPERIMENT = "external_chip"
+DEFAULTS = ["folds=2", "mh.num_chains=16", "mh.num_steps=6000", "mh.chunk_size=250"]
+
+
+class NumpyChip:
+    """A LIF chip simulated in NumPy: f_sigma on the membrane and per-neuron thresholds.
+
+    ``__call__(weights [C, 96], spikes [T, N, 30]) -> counts [C, N, 2]``.
+    """
+
+    def __init__(self, sigma: float = 2.0, threshold_spread: float = 0.0, seed: int = 0,
+                 alpha: float = 0.9):
+        rng = np.random.default_rng(seed)
+        self.sigma, self.alpha = np.float32(sigma), np.float32(alpha)
+        self.thresholds = np.maximum(1.0 + threshold_spread * rng.standard_normal(5),
+                                     0.05).astype(np.float32)
+
+    def _layer(self, v, current, threshold):
+        u = np.clip(self.alpha * v + (np.float32(1) - self.alpha) * current, -1e4, 1e4)
+        s = self.sigma
+        vt = u + (s / 2) * u**2 + (s / 6) * u**3
+        spikes = (vt >= threshold).astype(np.float32)
+        return np.where((vt >= 0) & (vt < threshold), vt, np.float32(0)), spikes
+
+    def __call__(self, weights: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+        C = weights.shape[0]
+        w1 = weights[:, :90].reshape(C, 30, 3).transpose(1, 0, 2).reshape(30, C * 3)
+        w2 = weights[:, 90:].reshape(C, 3, 2)
+        T, N, _ = spikes.shape
+        v1 = np.zeros((N, C, 3), np.float32)
+        v2 = np.zeros((N, C, 2), np.float32)
+        counts = np.zeros((N, C, 2), np.float32)
+        for t in range(T):
+            v1, s1 = self._layer(v1, (spikes[t] @ w1).reshape(N, C, 3), self.thresholds[:3])
+            current2 = sum(s1[..., h, None] * w2[:, h] for h in range(3))
+            v2, s2 = self._layer(v2, current2, self.thresholds[3:])
+            counts += s2
+        return counts.transpose(1, 0, 2)
+
+
+def run(cfg, out, resume) -> list[dict]:
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    ds = data.load_breast_cancer()
+    key = jax.random.key(cfg.seed)
+    splits = data.kfold_splits(ds.y, 5, cfg.seed)[: cfg.folds]
+    problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps)
+    F, C, m = len(splits), cfg.mh.num_chains, cfg.mh
+    simulator = NumpyChip(sigma=2.0, threshold_spread=0.2, seed=cfg.seed)
+    train_chip = chips.ExternalChip(simulator, (F, C))
+    hyper = bayes.MHHyper(m.step_size, m.lik_std, m.prior_std, m.init_mean, m.init_std)
+    schedule = Schedule.with_draws(m.num_steps, None if m.burn_in < 0 else m.burn_in,
+                                   m.num_draws)
+    settings = common.settings_of(cfg)
+    # Test queries go to a second handle on the same chip so that training queries (the
+    # cost of learning) are counted apart from evaluation queries.
+    eval_chip = chips.ExternalChip(simulator, (F, C))
+    state, advance = bayes.setup(key, problem, train_chip, hyper, settings, schedule,
+                                 m.chunk_size, observe=False)
+    progress = Progress(EXPERIMENT, schedule, F * C)
+    test_probs = jax.jit(lambda th: posterior.test_probabilities(th, problem, eval_chip,
+                                                                  settings))
+    rows = []
+    wall = time.perf_counter()
+    while int(state.step) < schedule.num_steps:
+        state = advance(state)
+        progress(state)
+        position = state.inner.position
+        probs = np.asarray(test_probs(position))
+        accs, pooled = [], []
+        for f in range(F):
+            mask = np.asarray(problem.test_mask[f]).astype(bool)
+            labels = np.asarray(problem.test_labels[f])[mask]
+            accs += [metrics.accuracy(p[mask], labels) for p in probs[f]]
+            pooled.append(metrics.accuracy(probs[f].mean(0)[mask], labels))
+        rows.append({"step": int(state.step), "train_queries": train_chip.queries,
+                     "train_presentations": train_chip.presentations,
+                     "test_acc_chains_mean": float(np.mean(accs)),
+                     "test_acc_chains_pooled": float(np.mean(pooled)),
+                     "wall_s": time.perf_counter() - wall})
+    chain_steps = schedule.num_steps * F * C
+    rate = chain_steps / (time.perf_counter() - wall)
+    write_csv(out / "external_chip.csv", rows)
+    _figure(rows, out / "external_chip.png")
+    common.write_manifest(out, cfg, EXPERIMENT, time.perf_counter() - t0, None,
+                          {"callback_chain_steps_per_s": rate,
+                           "train_queries": train_chip.queries,
+                           "train_presentations": train_chip.presentations,
+                           "eval_queries": eval_chip.queries})
+    print(f"{train_chip.queries:,} training queries ({train_chip.presentations:,} sample "
+          f"presentations); final test accuracy {rows[-1]['test_acc_chains_mean']:.3f} "
+          f"(chains' mean), {rows[-1]['test_acc_chains_pooled']:.3f} (pooled); "
+          f"{rate:,.0f} chain-steps/s through the callback")
+    return rows
+
+
+def _figure(rows, path) -> None:
+    from mhsnn.plots import _save, plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    q = [r["train_queries"] for r in rows]
+    ax.plot(q, [r["test_acc_chains_mean"] for r in rows], "o-", label="chains' weights (mean)")
+    ax.plot(q, [r["test_acc_chains_pooled"] for r in rows], "s-", label="pooled predictive")
+    ax.set(xscale="log", xlabel="training queries (forward runs on the chip)",
+           ylabel="test accuracy", title="MH on a NumPy chip through a callback", ylim=(0.3, 1))
+    ax.legend()
+    _save(fig, path)
+
+
+def main(argv=None) -> None:
+    cfg, out, resume = common.parse_args(argv, __doc__.splitlines()[0], DEFAULTS)
+    common.main_guard(lambda: run(cfg, out, resume))
+
+
+if __name__ == "__main__":
+    main()
