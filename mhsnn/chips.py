@@ -4,9 +4,10 @@ The paper's chip distorts the updated membrane potential before the threshold te
 f_sigma (PAPER.md, 'Network'). Real analog chips have more non-idealities, each a field
 here that is either ``None`` (absent: not even traced) or an array:
 
-- device mismatch: per-neuron multipliers of the decay alpha and of the threshold, drawn once
-  per chip instance with a relative spread and frozen by a key (as Rockpool's mismatch
-  generator does);
+- device mismatch: per-neuron multipliers of the membrane time constant and of the threshold,
+  drawn once per chip instance with a relative spread and frozen by a key (as Rockpool's
+  mismatch generator does). With alpha = exp(-dt / tau), a time constant tau * m gives the
+  decay alpha ** (1 / m), which stays in (0, 1) for any m > 0;
 - weight quantisation to ``weight_levels`` magnitude steps per sign within +-``weight_max``
   (6-bit magnitude plus sign, as on BrainScaleS-2: 63 levels, 127 distinct values);
 - membrane read noise: Gaussian, added to the potential at every time step, fresh at every
@@ -35,14 +36,14 @@ import numpy as np
 # (spike, reset) and for u <= -U every f_sigma(u) < 0 (reset, no spike), for any sigma >= 0.
 MEMBRANE_CLIP = 1.0e4
 NUM_NEURONS = 5  # 3 hidden + 2 output
-NEURON_FIELDS = ("alpha_scale", "threshold_scale")
+NEURON_FIELDS = ("tau_scale", "threshold_scale")
 
 
 class Chip(NamedTuple):
     """Non-idealities of a chip; ``None`` fields are absent. Leaves may carry grid axes."""
 
     sigma: jax.Array  # strength of f_sigma(V) = V + (sigma/2) V^2 + (sigma/6) V^3
-    alpha_scale: jax.Array | None = None  # [..., 5] decay alpha_i = alpha * scale_i
+    tau_scale: jax.Array | None = None  # [..., 5] time constant multipliers: alpha_i = alpha**(1/m_i)
     threshold_scale: jax.Array | None = None  # [..., 5] threshold_i = threshold * scale_i
     weight_levels: jax.Array | None = None  # [...] magnitude levels per sign (0: none)
     weight_max: jax.Array | None = None  # [...] weights clipped to +-weight_max
@@ -65,15 +66,15 @@ def polynomial(sigma: float | jax.Array, base: Chip | None = None) -> Chip:
 
 
 def mismatch(key: jax.Array, spread: float, base: Chip | None = None) -> Chip:
-    """Per-neuron decay and threshold multipliers 1 + spread * N(0, 1), frozen by ``key``.
+    """Per-neuron time-constant and threshold multipliers 1 + spread * N(0, 1), frozen by ``key``.
 
-    The effective decay is clipped to [0, 0.999] and the threshold scale to >= 0.05, so a
-    large spread cannot make a neuron unstable or fire on nothing.
+    Both are floored at 0.05, so a large spread cannot give a negative time constant or a
+    neuron that fires on nothing.
     """
-    k_alpha, k_threshold = jax.random.split(key)
+    k_tau, k_threshold = jax.random.split(key)
     base = ideal() if base is None else base
     return base._replace(
-        alpha_scale=1.0 + spread * jax.random.normal(k_alpha, (NUM_NEURONS,)),
+        tau_scale=jnp.maximum(1.0 + spread * jax.random.normal(k_tau, (NUM_NEURONS,)), 0.05),
         threshold_scale=jnp.maximum(1.0 + spread * jax.random.normal(k_threshold, (NUM_NEURONS,)),
                                     0.05))
 

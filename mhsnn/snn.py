@@ -114,8 +114,7 @@ def layer_chip(chip: Chip, layer: int, alpha: float, threshold: float,
     def maybe(field):
         return None if field is None else expand(field)
 
-    a = alpha if chip.alpha_scale is None else jnp.clip(alpha * neuron(chip.alpha_scale),
-                                                         0.0, 0.999)
+    a = alpha if chip.tau_scale is None else alpha ** (1.0 / neuron(chip.tau_scale))
     t = threshold if chip.threshold_scale is None else threshold * neuron(chip.threshold_scale)
     return LayerChip(expand(chip.sigma), a, t, maybe(chip.noise_std), maybe(chip.v_max))
 

@@ -41,8 +41,8 @@ def test_mismatch_frozen_by_key():
     a = chips.mismatch(jax.random.key(1), 0.2)
     b = chips.mismatch(jax.random.key(1), 0.2)
     c = chips.mismatch(jax.random.key(2), 0.2)
-    np.testing.assert_array_equal(np.asarray(a.alpha_scale), np.asarray(b.alpha_scale))
-    assert not np.array_equal(np.asarray(a.alpha_scale), np.asarray(c.alpha_scale))
+    np.testing.assert_array_equal(np.asarray(a.tau_scale), np.asarray(b.tau_scale))
+    assert not np.array_equal(np.asarray(a.tau_scale), np.asarray(c.tau_scale))
     theta, spikes = _setup()
     params = snn.unflatten(theta)
     ra = snn.run_batched(params, spikes, chip=a)
@@ -59,7 +59,7 @@ def test_mismatch_threshold_scale_matches_a_hand_computed_neuron():
     w2[0, 1] = 20.0
     spikes = np.zeros((10, 1, 30), np.float32)
     spikes[:, 0, 0] = 1.0
-    chip = chips.ideal()._replace(alpha_scale=jnp.ones(5),
+    chip = chips.ideal()._replace(tau_scale=jnp.ones(5),
                                   threshold_scale=jnp.array([0.9, 1, 1, 1, 1.0]))
     counts = snn.run({"w1": jnp.asarray(w1), "w2": jnp.asarray(w2)}, jnp.asarray(spikes), chip=chip)
     np.testing.assert_array_equal(np.asarray(counts), [[0.0, 5.0]])
@@ -158,3 +158,19 @@ def test_callback_chip_equals_jax_chip_and_counts_queries_exactly():
                                  7, observe=False)
     run_chunks(state, advance, schedule, 7)
     assert counter.queries == F * M * (7 + 1)
+
+
+def test_time_constant_mismatch_changes_the_decay_as_defined():
+    # tau scaled by 2: alpha = 0.9 ** 0.5 = 0.9487. Constant current 5 on hidden neuron 0:
+    # u1 = 0.0513 * 5 = 0.2566, u_k = 0.9487 u_{k-1} + 0.2566 -> 0.500, 0.731, 0.950, 1.157:
+    # spikes at steps 5 and 10 (2 in 10 steps) instead of 3.
+    w1 = np.zeros((30, 3), np.float32)
+    w1[0, 0] = 5.0
+    w2 = np.zeros((3, 2), np.float32)
+    w2[0, 1] = 20.0
+    spikes = np.zeros((10, 1, 30), np.float32)
+    spikes[:, 0, 0] = 1.0
+    chip = chips.ideal()._replace(tau_scale=jnp.array([2.0, 1, 1, 1, 1]),
+                                  threshold_scale=jnp.ones(5))
+    counts = snn.run({"w1": jnp.asarray(w1), "w2": jnp.asarray(w2)}, jnp.asarray(spikes), chip=chip)
+    np.testing.assert_array_equal(np.asarray(counts), [[0.0, 2.0]])
