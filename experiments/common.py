@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import bayes, chips, config, metrics, posterior, sgd
+from mhsnn import bayes, chips, config, data, metrics, posterior, sgd
 from mhsnn.config import Config, ConfigError
 from mhsnn.io import atomic_write_bytes, write_json
 from mhsnn.mcmc import diagnostics
@@ -125,6 +125,26 @@ class Stages:
         ckpt.unlink(missing_ok=True)
         self.timings[stage] = time.perf_counter() - t0
         return outcome
+
+
+class Run(NamedTuple):
+    """What every experiment starts from: its stages, the data set, the root key."""
+
+    stages: Stages
+    dataset: data.Dataset
+    key: jax.Array
+    t0: float
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def start(out: Path, cfg: Config, experiment: str, resume: bool) -> Run:
+    """Create the output folder and the stage book-keeping; load the data."""
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    return Run(Stages(out, cfg, experiment, resume), data.load_breast_cancer(),
+               jax.random.key(cfg.seed), t0)
 
 
 def _is_key(x) -> bool:

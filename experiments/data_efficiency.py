@@ -11,8 +11,6 @@ data_efficiency_manifest.json to --out.
 
 from __future__ import annotations
 
-import time
-
 import jax
 
 from experiments import common
@@ -23,11 +21,8 @@ EXPERIMENT = "data_efficiency"
 
 
 def run(cfg, out, resume) -> list[dict]:
-    t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    stages = common.Stages(out, cfg, EXPERIMENT, resume)
-    ds = data.load_breast_cancer()
-    key = jax.random.key(cfg.seed)
+    run_ = common.start(out, cfg, EXPERIMENT, resume)
+    stages, ds, key = run_.stages, run_.dataset, run_.key
     rows, diag = [], []
     for n in cfg.n_train:
         splits = data.subset_splits(ds.y, n, cfg.folds, cfg.seed)
@@ -44,7 +39,7 @@ def run(cfg, out, resume) -> list[dict]:
         write_csv(out / "data_efficiency_mh_diagnostics.csv", diag)
     plots.accuracy_vs_ntrain(summary, out / "accuracy_vs_ntrain.png",
                              f"data efficiency ({cfg.preset} preset, {cfg.folds} repeats)")
-    common.write_manifest(out, cfg, EXPERIMENT, time.perf_counter() - t0, stages)
+    common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     common.print_table(summary, ("sigma", "n_train"))
     return rows
 

@@ -18,8 +18,6 @@ Writes nonidealities.csv, nonidealities_summary.csv and nonidealities.png to --o
 
 from __future__ import annotations
 
-import time
-
 import jax
 
 from experiments import common
@@ -41,11 +39,8 @@ def kinds(key: jax.Array) -> dict[str, list[tuple[float, chips.Chip]]]:
 
 
 def run(cfg, out, resume) -> list[dict]:
-    t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    stages = common.Stages(out, cfg, EXPERIMENT, resume)
-    ds = data.load_breast_cancer()
-    key = jax.random.key(cfg.seed)
+    run_ = common.start(out, cfg, EXPERIMENT, resume)
+    stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps)
     rows, diag = [], []
@@ -60,7 +55,7 @@ def run(cfg, out, resume) -> list[dict]:
     write_csv(out / "nonidealities_summary.csv", summary)
     write_csv(out / "nonidealities_mh_diagnostics.csv", diag)
     _figure(summary, out / "nonidealities.png")
-    common.write_manifest(out, cfg, EXPERIMENT, time.perf_counter() - t0, stages)
+    common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     for r in summary:
         print(f"{r['method']:12s} {r['nonideality']:13s} {r['strength']:5g}  "
               f"{r['mean']:.3f} +- {r['std']:.3f}")

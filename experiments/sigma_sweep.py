@@ -10,8 +10,6 @@ accuracy_vs_sigma.png, reliability.png and sigma_sweep_manifest.json to --out.
 
 from __future__ import annotations
 
-import time
-
 import jax
 
 from experiments import common
@@ -22,12 +20,9 @@ EXPERIMENT = "sigma_sweep"
 
 
 def run(cfg, out, resume) -> list[dict]:
-    t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    stages = common.Stages(out, cfg, EXPERIMENT, resume)
-    ds = data.load_breast_cancer()
+    run_ = common.start(out, cfg, EXPERIMENT, resume)
+    stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
-    key = jax.random.key(cfg.seed)
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps)
     rows, diag, raw = common.method_rows(stages, cfg, problem, jax.random.fold_in(key, 1), "")
     summary = common.summarise(rows, ("sigma",))
@@ -41,7 +36,7 @@ def run(cfg, out, resume) -> list[dict]:
     plots.reliability_diagram(common.pooled_predictions(raw, problem, worst),
                               out / "reliability.png",
                               f"reliability at sigma = {cfg.sigmas[worst]:g}")
-    common.write_manifest(out, cfg, EXPERIMENT, time.perf_counter() - t0, stages)
+    common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     common.print_table(summary, ("sigma",))
     return rows
 

@@ -28,11 +28,8 @@ DEFAULTS = ["folds=2", "sigmas=[0, 3]", "pt.num_temperatures=8", "mh.num_steps=1
 
 
 def run(cfg, out, resume) -> list[dict]:
-    t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    stages = common.Stages(out, cfg, EXPERIMENT, resume)
-    ds = data.load_breast_cancer()
-    key = jax.random.key(cfg.seed)
+    run_ = common.start(out, cfg, EXPERIMENT, resume)
+    stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, 5, cfg.seed)[: cfg.folds]
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps)
     K = cfg.pt.num_temperatures
@@ -68,7 +65,7 @@ def run(cfg, out, resume) -> list[dict]:
                 rows.append(row)
     write_csv(out / "tempering.csv", rows)
     _figure(rows, out / "tempering.png")
-    common.write_manifest(out, cfg, EXPERIMENT, time.perf_counter() - t0, stages)
+    common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     for r in rows:
         print(f"{r['method']} sigma={r['sigma']:g} fold={r['fold']}  R-hat {r['rhat_logdensity']:.2f}"
               f"  ESS/s {r['ess_per_s']:.2f}  W* {r['acc_mean']:.3f}  BMA {r['acc_bma']:.3f}"

@@ -14,6 +14,18 @@ def _setup(C=6, N=40, seed=0):
     return theta, spikes
 
 
+def _constant_drive(chip):
+    """Counts of a one-sample network: hidden neuron 0 gets current 5 at every step, and each
+    of its spikes makes output 1 fire (current 20)."""
+    w1 = np.zeros((30, 3), np.float32)
+    w1[0, 0] = 5.0
+    w2 = np.zeros((3, 2), np.float32)
+    w2[0, 1] = 20.0
+    spikes = np.zeros((10, 1, 30), np.float32)
+    spikes[:, 0, 0] = 1.0
+    return snn.run({"w1": jnp.asarray(w1), "w2": jnp.asarray(w2)}, jnp.asarray(spikes), chip=chip)
+
+
 def test_six_bit_quantisation_gives_at_most_127_values_per_layer():
     theta, _ = _setup(C=1)
     w = snn.unflatten(theta[0] * 10.0)
@@ -53,15 +65,9 @@ def test_mismatch_frozen_by_key():
 def test_mismatch_threshold_scale_matches_a_hand_computed_neuron():
     # Hidden neuron 0 gets a constant current 5: u = 0.5, 0.95, 1.355. With its threshold
     # scaled to 0.9 it fires at the second step (0.95 >= 0.9): period 2, 5 spikes in 10.
-    w1 = np.zeros((30, 3), np.float32)
-    w1[0, 0] = 5.0
-    w2 = np.zeros((3, 2), np.float32)
-    w2[0, 1] = 20.0
-    spikes = np.zeros((10, 1, 30), np.float32)
-    spikes[:, 0, 0] = 1.0
     chip = chips.ideal()._replace(tau_scale=jnp.ones(5),
                                   threshold_scale=jnp.array([0.9, 1, 1, 1, 1.0]))
-    counts = snn.run({"w1": jnp.asarray(w1), "w2": jnp.asarray(w2)}, jnp.asarray(spikes), chip=chip)
+    counts = _constant_drive(chip)
     np.testing.assert_array_equal(np.asarray(counts), [[0.0, 5.0]])
 
 
@@ -101,15 +107,8 @@ def test_saturation_matches_a_hand_computed_neuron():
     # v_max = 2: 2 tanh(0.25) = 0.490, then 0.941 -> 0.877, then 1.289 -> 1.136: the same 3.
     # v_max = 1.2: the potential settles at the fixed point of V = 1.2 tanh((0.9 V + 0.5)/1.2),
     # about 0.98 < 1: never a spike.
-    w1 = np.zeros((30, 3), np.float32)
-    w1[0, 0] = 5.0
-    w2 = np.zeros((3, 2), np.float32)
-    w2[0, 1] = 20.0
-    spikes = np.zeros((10, 1, 30), np.float32)
-    spikes[:, 0, 0] = 1.0
-    params = {"w1": jnp.asarray(w1), "w2": jnp.asarray(w2)}
     for v_max, expected in ((2.0, 3.0), (1.2, 0.0)):
-        counts = snn.run(params, jnp.asarray(spikes), chip=chips.saturating(v_max))
+        counts = _constant_drive(chips.saturating(v_max))
         assert float(counts[0, 0]) == 0.0 and float(counts[0, 1]) == expected
 
 
@@ -125,7 +124,7 @@ def test_pseudo_marginal_mh_targets_the_noise_averaged_density():
     state = mh.init(jnp.zeros((256, 1)), lambda x: noisy_logdensity(x, jax.random.key(9)))
 
     def step(state, key):
-        state, info = mh.kernel(key, state, noisy_logdensity, 1.5, stochastic=True)
+        state, _ = mh.kernel(key, state, noisy_logdensity, 1.5, stochastic=True)
         return state, state.position[:, 0]
 
     _, xs = jax.lax.scan(step, state, jax.random.split(jax.random.key(0), 3000))
@@ -164,13 +163,7 @@ def test_time_constant_mismatch_changes_the_decay_as_defined():
     # tau scaled by 2: alpha = 0.9 ** 0.5 = 0.9487. Constant current 5 on hidden neuron 0:
     # u1 = 0.0513 * 5 = 0.2566, u_k = 0.9487 u_{k-1} + 0.2566 -> 0.500, 0.731, 0.950, 1.157:
     # spikes at steps 5 and 10 (2 in 10 steps) instead of 3.
-    w1 = np.zeros((30, 3), np.float32)
-    w1[0, 0] = 5.0
-    w2 = np.zeros((3, 2), np.float32)
-    w2[0, 1] = 20.0
-    spikes = np.zeros((10, 1, 30), np.float32)
-    spikes[:, 0, 0] = 1.0
     chip = chips.ideal()._replace(tau_scale=jnp.array([2.0, 1, 1, 1, 1]),
                                   threshold_scale=jnp.ones(5))
-    counts = snn.run({"w1": jnp.asarray(w1), "w2": jnp.asarray(w2)}, jnp.asarray(spikes), chip=chip)
+    counts = _constant_drive(chip)
     np.testing.assert_array_equal(np.asarray(counts), [[0.0, 2.0]])
