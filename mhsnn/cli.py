@@ -1,22 +1,34 @@
-"""The ``mhsnn`` command: ``mhsnn reproduce`` runs both of the paper's experiments."""
+"""The ``mhsnn`` command: ``mhsnn reproduce`` runs both of the paper's experiments.
+
+    mhsnn reproduce        [--preset quick|paper] [--set KEY=VALUE ...] [--out DIR] [--resume]
+    mhsnn sigma-sweep      (same options)
+    mhsnn data-efficiency  (same options)
+
+``mhsnn COMMAND --help`` lists the options.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+COMMANDS = ("reproduce", "sigma-sweep", "data-efficiency")
 
 
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ap = argparse.ArgumentParser(prog="mhsnn", description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["reproduce", "sigma-sweep", "data-efficiency"],
-                    help="reproduce: sigma sweep then data efficiency")
-    args, rest = ap.parse_known_args(argv)
+    if not argv or argv[0] not in COMMANDS:
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"mhsnn: unknown command {argv[0]!r} (choose from {', '.join(COMMANDS)})",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        print(__doc__)
+        return
     from experiments import common, data_efficiency, sigma_sweep
 
+    command, rest = argv[0], argv[1:]
     chosen = {"reproduce": [sigma_sweep, data_efficiency], "sigma-sweep": [sigma_sweep],
-              "data-efficiency": [data_efficiency]}[args.command]
-    cfg, out, resume = common.parse_args(rest, f"mhsnn {args.command}")
+              "data-efficiency": [data_efficiency]}[command]
+    cfg, out, resume = common.parse_args(rest, f"mhsnn {command}")
     for module in chosen:
         common.main_guard(lambda m=module: m.run(cfg, out, resume))
 

@@ -147,3 +147,15 @@ def test_same_seed_identical_outputs_other_seed_different(tmp_path):
     csv_of = {n: (tmp_path / n / "sigma_sweep.csv").read_bytes() for n in "abc"}
     assert csv_of["a"] == csv_of["b"]
     assert csv_of["a"] != csv_of["c"]
+
+
+def test_mhsnn_command_line(tmp_path, capsys):
+    from mhsnn import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bogus"])
+    assert exc.value.code == 2 and "bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--set", "mh.num_chains=0", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2 and "mh.num_chains" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
