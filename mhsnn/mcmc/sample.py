@@ -201,13 +201,14 @@ class MCMCResult:
     mean: np.ndarray  # [chains, dim] running mean of every step after burn-in
 
 
-def summarize(state: ChainState, schedule: Schedule, **extra) -> dict:
+def summarize(state: ChainState, schedule: Schedule) -> dict:
     """Host-side arrays of a finished single-cell run ([chains, ...])."""
     samples = np.asarray(state.draws)
-    return dict(samples=samples, logdensity=np.asarray(state.draws_logdensity),
-                acceptance_rate=np.asarray(state.accepted) / (schedule.num_steps - schedule.burn_in),
-                rhat=diagnostics.rhat(samples), ess=diagnostics.ess(samples),
-                mean=np.asarray(state.mean), **extra)
+    kept = schedule.num_steps - schedule.burn_in
+    return {"samples": samples, "logdensity": np.asarray(state.draws_logdensity),
+            "acceptance_rate": np.asarray(state.accepted) / kept,
+            "rhat": diagnostics.rhat(samples), "ess": diagnostics.ess(samples),
+            "mean": np.asarray(state.mean)}
 
 
 def _check_positions(init_positions) -> jax.Array:
