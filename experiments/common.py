@@ -413,6 +413,12 @@ def pooled_predictions(raw: dict[str, np.ndarray], problem, sigma_index: int):
     return out
 
 
+def cli(run: Callable, doc: str, argv=None, defaults: list[str] = ()) -> None:
+    """An experiment's ``main``: parse the shared options, then ``run(cfg, out, resume)``."""
+    cfg, out, resume = parse_args(argv, doc.splitlines()[0], defaults)
+    main_guard(lambda: run(cfg, out, resume))
+
+
 def main_guard(fn: Callable[[], None]) -> None:
     """Run an experiment; a ConfigError (bad resume, bad data) exits 2 with one line."""
     try:

@@ -45,8 +45,7 @@ def run(cfg, out, resume) -> list[dict]:
 
 
 def main(argv=None) -> None:
-    cfg, out, resume = common.parse_args(argv, __doc__.splitlines()[0])
-    common.main_guard(lambda: run(cfg, out, resume))
+    common.cli(run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -91,8 +91,7 @@ def _figure(rows, path) -> None:
 
 
 def main(argv=None) -> None:
-    cfg, out, resume = common.parse_args(argv, __doc__.splitlines()[0], DEFAULTS)
-    common.main_guard(lambda: run(cfg, out, resume))
+    common.cli(run, __doc__, argv, DEFAULTS)
 
 
 if __name__ == "__main__":
