@@ -158,3 +158,15 @@ def test_chain_blocks_give_identical_counts():
     blocked = snn.run_batched(params, spikes, chip=chip, chain_block=4)
     np.testing.assert_array_equal(np.asarray(whole), np.asarray(blocked))
     assert float(whole.sum()) > 0
+
+
+def test_hoisted_layout_gives_identical_counts(monkeypatch):
+    params = snn.unflatten(3.0 * jax.random.normal(jax.random.key(7), (8, snn.NUM_WEIGHTS)) + 1.0)
+    spikes = (jax.random.uniform(jax.random.key(8), (10, 30, 30)) < 0.3).astype(jnp.float32)
+    chip = chips.polynomial(jnp.linspace(0.0, 3.0, 8))
+    monkeypatch.setenv("MHSNN_LAYOUT", "step")
+    step = snn.run_batched(params, spikes, chip=chip)
+    monkeypatch.setenv("MHSNN_LAYOUT", "hoisted")
+    hoisted = snn.run_batched(params, spikes, chip=chip)
+    np.testing.assert_array_equal(np.asarray(step), np.asarray(hoisted))
+    assert float(step.sum()) > 0
