@@ -131,6 +131,25 @@ def numpy_loop(problem, steps: int) -> dict:
             "run_s": run_s, "chain_steps_per_s": steps / run_s}
 
 
+def forward_times(problem, set_counts) -> list[dict]:
+    """Wall time of one batched forward pass (455 samples, sigma = 2), best of 5 repeats."""
+    spikes = problem.train_spikes[0][:, :455]
+    rows = []
+    for C in set_counts:
+        params = snn.unflatten(jax.random.normal(jax.random.key(1), (C, 96)) * 2.0)
+        run = jax.jit(lambda p: snn.forward_batched(p, spikes, chip=chips.polynomial(SIGMA)))
+        jax.block_until_ready(run(params))
+        best = float("inf")
+        for _ in range(5):
+            n = max(3, 200 // C)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                jax.block_until_ready(run(params))
+            best = min(best, (time.perf_counter() - t0) / n)
+        rows.append({"weight_sets": C, "forward_ms": best * 1e3})
+    return rows
+
+
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -142,10 +161,18 @@ def main(argv=None) -> None:
     ap.add_argument("--peer-max-chains", type=int, default=256,
                     help="largest chain count for the slower BlackJAX peer")
     ap.add_argument("--json", action="store_true", help="print one JSON object for --chains N")
+    ap.add_argument("--forward", action="store_true",
+                    help="time one forward pass of 455 samples for each --chains count")
     ap.add_argument("--out", type=Path, default=Path("results/benchmark"))
     args = ap.parse_args(argv)
     problem = _problem()
     device = str(jax.devices()[0])
+
+    if args.forward:
+        for r in forward_times(problem, args.chains):
+            print(f"forward pass, 455 samples x {r['weight_sets']} weight sets: "
+                  f"{r['forward_ms']:.3f} ms")
+        return
 
     if args.json:
         chains = args.chains[-1]
