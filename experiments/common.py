@@ -238,15 +238,8 @@ def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, 
     F, S, R = problem.train_spikes.shape[0], len(cells), cfg.sg.seeds
     settings = settings_of(cfg)
     train_chip = grid_chip(F, cells if in_loop else [0.0], R)
-    init, advance = sgd.make_trainer(hyper, in_loop, settings, cfg.sg.epochs_per_chunk)
-    grid = chips.grid_shape(train_chip)
-    keys = jax.random.split(key, grid[0] * grid[1]).reshape(grid)
-    chip_for_training = train_chip if in_loop else jax.tree.map(jnp.zeros_like, train_chip)
-    step = jax.jit(jax.vmap(jax.vmap(advance, in_axes=(0, None, None, None, 0))))
-
-    def run_chunk(state):
-        return step(state, problem.train_spikes, problem.train_targets, problem.train_mask,
-                    chip_for_training)
+    state0, run_chunk = sgd.grid_trainer(key, problem, train_chip, hyper, in_loop, settings,
+                                         cfg.sg.epochs_per_chunk)
 
     def finish(state):
         theta = state.theta if in_loop else jnp.tile(state.theta, (1, S, 1))
@@ -264,7 +257,7 @@ def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, 
         print(f"[{stage}] epoch {ep}/{hyper.epochs}  {time.perf_counter() - t0:.0f}s",
               file=sys.stderr, flush=True)
 
-    return stages.run(stage, lambda: jax.jit(jax.vmap(jax.vmap(init)))(keys), run_chunk,
+    return stages.run(stage, lambda: state0, run_chunk,
                       lambda s: int(s.epoch.min()) >= hyper.epochs, finish, progress)
 
 

@@ -121,23 +121,35 @@ def make_trainer(hyper: SGHyper, in_loop: bool, settings: posterior.SNNSettings,
     return init, advance
 
 
-def train_grid(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: SGHyper,
-               in_loop: bool, settings: posterior.SNNSettings, epochs_per_chunk: int = 10,
-               on_chunk: Callable[[TrainState], None] | None = None) -> TrainState:
-    """Train every cell: chip leaves [F, M] give M cells per fold (sigma x seed).
+def grid_trainer(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: SGHyper,
+                 in_loop: bool, settings: posterior.SNNSettings,
+                 epochs_per_chunk: int = 10) -> tuple[TrainState, Callable]:
+    """(initial state, jitted advance) training every cell of the grid at once.
 
-    Offline mode ignores the chip when training (pass the ideal chip's shape).
+    Chip leaves [F, M] give M cells per fold (sigma x seed). Offline mode trains on the
+    ideal model whatever the chip; ``advance`` runs ``epochs_per_chunk`` more epochs.
     """
     init, advance = make_trainer(hyper, in_loop, settings, epochs_per_chunk)
     F, M = chips.grid_shape(chip)
     keys = jax.random.split(key, F * M).reshape(F, M)
-    state = jax.vmap(jax.vmap(init))(keys)
-    train_chip = chip if in_loop else jax.tree.map(jnp.zeros_like, chip)
-    per_cell = jax.vmap(advance, in_axes=(0, None, None, None, 0))
-    step = jax.jit(jax.vmap(per_cell, in_axes=(0, 0, 0, 0, 0)))
+    state = jax.jit(jax.vmap(jax.vmap(init)))(keys)
+    train_chip = chip if in_loop else chips.broadcast(chips.ideal(), (F, M))
+    step = jax.jit(jax.vmap(jax.vmap(advance, in_axes=(0, None, None, None, 0))))
+
+    def advance_grid(state: TrainState) -> TrainState:
+        return step(state, problem.train_spikes, problem.train_targets, problem.train_mask,
+                    train_chip)
+
+    return state, advance_grid
+
+
+def train_grid(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: SGHyper,
+               in_loop: bool, settings: posterior.SNNSettings, epochs_per_chunk: int = 10,
+               on_chunk: Callable[[TrainState], None] | None = None) -> TrainState:
+    """Train every cell of the grid to the end (see ``grid_trainer``)."""
+    state, advance = grid_trainer(key, problem, chip, hyper, in_loop, settings, epochs_per_chunk)
     while int(state.epoch.min()) < hyper.epochs:
-        state = step(state, problem.train_spikes, problem.train_targets,
-                     problem.train_mask, train_chip)
+        state = advance(state)
         if on_chunk is not None:
             on_chunk(state)
     return state
