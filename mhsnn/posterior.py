@@ -101,10 +101,22 @@ def counts_on(theta: jax.Array, spikes: jax.Array, chip: Chip | chips.ExternalCh
 def mse(theta: jax.Array, problem: Problem, chip, settings: SNNSettings,
         key: jax.Array | None = None) -> jax.Array:
     """Training MSE [F, M] between output rates on the chip and one-hot labels."""
-    rates = counts_on(theta, problem.train_spikes, chip, settings, key) / problem.num_steps
-    sq = jnp.sum((rates - problem.train_targets[:, None]) ** 2, axis=-1)  # [F, M, N]
-    mask = problem.train_mask[:, None]
-    return jnp.sum(sq * mask, axis=-1) / (2.0 * jnp.sum(mask, axis=-1))
+    mask = problem.train_mask
+    if isinstance(chip, chips.ExternalChip):
+        rates = counts_on(theta, problem.train_spikes, chip, settings, key) / problem.num_steps
+        sq = jnp.sum((rates - problem.train_targets[:, None]) ** 2, axis=-1)  # [F, M, N]
+        total = jnp.sum(sq * mask[:, None], axis=-1)
+    else:
+        keys = jax.random.split(key, theta.shape[0]) if chips.is_noisy(chip) else None
+
+        def per_fold(theta_f, spikes_f, targets_f, mask_f, chip_f, key_f):
+            return snn.sq_error_batched(snn.unflatten(theta_f), spikes_f, targets_f, mask_f,
+                                        chip=chip_f, alpha=settings.alpha,
+                                        threshold=settings.threshold, key=key_f)
+
+        total = jax.vmap(per_fold)(theta, problem.train_spikes, problem.train_targets, mask,
+                                   chip, keys)
+    return total / (2.0 * jnp.sum(mask, axis=-1, keepdims=True))
 
 
 def log_likelihood(theta, problem, chip, lik_std, settings: SNNSettings,

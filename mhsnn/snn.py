@@ -233,12 +233,7 @@ def _run_sets(params: Params, spikes: jax.Array, chip: Chip, alpha: float, thres
               key: jax.Array | None):
     C = params["w1"].shape[0]
     _, N, F = spikes.shape
-    per_set = chip._replace(weight_levels=None if chip.weight_levels is None
-                            else chip.weight_levels[:, None, None],
-                            weight_max=None if chip.weight_max is None
-                            else chip.weight_max[:, None, None])
-    w1 = chips.quantize(per_set, params["w1"])
-    w2 = chips.quantize(per_set, params["w2"])
+    w1, w2 = _quantize_sets(chip, params)
     w1_rows = jnp.transpose(w1, (2, 0, 1)).reshape(NUM_HIDDEN * C, F)  # row h*C + c
     w2_cols = jnp.transpose(w2, (1, 2, 0))[..., None]  # [3, 2, C, 1]
     # Fields [C] -> [1, C, 1]; per-neuron [C, 5] -> [neurons, C, 1] (state is [neuron, C, N]).
@@ -262,17 +257,137 @@ def _run_sets(params: Params, spikes: jax.Array, chip: Chip, alpha: float, thres
     return jnp.transpose(count, (1, 2, 0))
 
 
-def batched_layout() -> str:
-    """"step" (a first-layer product per time step inside the scan) or "hoisted" (one product
-    for all steps, then an unrolled scan that fuses into one elementwise pass).
+LAYOUTS = ("fused", "step", "hoisted")
 
-    Measured with experiments/benchmark.py: "step" is 3-5x faster on the CPU (the state stays
-    in cache); "hoisted" is 1.3-1.9x faster on an H100 (9.8M against 5.2M chain-steps/s at
-    16,384 chains), where "step" is bound by writing the state to memory at every step.
-    ``MHSNN_LAYOUT`` overrides the backend's default.
+
+def batched_layout() -> str:
+    """How the batched paths lay the work out; ``MHSNN_LAYOUT`` overrides the backend default.
+
+    - "fused" (CPU default): the likelihood path (``sq_error_batched``) computes one
+      first-layer product for all time steps, then a single elementwise pass over
+      per-neuron [N, C] arrays that runs all T steps in registers and ends in the
+      per-sample squared error, reduced over samples by a matrix-vector product. The
+      counts path (``run_batched``) uses "step" under it.
+    - "step": a first-layer product per time step inside a ``lax.scan`` with state
+      [neuron, C, N].
+    - "hoisted" (accelerator default): one product for all steps, then an unrolled scan over
+      stacked [neuron, C, N] state that XLA fuses into one pass.
+
+    Measured with experiments/benchmark.py: on the 2-core CPU "fused" gives about 2-3x the
+    chain-steps/s of "step" at 64 chains; on an H100 "hoisted" gave 9.8M against 5.2M for
+    "step" at 16,384 chains ("fused" has not been measured on a GPU yet).
     """
-    return os.environ.get("MHSNN_LAYOUT") or ("step" if jax.default_backend() == "cpu"
-                                              else "hoisted")
+    layout = os.environ.get("MHSNN_LAYOUT") or ("fused" if jax.default_backend() == "cpu"
+                                                else "hoisted")
+    if layout not in LAYOUTS:
+        raise ValueError(f"MHSNN_LAYOUT={layout!r}: expected one of {', '.join(LAYOUTS)}")
+    return layout
+
+
+def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask: jax.Array,
+                     *, chip: Chip | None = None, alpha: float = 0.9, threshold: float = 1.0,
+                     chain_block: int | None = None, key: jax.Array | None = None) -> jax.Array:
+    """Summed squared error [C] of C weight sets' output rates against ``targets`` [N, 2]:
+    sum_n mask[n] * sum_k (counts[c, n, k] / T - targets[n, k])^2.
+
+    The MH likelihood's hot path. Counts are identical to ``run_batched``'s; only the order
+    of the final sum over samples can differ (a matrix-vector product on the "fused"
+    layout).
+    """
+    if batched_layout() != "fused":
+        rates = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold,
+                            chain_block=chain_block, key=key) / spikes.shape[0]
+        return jnp.sum(jnp.sum((rates - targets) ** 2, axis=-1) * mask, axis=-1)
+    C = params["w1"].shape[0]
+    chip = chips.broadcast(chips.ideal() if chip is None else chip, (C,))
+    _check_key(chip, key)
+    key = key if chips.is_noisy(chip) else None
+    block = fused_block_size(C) if chain_block is None else chain_block
+
+    def one_block(inputs):
+        block_params, block_chip, block_key = inputs
+        return _fused_sq_error(block_params, spikes, targets, mask, block_chip, alpha,
+                               threshold, block_key)
+
+    keys = None if key is None else jax.random.split(key, max(C // block, 1))
+    if block >= C or C % block:
+        return one_block((params, chip, None if keys is None else keys[0]))
+    return _in_blocks(one_block, (params, chip, keys), C // block)
+
+
+def fused_block_size(num_sets: int) -> int:
+    """Weight sets per block of the "fused" layout: blocks of <= 128 keep a block's
+    first-layer currents [T, N, 3, block] in cache (measured on the 2-core CPU: 93k
+    chain-steps/s in blocks of 64 at 1,024 sets, against 33k in one block)."""
+    if num_sets <= 128:
+        return num_sets
+    for block in range(128, 31, -1):
+        if num_sets % block == 0:
+            return block
+    return num_sets
+
+
+def _in_blocks(fn, inputs, num_blocks: int):
+    """``fn`` on each of ``num_blocks`` leading-axis blocks of ``inputs``, one after another.
+
+    A block's inputs reach ``fn`` through the loop carry (the next block's are sliced while
+    this one runs): sliced inside the loop body, XLA would fuse the slicing into the
+    elementwise pass and recompute it for every element (measured 4x slower).
+    """
+    blocks = jax.tree.map(lambda x: x.reshape(num_blocks, -1, *x.shape[1:]), inputs)
+    first = jax.tree.map(lambda x: x[0], blocks)
+    following = jax.tree.map(lambda x: jnp.concatenate([x[1:], x[:1]]), blocks)  # last unused
+    _, out = jax.lax.scan(lambda current, upcoming: (upcoming, fn(current)), first, following)
+    return out.reshape(-1, *out.shape[2:])
+
+
+def _fused_sq_error(params, spikes, targets, mask, chip, alpha, threshold, key):
+    C = params["w1"].shape[0]
+    T, N, F = spikes.shape
+    w1, w2 = _quantize_sets(chip, params)
+    w1_cols = jnp.transpose(w1, (1, 2, 0)).reshape(F, NUM_HIDDEN * C)  # column h*C + c
+    cur = (spikes.reshape(T * N, F) @ w1_cols).reshape(T, N, NUM_HIDDEN, C)
+    # Per-set fields [C] -> [1, C]; per-neuron [C, n] -> [n, 1, C], picked per neuron below.
+    layers = [layer_chip(chip, i, alpha, threshold, neuron_axis=0,
+                         expand=lambda x: x[:, None] if x.ndim == 2 else x[None])
+              for i in (0, 1)]
+    hidden = [_neuron_chip(layers[0], h) for h in range(NUM_HIDDEN)]
+    output = [_neuron_chip(layers[1], k) for k in range(NUM_OUTPUTS)]
+    zeros = jnp.zeros((N, C), jnp.float32)
+    v1, v2, count = [zeros] * NUM_HIDDEN, [zeros] * NUM_OUTPUTS, [zeros] * NUM_OUTPUTS
+    for t in range(T):  # unrolled: XLA fuses all steps into one pass over [N, C]
+        noise1 = _noise(key, t, 0, (NUM_HIDDEN, N, C))
+        noise2 = _noise(key, t, 1, (NUM_OUTPUTS, N, C))
+        s1 = []
+        for h in range(NUM_HIDDEN):
+            v1[h], s = lif_step(v1[h], cur[t, :, h], chip=hidden[h],
+                                noise=None if noise1 is None else noise1[h])
+            s1.append(s)
+        for k in range(NUM_OUTPUTS):
+            current = sum(s1[h] * w2[:, h, k] for h in range(NUM_HIDDEN))
+            v2[k], s = lif_step(v2[k], current, chip=output[k],
+                                noise=None if noise2 is None else noise2[k])
+            count[k] = count[k] + s
+    # One output per element: a second output (or a transpose) would make XLA duplicate
+    # the whole pass per output element.
+    err = sum((count[k] / T - targets[:, k, None]) ** 2 for k in range(NUM_OUTPUTS))
+    return mask @ err
+
+
+def _neuron_chip(layer: LayerChip, j: int) -> LayerChip:
+    def pick(x):
+        return x[j] if getattr(x, "ndim", 0) == 3 else x
+
+    return layer._replace(alpha=pick(layer.alpha), threshold=pick(layer.threshold))
+
+
+def _quantize_sets(chip: Chip, params: Params) -> tuple[jax.Array, jax.Array]:
+    """Both layers' weights [C, ...] as the chip stores them (per-set quantisation fields)."""
+    per_set = chip._replace(weight_levels=None if chip.weight_levels is None
+                            else chip.weight_levels[:, None, None],
+                            weight_max=None if chip.weight_max is None
+                            else chip.weight_max[:, None, None])
+    return chips.quantize(per_set, params["w1"]), chips.quantize(per_set, params["w2"])
 
 
 def forward_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,

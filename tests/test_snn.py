@@ -170,3 +170,85 @@ def test_hoisted_layout_gives_identical_counts(monkeypatch):
     hoisted = snn.run_batched(params, spikes, chip=chip)
     np.testing.assert_array_equal(np.asarray(step), np.asarray(hoisted))
     assert float(step.sum()) > 0
+
+
+def _sq_error_from_counts(counts, targets, mask):
+    """The summed squared error computed independently, in float64, from spike counts."""
+    rates = np.asarray(counts, np.float64) / 10.0
+    return ((rates - np.asarray(targets)) ** 2).sum(-1) @ np.asarray(mask, np.float64)
+
+
+@pytest.mark.parametrize("layout", ["fused", "step", "hoisted"])
+def test_sq_error_matches_independent_reference(layout, monkeypatch):
+    monkeypatch.setenv("MHSNN_LAYOUT", layout)
+    C, N = 4, 12
+    theta = 3.0 * jax.random.normal(jax.random.key(20), (C, snn.NUM_WEIGHTS)) + 1.0
+    spikes = (jax.random.uniform(jax.random.key(21), (10, N, 30)) < 0.3).astype(jnp.float32)
+    targets = jax.nn.one_hot(jax.random.bernoulli(jax.random.key(22), 0.4, (N,)).astype(jnp.int32), 2)
+    mask = jnp.asarray(np.r_[np.ones(N - 3), np.zeros(3)], jnp.float32)  # padded samples
+    sigmas = np.array([0.0, 1.0, 2.0, 3.0], np.float32)
+    params = snn.unflatten(theta)
+    expected = np.array([_sq_error_from_counts(
+        lif_reference(np.asarray(params["w1"][c], np.float64),
+                      np.asarray(params["w2"][c], np.float64), np.asarray(spikes), sigmas[c]),
+        targets, mask) for c in range(C)])
+    got = snn.sq_error_batched(params, spikes, targets, mask, chip=chips.polynomial(sigmas))
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5)
+    assert len(set(np.round(expected, 6))) > 1  # the sets differ, so a mix-up would show
+
+
+def _chip_kinds(C):
+    key = jax.random.key(30)
+    sig = chips.polynomial(jnp.linspace(0.0, 3.0, C))
+    return {"polynomial": sig,
+            "mismatch": jax.vmap(lambda k: chips.mismatch(k, 0.3))(jax.random.split(key, C))
+            ._replace(sigma=sig.sigma),
+            "quantized": chips.broadcast(chips.quantized(2, 4.0, chips.polynomial(1.0)), (C,)),
+            "saturating": chips.broadcast(chips.saturating(1.5, chips.polynomial(2.0)), (C,))}
+
+
+@pytest.mark.parametrize("kind", ["polynomial", "mismatch", "quantized", "saturating"])
+def test_fused_sq_error_equals_counts_path_on_every_chip(kind, monkeypatch):
+    C, N = 12, 25
+    theta = 3.0 * jax.random.normal(jax.random.key(31), (C, snn.NUM_WEIGHTS)) + 1.0
+    spikes = (jax.random.uniform(jax.random.key(32), (10, N, 30)) < 0.3).astype(jnp.float32)
+    targets = jax.nn.one_hot(jax.random.bernoulli(jax.random.key(33), 0.5, (N,)).astype(jnp.int32), 2)
+    mask = jnp.ones(N)
+    params, chip = snn.unflatten(theta), _chip_kinds(C)[kind]
+    monkeypatch.setenv("MHSNN_LAYOUT", "step")
+    counts = snn.run_batched(params, spikes, chip=chip)
+    assert float(counts.sum()) > 0
+    monkeypatch.setenv("MHSNN_LAYOUT", "fused")
+    whole = snn.sq_error_batched(params, spikes, targets, mask, chip=chip)
+    blocked = snn.sq_error_batched(params, spikes, targets, mask, chip=chip, chain_block=4)
+    np.testing.assert_allclose(np.asarray(whole), _sq_error_from_counts(counts, targets, mask),
+                               rtol=1e-5)
+    # Same counts; only the matrix-vector sum over samples may round differently per block size.
+    np.testing.assert_allclose(np.asarray(whole), np.asarray(blocked), rtol=1e-6)
+
+
+def test_unknown_layout_is_refused(monkeypatch):
+    monkeypatch.setenv("MHSNN_LAYOUT", "fastest")
+    with pytest.raises(ValueError, match="MHSNN_LAYOUT='fastest'"):
+        snn.batched_layout()
+
+
+def test_fused_sq_error_on_a_noisy_chip(monkeypatch):
+    monkeypatch.setenv("MHSNN_LAYOUT", "fused")
+    C, N = 8, 20
+    theta = 3.0 * jax.random.normal(jax.random.key(40), (C, snn.NUM_WEIGHTS)) + 1.0
+    spikes = (jax.random.uniform(jax.random.key(41), (10, N, 30)) < 0.3).astype(jnp.float32)
+    targets, mask = jax.nn.one_hot(jnp.arange(N) % 2, 2), jnp.ones(N)
+    params = snn.unflatten(theta)
+
+    def err(chip, key):
+        return np.asarray(snn.sq_error_batched(params, spikes, targets, mask, chip=chip, key=key))
+
+    noisy = chips.noisy(0.3, chips.polynomial(1.0))
+    a, b = err(noisy, jax.random.key(1)), err(noisy, jax.random.key(2))
+    np.testing.assert_array_equal(a, err(noisy, jax.random.key(1)))  # a query is its key's
+    assert not np.array_equal(a, b)  # fresh noise per query
+    np.testing.assert_array_equal(err(chips.noisy(0.0, chips.polynomial(1.0)), jax.random.key(3)),
+                                  err(chips.polynomial(1.0), None))
+    with pytest.raises(ValueError, match="key"):
+        err(noisy, None)
