@@ -25,12 +25,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import bayes, chips, config, data, metrics, posterior, sgd
+from mhsnn import bayes, chips, config, data, metrics, posterior, sgd, sharding
 from mhsnn.config import Config, ConfigError
 from mhsnn.io import atomic_write_bytes, write_json
 from mhsnn.mcmc import diagnostics
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
-from mhsnn.sharding import shard_chains
 
 CODE_VERSION = "1"  # bump when a change makes old checkpoints meaningless
 
@@ -47,6 +46,8 @@ def parse_args(argv, description: str,
                     help="override a config field, e.g. mh.num_steps=2000 (repeatable)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (results/<preset>/)")
     ap.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    ap.add_argument("--distributed", action="store_true",
+                    help="join a multi-process job with jax.distributed (see README)")
     args = ap.parse_args(argv)
     try:
         cfg = config.build(args.preset, [*defaults, *args.sets])
@@ -54,6 +55,8 @@ def parse_args(argv, description: str,
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     out = args.out if args.out is not None else Path("results") / cfg.preset
+    if args.distributed:
+        sharding.initialize_distributed()
     return cfg, out, args.resume
 
 
@@ -67,7 +70,7 @@ class Stages:
             sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.resume = resume
         self.timings: dict[str, float] = {}
-        if not resume and self.dir.exists():
+        if not resume and self.dir.exists() and sharding.is_writer():
             for f in self.dir.glob(f"{experiment}__*.npz"):
                 f.unlink()
         self.experiment = experiment
@@ -94,14 +97,18 @@ class Stages:
                 raise ConfigError(f"--resume: checkpoint {path} comes from a different config or "
                                   "code version; use a new --out or drop --resume")
             leaves, treedef = jax.tree.flatten(template)
-            loaded = [jax.random.wrap_key_data(jnp.asarray(z[f"a{i}"])) if _is_key(x)
-                      else jnp.asarray(z[f"a{i}"]) for i, x in enumerate(leaves)]
-        return jax.tree.unflatten(treedef, loaded)
+            loaded = [jax.random.wrap_key_data(z[f"a{i}"]) if _is_key(x)
+                      else z[f"a{i}"] for i, x in enumerate(leaves)]
+        return sharding.like(jax.tree.unflatten(treedef, loaded), template)
 
     def run(self, stage: str, init: Callable[[], Any], advance: Callable[[Any], Any],
             done: Callable[[Any], bool], finish: Callable[[Any], dict[str, np.ndarray]],
             progress: Callable[[Any], None] | None = None) -> dict[str, np.ndarray]:
-        """Run one stage from its checkpoint (if resuming) to the end; return its outcome."""
+        """Run one stage from its checkpoint (if resuming) to the end; return its outcome.
+
+        ``advance`` gets the (possibly sharded) device state; ``done``, ``finish`` and
+        ``progress`` get its host copy, gathered from every process after each chunk.
+        """
         final = self._path(stage, "outcome")
         if self.resume and final.exists():
             with np.load(final) as z:
@@ -115,14 +122,17 @@ class Stages:
         if restored is not None:
             state = restored
             print(f"[{stage}] resumed from {ckpt}", file=sys.stderr)
-        while not done(state):
+        host = sharding.to_host(state)
+        while not done(host):
             state = advance(state)
-            self._save(ckpt, state)
+            host = sharding.to_host(state)
+            self._save(ckpt, host)
             if progress is not None:
-                progress(state)
-        outcome = finish(state)
+                progress(host)
+        outcome = finish(host)
         self._save_arrays(final, outcome)
-        ckpt.unlink(missing_ok=True)
+        if sharding.is_writer():
+            ckpt.unlink(missing_ok=True)
         self.timings[stage] = time.perf_counter() - t0
         return outcome
 
@@ -205,7 +215,10 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
         return result
 
     chains = F * S * C * (K if tempered else 1)
-    state0 = shard_chains(state0, S * C)  # the chain axis across all local devices
+    try:  # the chain axis across all devices of the job
+        state0 = sharding.shard_chains(state0, S * C)
+    except ValueError as err:
+        raise ConfigError(f"mh.num_chains={C}: {err}") from None
     return stages.run(stage, lambda: state0, advance,
                       lambda s: int(s.step) >= schedule.num_steps, finish,
                       Progress(stage, schedule, chains))
@@ -364,7 +377,8 @@ def manifest(cfg: Config, experiment: str, wall: float, stages: Stages | None,
     return {"experiment": experiment, "config": config.to_dict(cfg), "seed": cfg.seed,
             "versions": versions, "python": platform.python_version(), "git_commit": commit,
             "device": str(jax.devices()[0]), "platform": jax.default_backend(),
-            "num_devices": jax.device_count(), "wall_s": round(wall, 2),
+            "num_devices": jax.device_count(), "num_processes": jax.process_count(),
+            "wall_s": round(wall, 2),
             "stage_wall_s (compile included)": {
                 k: round(v, 2) for k, v in (stages.timings if stages else {}).items()},
             **(extra or {})}

@@ -9,9 +9,16 @@ import os
 import tempfile
 from pathlib import Path
 
+from mhsnn import sharding
+
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename over it."""
+    """Write to a temporary file beside ``path``, fsync, then rename over it.
+
+    In a multi-process job only process 0 writes (the others hold the same values).
+    """
+    if not sharding.is_writer():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
