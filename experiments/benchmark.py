@@ -1,7 +1,8 @@
 """MH chain-steps per second: the engine's batched path against BlackJAX and a NumPy loop.
 
 One chain-step = one MH proposal evaluated on the full training set (455 samples x T = 10
-through 30 -> 3 -> 2, sigma = 2). Compile time is reported apart from run time.
+through 30 -> 3 -> 2, sigma = 2). Compile time is reported apart from run time; run time is
+the median of three timed calls.
 
     python -m experiments.benchmark                 # table, CSV and figure under results/benchmark/
     python -m experiments.benchmark --json --chains 64   # one JSON object (mh_chain_steps_per_s)
@@ -44,12 +45,20 @@ def engine(problem, chains: int, steps: int) -> dict:
     t0 = time.perf_counter()
     compiled = advance.lower(state).compile()
     compile_s = time.perf_counter() - t0
-    jax.block_until_ready(compiled(state))  # warm-up
-    t0 = time.perf_counter()
-    jax.block_until_ready(compiled(state))
-    run_s = time.perf_counter() - t0
+    run_s = _median_time(lambda: compiled(state))
     return {"method": "engine", "chains": chains, "steps": steps, "compile_s": compile_s,
             "run_s": run_s, "chain_steps_per_s": chains * steps / run_s}
+
+
+def _median_time(call, repeats: int = 3) -> float:
+    """Median wall time of ``repeats`` calls after one warm-up (this shared CPU is noisy)."""
+    jax.block_until_ready(call())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(call())
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def straightforward_logdensity(problem):
@@ -86,10 +95,7 @@ def blackjax_vmap(problem, chains: int, steps: int) -> dict | None:
     t0 = time.perf_counter()
     compiled = run.lower(init, jax.random.key(3)).compile()
     compile_s = time.perf_counter() - t0
-    jax.block_until_ready(compiled(init, jax.random.key(3)))
-    t0 = time.perf_counter()
-    jax.block_until_ready(compiled(init, jax.random.key(4)))
-    run_s = time.perf_counter() - t0
+    run_s = _median_time(lambda: compiled(init, jax.random.key(4)))
     return {"method": "blackjax_vmap", "chains": chains, "steps": steps, "compile_s": compile_s,
             "run_s": run_s, "chain_steps_per_s": chains * steps / run_s}
 
