@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import bayes, chips, config, data, metrics, posterior, sgd, sharding
+from mhsnn import bayes, chips, config, data, metrics, posterior, sgd, sharding, snn
 from mhsnn.config import Config, ConfigError
 from mhsnn.io import atomic_write_bytes, write_json
 from mhsnn.mcmc import diagnostics
@@ -55,8 +55,19 @@ def parse_args(argv, description: str,
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     out = args.out if args.out is not None else Path("results") / cfg.preset
-    if args.distributed:
-        sharding.initialize_distributed()
+    try:
+        if args.distributed:  # before anything touches a JAX backend
+            sharding.initialize_distributed()
+    except (ValueError, RuntimeError) as err:
+        print(f"error: --distributed: {str(err).strip().splitlines()[0]} (outside Slurm, Open "
+              "MPI or TPU, set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID)",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        snn.batched_layout()  # a bad MHSNN_LAYOUT stops here, before any work
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     return cfg, out, args.resume
 
 

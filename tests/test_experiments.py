@@ -159,3 +159,18 @@ def test_mhsnn_command_line(tmp_path, capsys):
         cli.main(["reproduce", "--set", "mh.num_chains=0", "--out", str(tmp_path / "o")])
     assert exc.value.code == 2 and "mh.num_chains" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_bad_layout_and_unconfigured_distributed_stop_with_one_line(tmp_path):
+    base = [sys.executable, "-m", "experiments.sigma_sweep"]
+    cases = [({"MHSNN_LAYOUT": "fastest"}, [], "MHSNN_LAYOUT"),
+             ({}, ["--distributed"], "--distributed")]
+    for extra_env, flags, named in cases:
+        out = tmp_path / named.strip("-")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COORDINATOR")}
+        res = subprocess.run([*base, *flags, "--out", str(out)], cwd=ROOT, capture_output=True,
+                             text=True, env={**env, "JAX_PLATFORMS": "cpu", **extra_env},
+                             timeout=120, check=False)
+        assert res.returncode == 2
+        assert len(res.stderr.strip().splitlines()) == 1 and named in res.stderr
+        assert not out.exists()
