@@ -91,7 +91,7 @@ class Stages:
 
     def _save(self, path: Path, tree: Any) -> None:
         leaves = jax.tree.leaves(tree)
-        arrays = {f"a{i}": np.asarray(jax.random.key_data(x) if _is_key(x) else x)
+        arrays = {f"a{i}": np.asarray(jax.random.key_data(x) if sharding.is_key(x) else x)
                   for i, x in enumerate(leaves)}
         self._save_arrays(path, arrays)
 
@@ -108,7 +108,7 @@ class Stages:
                 raise ConfigError(f"--resume: checkpoint {path} comes from a different config or "
                                   "code version; use a new --out or drop --resume")
             leaves, treedef = jax.tree.flatten(template)
-            loaded = [jax.random.wrap_key_data(z[f"a{i}"]) if _is_key(x)
+            loaded = [jax.random.wrap_key_data(z[f"a{i}"]) if sharding.is_key(x)
                       else z[f"a{i}"] for i, x in enumerate(leaves)]
         return sharding.like(jax.tree.unflatten(treedef, loaded), template)
 
@@ -166,10 +166,6 @@ def start(out: Path, cfg: Config, experiment: str, resume: bool) -> Run:
     out.mkdir(parents=True, exist_ok=True)
     return Run(Stages(out, cfg, experiment, resume), data.load_breast_cancer(),
                jax.random.key(cfg.seed), t0)
-
-
-def _is_key(x) -> bool:
-    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def settings_of(cfg: Config) -> posterior.SNNSettings:

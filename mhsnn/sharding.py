@@ -27,10 +27,9 @@ def initialize_distributed() -> None:
 
     On Slurm, Open MPI or TPU pods the arguments are detected; elsewhere set
     ``JAX_COORDINATOR_ADDRESS`` (host:port of process 0), ``JAX_NUM_PROCESSES`` and
-    ``JAX_PROCESS_ID``. CPU processes exchange data through gloo.
+    ``JAX_PROCESS_ID``. CPU processes exchange data through gloo (GPUs through NCCL).
     """
-    if jax.config.jax_platforms in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS") == "cpu":
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     num = os.environ.get("JAX_NUM_PROCESSES")
     pid = os.environ.get("JAX_PROCESS_ID")
     jax.distributed.initialize(num_processes=None if num is None else int(num),
@@ -47,13 +46,14 @@ def chain_mesh() -> Mesh:
     return Mesh(np.array(jax.devices()), ("chains",))
 
 
-def _is_key(x) -> bool:
+def is_key(x) -> bool:
+    """Whether ``x`` is an array of typed PRNG keys."""
     return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _place(x, sharding: NamedSharding):
     """A host value, the same on every process, as a global array with ``sharding``."""
-    if _is_key(x):
+    if is_key(x):
         return jax.random.wrap_key_data(_place(jax.random.key_data(x), sharding),
                                         impl=jax.random.key_impl(x))
     if isinstance(x, jax.Array) and x.is_fully_addressable and jax.process_count() == 1:
@@ -95,7 +95,7 @@ def to_host(tree: Any) -> Any:
     Arrays that span other processes' devices are all-gathered first.
     """
     def gather(x):
-        if _is_key(x):
+        if is_key(x):
             return jax.random.wrap_key_data(gather(jax.random.key_data(x)),
                                             impl=jax.random.key_impl(x))
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
