@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.external_chip import NumpyChip
-from mhsnn import bayes, chips, data, posterior, snn
+from mhsnn import bayes, chips, posterior, snn
 from mhsnn.mcmc import mh
 
 
@@ -132,10 +132,8 @@ def test_pseudo_marginal_mh_targets_the_noise_averaged_density():
     assert abs(xs.mean()) < 0.05 and abs(xs.var() - 1.0) < 0.08
 
 
-def test_callback_chip_equals_jax_chip_and_counts_queries_exactly():
-    ds = data.load_breast_cancer()
-    splits = data.kfold_splits(ds.y, 5, 0)[:2]
-    problem = posterior.make_problem(ds, splits, jax.random.key(0))
+def test_callback_chip_equals_jax_chip_and_counts_queries_exactly(two_fold_problem):
+    problem = two_fold_problem
     F, M = 2, 4
     theta = 2.0 * jax.random.normal(jax.random.key(3), (F, M, snn.NUM_WEIGHTS)) + 0.7
     external = chips.ExternalChip(NumpyChip(sigma=2.0), (F, M))

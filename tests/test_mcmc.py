@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import bayes, chips, data, posterior, snn
+from mhsnn import bayes, chips, posterior, snn
 from mhsnn.mcmc import diagnostics, mh, sample_mh
 
 COV = np.array([[1.0, 0.8], [0.8, 2.0]])
@@ -72,10 +72,8 @@ def test_same_key_same_samples_different_key_different():
     assert not np.array_equal(run(5), run(6))
 
 
-def test_batched_snn_logdensity_equals_per_chain():
-    ds = data.load_breast_cancer()
-    splits = data.kfold_splits(ds.y, 5, 0)[:2]
-    problem = posterior.make_problem(ds, splits, jax.random.key(0))
+def test_batched_snn_logdensity_equals_per_chain(two_fold_problem):
+    problem = two_fold_problem
     F, M = 2, 3
     theta = 2.0 * jax.random.normal(jax.random.key(1), (F, M, snn.NUM_WEIGHTS)) + 0.5
     sigma = jnp.array([[0.0, 1.0, 3.0], [2.0, 0.0, 3.0]])
