@@ -25,13 +25,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import bayes, chips, config, data, metrics, posterior, sgd, sharding, snn
+from mhsnn import bayes, chips, config, data, keys, metrics, posterior, sgd, sharding, snn
 from mhsnn.config import Config, ConfigError
 from mhsnn.io import atomic_write_bytes, write_json
 from mhsnn.mcmc import diagnostics
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
 
-CODE_VERSION = "1"  # bump when a change makes old checkpoints meaningless
+CODE_VERSION = "2"  # bump when a change makes old checkpoints meaningless (2: the key tree)
 
 
 def parse_args(argv, description: str,
@@ -62,11 +62,6 @@ def parse_args(argv, description: str,
         print(f"error: --distributed: {str(err).strip().splitlines()[0]} (outside Slurm, Open "
               "MPI or TPU, set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID)",
               file=sys.stderr)
-        raise SystemExit(2) from None
-    try:
-        snn.batched_layout()  # a bad MHSNN_LAYOUT stops here, before any work
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     return cfg, out, args.resume
 
@@ -161,15 +156,21 @@ class Run(NamedTuple):
 
 
 def start(out: Path, cfg: Config, experiment: str, resume: bool) -> Run:
-    """Create the output folder and the stage book-keeping; load the data."""
+    """Load the data, check the network fits it, create the output folder and the stage
+    book-keeping."""
     t0 = time.perf_counter()
+    dataset = data.load_breast_cancer()
+    config.network(cfg, dataset.X.shape[1], int(dataset.y.max()) + 1)  # before any write
     out.mkdir(parents=True, exist_ok=True)
-    return Run(Stages(out, cfg, experiment, resume), data.load_breast_cancer(),
-               jax.random.key(cfg.seed), t0)
+    return Run(Stages(out, cfg, experiment, resume), dataset, jax.random.key(cfg.seed), t0)
 
 
-def settings_of(cfg: Config) -> posterior.SNNSettings:
-    return posterior.SNNSettings(alpha=cfg.snn.alpha, threshold=cfg.snn.threshold)
+def settings_of(cfg: Config, problem: posterior.Problem) -> posterior.SNNSettings:
+    """The network of the config on this problem's data, its layout resolved on the host."""
+    layout = snn.default_layout() if cfg.snn.layout == "auto" else cfg.snn.layout
+    return posterior.SNNSettings(
+        alpha=cfg.snn.alpha, threshold=cfg.snn.threshold, layout=layout,
+        sizes=config.network(cfg, problem.num_features, problem.num_classes))
 
 
 def grid_chip(num_folds: int, cells, per_cell: int) -> chips.Chip:
@@ -183,10 +184,12 @@ def grid_chip(num_folds: int, cells, per_cell: int) -> chips.Chip:
 
 
 def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
-           key: jax.Array, tempered: bool = False, cells=None) -> dict[str, np.ndarray]:
+           key: jax.Array, eval_key: jax.Array, tempered: bool = False,
+           cells=None) -> dict[str, np.ndarray]:
     """MH (or PT) on folds x cells x chains: per-chain W* and BMA test probabilities, draws.
 
-    ``cells``: the chips of the grid (default: ``cfg.sigmas`` as polynomial chips)."""
+    ``key`` drives the run, ``eval_key`` the evaluation queries (the tree's "method" and
+    "evaluate" keys); ``cells``: the chips of the grid (default: ``cfg.sigmas``)."""
     m = cfg.mh
     cells = cfg.sigmas if cells is None else cells
     F, S, C = problem.train_spikes.shape[0], len(cells), m.num_chains
@@ -197,7 +200,7 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
     chunk = min(m.chunk_size, m.num_steps)
     if tempered:  # at least ~5 doubling rounds of schedule adaptation inside the burn-in
         chunk = max(1, min(chunk, schedule.burn_in // 32))
-    settings = settings_of(cfg)
+    settings = settings_of(cfg, problem)
     K = cfg.pt.num_temperatures
     if tempered:
         state0, advance, pool = bayes.setup_pt(key, problem, chip, hyper, settings, schedule,
@@ -207,7 +210,7 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
     shape = (F, S, C)
 
     def finish(state):
-        out = bayes.evaluate(state, problem, chip, settings, schedule)
+        out = bayes.evaluate(state, problem, chip, settings, schedule, eval_key)
         result = {"mean_probs": out.mean_probs.reshape(*shape, *out.mean_probs.shape[2:]),
                   "bma_probs": out.bma_probs.reshape(*shape, *out.bma_probs.shape[2:]),
                   "acceptance": out.acceptance_rate.reshape(shape),
@@ -251,12 +254,13 @@ def sg_variants(cfg: Config) -> list[tuple[str, bool, sgd.SGHyper]]:
 
 
 def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, key: jax.Array,
-           in_loop: bool, hyper: sgd.SGHyper, cells=None) -> dict[str, np.ndarray]:
+           eval_key: jax.Array, in_loop: bool, hyper: sgd.SGHyper,
+           cells=None) -> dict[str, np.ndarray]:
     """SG cells trained (offline: once per fold and seed, on the ideal model) and tested on
-    each cell's chip."""
+    each cell's chip with ``eval_key``'s queries."""
     cells = cfg.sigmas if cells is None else cells
     F, S, R = problem.train_spikes.shape[0], len(cells), cfg.sg.seeds
-    settings = settings_of(cfg)
+    settings = settings_of(cfg, problem)
     train_chip = grid_chip(F, cells if in_loop else [0.0], R)
     state0, run_chunk = sgd.grid_trainer(key, problem, train_chip, hyper, in_loop, settings,
                                          cfg.sg.epochs_per_chunk)
@@ -264,7 +268,8 @@ def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, 
     def finish(state):
         theta = state.theta if in_loop else jnp.tile(state.theta, (1, S, 1))
         test_chip = grid_chip(F, cells, R)
-        probs = np.asarray(sgd.deployed_probabilities(theta, problem, test_chip, settings))
+        probs = np.asarray(sgd.deployed_probabilities(theta, problem, test_chip, settings,
+                                                      eval_key))
         failed = np.asarray(state.failed)
         failed = failed if in_loop else np.tile(failed, (1, S))
         return {"probs": probs.reshape(F, S, R, *probs.shape[2:]),
@@ -283,7 +288,7 @@ def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, 
 
 def cell_rows(method: str, probs: np.ndarray, problem: posterior.Problem, labels,
               pooled: bool, extra: dict | None = None) -> list[dict]:
-    """Rows per (cell, fold). probs [F, S, R, Nte, 2]: R chains or seeds; ``labels`` name the
+    """Rows per (cell, fold). probs [F, S, R, Nte, O]: R chains or seeds; ``labels`` name the
     S cells (dicts of columns, or sigma values).
 
     pooled: the R predictives are averaged first (BMA over chains); otherwise each of the R
@@ -337,33 +342,36 @@ def mh_diagnostic_rows(outcome: dict, labels, extra: dict | None = None) -> list
     return rows
 
 
-def method_rows(stages: Stages, cfg: Config, problem, key, stage_prefix: str,
-                extra: dict | None = None, cells=None,
+def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str,
+                stage_prefix: str = "", extra: dict | None = None, cells=None,
                 labels=None) -> tuple[list[dict], list[dict], dict]:
     """All methods of the config on one problem: (result rows, diagnostic rows, raw probs).
 
+    Each method's keys are ``keys.derive(root, "method" | "evaluate", name, method)``;
     ``cells`` (chips) and ``labels`` (their row columns) default to ``cfg.sigmas``."""
     cells = cfg.sigmas if cells is None else cells
     labels = cfg.sigmas if labels is None else labels
     rows, diag, raw = [], [], {}
-    for name in ("mh", "pt"):
-        if name not in cfg.methods:
+    for method in ("mh", "pt"):
+        if method not in cfg.methods:
             continue
-        out = run_mh(stages, f"{stage_prefix}{name}", cfg, problem,
-                     jax.random.fold_in(key, 0 if name == "mh" else 100), name == "pt", cells)
-        rows += cell_rows(f"{name}_mean", out["mean_probs"], problem, labels, False, extra)
-        rows += cell_rows(f"{name}_bma", out["bma_probs"], problem, labels, True, extra)
-        diag += mh_diagnostic_rows(out, labels, {"method": name, **(extra or {})})
-        raw[f"{name}_mean"], raw[f"{name}_bma"] = out["mean_probs"], out["bma_probs"]
-    for i, (name, in_loop, hyper) in enumerate(sg_variants(cfg)):
-        out = run_sg(stages, f"{stage_prefix}{name}", cfg, problem, jax.random.fold_in(key, 1 + i),
-                     in_loop, hyper, cells)
-        new = cell_rows(name, out["probs"], problem, labels, False, extra)
+        out = run_mh(stages, f"{stage_prefix}{method}", cfg, problem,
+                     keys.derive(root, "method", name, method),
+                     keys.derive(root, "evaluate", name, method), method == "pt", cells)
+        rows += cell_rows(f"{method}_mean", out["mean_probs"], problem, labels, False, extra)
+        rows += cell_rows(f"{method}_bma", out["bma_probs"], problem, labels, True, extra)
+        diag += mh_diagnostic_rows(out, labels, {"method": method, **(extra or {})})
+        raw[f"{method}_mean"], raw[f"{method}_bma"] = out["mean_probs"], out["bma_probs"]
+    for method, in_loop, hyper in sg_variants(cfg):
+        out = run_sg(stages, f"{stage_prefix}{method}", cfg, problem,
+                     keys.derive(root, "method", name, method),
+                     keys.derive(root, "evaluate", name, method), in_loop, hyper, cells)
+        new = cell_rows(method, out["probs"], problem, labels, False, extra)
         for r, (s, f) in zip(new, [(s, f) for s in range(len(cells))
                                    for f in range(out["failed"].shape[0])]):
             r["failed_cells"] = int(out["failed"][f, s].sum())
         rows += new
-        raw[name] = out["probs"]
+        raw[method] = out["probs"]
     return rows, diag, raw
 
 
@@ -418,10 +426,10 @@ def pooled_predictions(raw: dict[str, np.ndarray], problem, sigma_index: int):
         for f in range(probs.shape[0]):
             mask = np.asarray(problem.test_mask[f]).astype(bool)
             labels = np.asarray(problem.test_labels[f])[mask]
-            cell = probs[f, sigma_index][:, mask]  # [R, n, 2]
+            cell = probs[f, sigma_index][:, mask]  # [R, n, O]
             if method.endswith("_bma"):
                 cell = cell.mean(0, keepdims=True)
-            ps.append(cell.reshape(-1, 2))
+            ps.append(cell.reshape(-1, cell.shape[-1]))
             ls.append(np.tile(labels, cell.shape[0]))
         out[method] = (np.concatenate(ps), np.concatenate(ls))
     return out

@@ -11,8 +11,6 @@ data_efficiency_manifest.json to --out.
 
 from __future__ import annotations
 
-import jax
-
 from experiments import common
 from mhsnn import data, plots, posterior
 from mhsnn.io import write_csv
@@ -26,10 +24,9 @@ def run(cfg, out, resume) -> list[dict]:
     rows, diag = [], []
     for n in cfg.n_train:
         splits = data.subset_splits(ds.y, n, cfg.folds, cfg.seed)
-        problem = posterior.make_problem(ds, splits, jax.random.fold_in(key, n),
-                                         cfg.snn.time_steps)
-        r, d, _ = common.method_rows(stages, cfg, problem, jax.random.fold_in(key, 10_000 + n),
-                                     f"n{n}_", {"n_train": n})
+        problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, f"n_train={n}")
+        r, d, _ = common.method_rows(stages, cfg, problem, key, f"n_train={n}", f"n{n}_",
+                                     {"n_train": n})
         rows += r
         diag += d
     summary = common.summarise(rows, ("sigma", "n_train"))

@@ -11,13 +11,14 @@ accuracy of the chains' current weights against training queries) and external_c
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import jax
 import numpy as np
 
 from experiments import common
-from mhsnn import bayes, chips, data, metrics, posterior
+from mhsnn import bayes, chips, data, keys, metrics, posterior
 from mhsnn.io import write_csv
 from mhsnn.mcmc.sample import Progress, Schedule
 
@@ -28,15 +29,17 @@ DEFAULTS = ["folds=2", "mh.num_chains=16", "mh.num_steps=6000", "mh.chunk_size=2
 class NumpyChip:
     """A LIF chip simulated in NumPy: f_sigma on the membrane and per-neuron thresholds.
 
-    ``__call__(weights [C, 96], spikes [T, N, 30]) -> counts [C, N, 2]``.
+    ``__call__(weights [C, P], spikes [T, N, F]) -> counts [C, N, O]`` for the network with
+    layer ``sizes`` (weights laid out as ``chips.ExternalChip`` documents).
     """
 
     def __init__(self, sigma: float = 2.0, threshold_spread: float = 0.0, seed: int = 0,
-                 alpha: float = 0.9):
+                 alpha: float = 0.9, sizes: tuple[int, ...] = chips.PAPER_NETWORK):
         rng = np.random.default_rng(seed)
-        self.sigma, self.alpha = np.float32(sigma), np.float32(alpha)
-        self.thresholds = np.maximum(1.0 + threshold_spread * rng.standard_normal(5),
-                                     0.05).astype(np.float32)
+        self.sigma, self.alpha, self.sizes = np.float32(sigma), np.float32(alpha), sizes
+        self.thresholds = np.maximum(
+            1.0 + threshold_spread * rng.standard_normal(chips.num_neurons(sizes)),
+            0.05).astype(np.float32)
 
     def _layer(self, v, current, threshold):
         u = np.clip(self.alpha * v + (np.float32(1) - self.alpha) * current, -1e4, 1e4)
@@ -46,40 +49,48 @@ class NumpyChip:
         return np.where((vt >= 0) & (vt < threshold), vt, np.float32(0)), spikes
 
     def __call__(self, weights: np.ndarray, spikes: np.ndarray) -> np.ndarray:
-        C = weights.shape[0]
-        w1 = weights[:, :90].reshape(C, 30, 3).transpose(1, 0, 2).reshape(30, C * 3)
-        w2 = weights[:, 90:].reshape(C, 3, 2)
+        C, sizes = weights.shape[0], self.sizes
+        ws, at = [], 0
+        for a, b in itertools.pairwise(sizes):
+            ws.append(weights[:, at:at + a * b].reshape(C, a, b))
+            at += a * b
         T, N, _ = spikes.shape
-        v1 = np.zeros((N, C, 3), np.float32)
-        v2 = np.zeros((N, C, 2), np.float32)
-        counts = np.zeros((N, C, 2), np.float32)
+        vs = [np.zeros((N, C, b), np.float32) for b in sizes[1:]]
+        bounds = np.cumsum([0, *sizes[1:]])
+        counts = np.zeros((N, C, sizes[-1]), np.float32)
         for t in range(T):
-            v1, s1 = self._layer(v1, (spikes[t] @ w1).reshape(N, C, 3), self.thresholds[:3])
-            current2 = sum(s1[..., h, None] * w2[:, h] for h in range(3))
-            v2, s2 = self._layer(v2, current2, self.thresholds[3:])
-            counts += s2
+            s = spikes[t]
+            for i, w in enumerate(ws):
+                if i == 0:  # one product for every weight set: [N, F] x [F, C * H1]
+                    current = (s @ w.transpose(1, 0, 2).reshape(w.shape[1], -1)).reshape(
+                        N, C, w.shape[2])
+                else:
+                    current = np.einsum("nch,chk->nck", s, w)
+                vs[i], s = self._layer(vs[i], current, self.thresholds[bounds[i]:bounds[i + 1]])
+            counts += s
         return counts.transpose(1, 0, 2)
 
 
 def run(cfg, out, resume) -> list[dict]:
     t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
     ds = data.load_breast_cancer()
-    key = jax.random.key(cfg.seed)
+    root = jax.random.key(cfg.seed)
     splits = data.kfold_splits(ds.y, 5, cfg.seed)[: cfg.folds]
-    problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps)
+    problem = posterior.make_problem(ds, splits, root, cfg.snn.time_steps, EXPERIMENT)
+    settings = common.settings_of(cfg, problem)
+    out.mkdir(parents=True, exist_ok=True)
     F, C, m = len(splits), cfg.mh.num_chains, cfg.mh
-    simulator = NumpyChip(sigma=2.0, threshold_spread=0.2, seed=cfg.seed)
+    simulator = NumpyChip(sigma=2.0, threshold_spread=0.2, seed=cfg.seed, sizes=settings.sizes)
     train_chip = chips.ExternalChip(simulator, (F, C))
     hyper = bayes.MHHyper(m.step_size, m.lik_std, m.prior_std, m.init_mean, m.init_std)
     schedule = Schedule.with_draws(m.num_steps, None if m.burn_in < 0 else m.burn_in,
                                    m.num_draws)
-    settings = common.settings_of(cfg)
     # Test queries go to a second handle on the same chip so that training queries (the
     # cost of learning) are counted apart from evaluation queries.
     eval_chip = chips.ExternalChip(simulator, (F, C))
-    state, advance = bayes.setup(key, problem, train_chip, hyper, settings, schedule,
-                                 m.chunk_size, observe=False)
+    state, advance = bayes.setup(keys.derive(root, "method", EXPERIMENT, "mh"), problem,
+                                 train_chip, hyper, settings, schedule, m.chunk_size,
+                                 observe=False)
     progress = Progress(EXPERIMENT, schedule, F * C)
     test_probs = jax.jit(lambda th: posterior.test_probabilities(th, problem, eval_chip,
                                                                   settings))

@@ -21,17 +21,17 @@ from __future__ import annotations
 import jax
 
 from experiments import common
-from mhsnn import chips, data, posterior
+from mhsnn import chips, data, keys, posterior
 from mhsnn.io import write_csv
 
 EXPERIMENT = "nonidealities"
 DEFAULTS = ["mh.num_steps=10000", "sg.literal=false"]
 
 
-def kinds(key: jax.Array) -> dict[str, list[tuple[float, chips.Chip]]]:
+def kinds(key: jax.Array, sizes) -> dict[str, list[tuple[float, chips.Chip]]]:
     """(strength, chip) per non-ideality; one mismatch instance, scaled by its spread."""
     return {
-        "mismatch": [(s, chips.mismatch(key, s)) for s in (0.0, 0.1, 0.2, 0.3)],
+        "mismatch": [(s, chips.mismatch(key, s, sizes=sizes)) for s in (0.0, 0.1, 0.2, 0.3)],
         "quantisation": [(b, chips.quantized(bits=b, weight_max=16.0)) for b in (6, 4, 3, 2)],
         "noise": [(s, chips.noisy(s)) for s in (0.0, 0.05, 0.1, 0.2)],
         "saturation": [(v, chips.saturating(v)) for v in (4.0, 2.0, 1.5, 1.2)],
@@ -42,11 +42,12 @@ def run(cfg, out, resume) -> list[dict]:
     run_ = common.start(out, cfg, EXPERIMENT, resume)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
-    problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps)
+    problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)
+    sizes = common.settings_of(cfg, problem).sizes
     rows, diag = [], []
-    for i, (kind, cells) in enumerate(kinds(jax.random.fold_in(key, 77)).items()):
+    for kind, cells in kinds(keys.derive(key, "chip", "mismatch", 0), sizes).items():
         labels = [{"nonideality": kind, "strength": float(s)} for s, _ in cells]
-        r, d, _ = common.method_rows(stages, cfg, problem, jax.random.fold_in(key, 1000 + i),
+        r, d, _ = common.method_rows(stages, cfg, problem, key, f"{EXPERIMENT}/{kind}",
                                      f"{kind}_", cells=[c for _, c in cells], labels=labels)
         rows += r
         diag += d

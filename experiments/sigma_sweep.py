@@ -10,8 +10,6 @@ accuracy_vs_sigma.png, reliability.png and sigma_sweep_manifest.json to --out.
 
 from __future__ import annotations
 
-import jax
-
 from experiments import common
 from mhsnn import data, plots, posterior
 from mhsnn.io import write_csv
@@ -23,8 +21,8 @@ def run(cfg, out, resume) -> list[dict]:
     run_ = common.start(out, cfg, EXPERIMENT, resume)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
-    problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps)
-    rows, diag, raw = common.method_rows(stages, cfg, problem, jax.random.fold_in(key, 1), "")
+    problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)
+    rows, diag, raw = common.method_rows(stages, cfg, problem, key, EXPERIMENT)
     summary = common.summarise(rows, ("sigma",))
     write_csv(out / "sigma_sweep.csv", rows)
     write_csv(out / "sigma_sweep_summary.csv", summary)

@@ -15,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import jax
 import numpy as np
 
 from experiments import common
-from mhsnn import data, metrics, posterior
+from mhsnn import data, keys, metrics, posterior
 from mhsnn.io import write_csv
 from mhsnn.mcmc import diagnostics
 
@@ -31,15 +30,16 @@ def run(cfg, out, resume) -> list[dict]:
     run_ = common.start(out, cfg, EXPERIMENT, resume)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, 5, cfg.seed)[: cfg.folds]
-    problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps)
+    problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)
     K = cfg.pt.num_temperatures
     pt_cfg = dataclasses.replace(cfg, mh=dataclasses.replace(
         cfg.mh, num_steps=max(cfg.mh.num_steps // K, 2)))
     rows = []
     for name, run_cfg, tempered in (("mh", cfg, False), ("pt", pt_cfg, True)):
         t_stage = time.perf_counter()
-        outcome = common.run_mh(stages, name, run_cfg, problem, jax.random.fold_in(key, 5),
-                                tempered)
+        outcome = common.run_mh(stages, name, run_cfg, problem,
+                                keys.derive(key, "method", EXPERIMENT, name),
+                                keys.derive(key, "evaluate", EXPERIMENT, name), tempered)
         wall = stages.timings.get(name, time.perf_counter() - t_stage)
         for s, sigma in enumerate(cfg.sigmas):
             for f in range(problem.train_spikes.shape[0]):

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import bayes, chips, data, metrics, posterior
+from mhsnn import bayes, chips, data, keys, metrics, posterior, snn
 from mhsnn.io import atomic_write_text
 from mhsnn.mcmc.sample import Progress, Schedule
 
@@ -44,7 +44,8 @@ def main(argv=None) -> None:
 
     ds = data.load_breast_cancer()
     splits = inner_splits(ds.y, num_outer=2, seed=0)
-    problem = posterior.make_problem(ds, splits, jax.random.key(0))
+    root = jax.random.key(0)
+    problem = posterior.make_problem(ds, splits, root, name="tune_mh")
     combos = [dict(zip(GRID, vals)) for vals in itertools.product(*GRID.values())]
     for c in combos:
         c["init_std"] = c["step_size"] if c["init_std"] == "c" else c["init_std"]
@@ -57,11 +58,12 @@ def main(argv=None) -> None:
     hyper = bayes.MHHyper(step_size=column("step_size"), lik_std=column("lik_std"),
                           prior_std=5.0, init_mean=0.0, init_std=column("init_std"))
     schedule = Schedule.with_draws(args.steps, None, 50)
-    settings = posterior.SNNSettings()
+    settings = posterior.SNNSettings(layout=snn.default_layout())
     t0 = time.perf_counter()
-    state = bayes.run(jax.random.key(1), problem, chip, hyper, settings, schedule, 1000,
-                      Progress("tune-mh", schedule, F * len(combos) * C))
-    out = bayes.evaluate(state, problem, chip, settings, schedule)
+    state = bayes.run(keys.derive(root, "method", "tune_mh", "mh"), problem, chip, hyper, settings,
+                      schedule, 1000, Progress("tune-mh", schedule, F * len(combos) * C))
+    out = bayes.evaluate(state, problem, chip, settings, schedule,
+                         keys.derive(root, "evaluate", "tune_mh", "mh"))
     wall = time.perf_counter() - t0
 
     rows = []

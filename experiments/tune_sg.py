@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.tune_mh import inner_splits
-from mhsnn import chips, metrics, posterior, sgd
+from mhsnn import chips, keys, metrics, posterior, sgd, snn
 from mhsnn.data import load_breast_cancer
 from mhsnn.io import write_csv
 
@@ -41,16 +41,19 @@ def main(argv=None) -> None:
 
     ds = load_breast_cancer()
     splits = inner_splits(ds.y, num_outer=2, seed=0)
-    problem = posterior.make_problem(ds, splits, jax.random.key(0))
-    settings = posterior.SNNSettings()
+    root = jax.random.key(0)
+    problem = posterior.make_problem(ds, splits, root, name="tune_sg")
+    settings = posterior.SNNSettings(layout=snn.default_layout())
     chip = chips.Chip(sigma=jnp.zeros((len(splits), args.seeds)))
     rows = []
     for lr, (name, init) in itertools.product(LEARNING_RATES, INITS.items()):
         hyper = sgd.SGHyper(learning_rate=lr, epochs=args.epochs, init_mean1=init[0],
                             init_std1=init[1], init_mean2=init[2], init_std2=init[3])
         t0 = time.perf_counter()
-        state = sgd.train_grid(jax.random.key(1), problem, chip, hyper, False, settings)
-        probs = np.asarray(sgd.deployed_probabilities(state.theta, problem, chip, settings))
+        state = sgd.train_grid(keys.derive(root, "method", "tune_sg", "sg"), problem, chip, hyper, False,
+                               settings)
+        probs = np.asarray(sgd.deployed_probabilities(state.theta, problem, chip, settings,
+                                                      keys.derive(root, "evaluate", "tune_sg", "sg")))
         accs = []
         for f in range(len(splits)):
             m = np.asarray(problem.test_mask[f]).astype(bool)

@@ -45,7 +45,7 @@ def _col(x, shape) -> jax.Array:
 
 def log_posterior_fn(problem: posterior.Problem, chip: Chip, hyper: MHHyper,
                      settings: posterior.SNNSettings) -> Callable[[jax.Array], jax.Array]:
-    """Positions [F, M, 96] (and, for a noisy chip, a key) -> log posterior [F, M].
+    """Positions [F, M, P] (and, for a noisy chip, a key) -> log posterior [F, M].
 
     The likelihood runs on the chip; a noisy chip makes it a noisy estimate (see mh.kernel).
     """
@@ -57,9 +57,10 @@ def log_posterior_fn(problem: posterior.Problem, chip: Chip, hyper: MHHyper,
     return logdensity
 
 
-def init_positions(key: jax.Array, hyper: MHHyper, shape: tuple[int, int]) -> jax.Array:
-    """Starting weights [F, M, 96] drawn from N(init_mean, init_std^2 I)."""
-    noise = jax.random.normal(key, (*shape, snn.NUM_WEIGHTS))
+def init_positions(key: jax.Array, hyper: MHHyper, shape: tuple[int, int],
+                   dim: int) -> jax.Array:
+    """Starting weights [F, M, dim] drawn from N(init_mean, init_std^2 I)."""
+    noise = jax.random.normal(key, (*shape, dim))
     return (_col(hyper.init_mean, shape)[..., None]
             + _col(hyper.init_std, shape)[..., None] * noise)
 
@@ -71,12 +72,13 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
 
     ``observe``: accumulate the test-set predictive at every kept draw (the BMA); off, no
     test query is made inside the run."""
+    posterior.check_network(problem, settings)
     shape = chips.grid_shape(chip)
     stochastic = chips.is_noisy(chip)
     logdensity = log_posterior_fn(problem, chip, hyper, settings)
     kernel: Kernel = mh_kernel(logdensity, _col(hyper.step_size, shape)[..., None], stochastic)
     key_init, key_run = jax.random.split(key)
-    positions = init_positions(key_init, hyper, shape)
+    positions = init_positions(key_init, hyper, shape, snn.num_weights(settings.sizes))
     first = jax.random.fold_in(key_init, 1)
     inner = jax.jit(lambda p: mh.init(p, lambda th: logdensity(th, first)))(positions)
 
@@ -93,18 +95,19 @@ def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
              num_temperatures: int, chains_per_cell: int):
     """(initial ChainState, advance) for parallel tempering on every chain of the grid.
 
-    Each chain carries K replicas ([F, M, K, 96]); all M x K replicas' likelihoods are one
+    Each chain carries K replicas ([F, M, K, P]); all M x K replicas' likelihoods are one
     batched forward pass. The chains of one cell (consecutive blocks of ``chains_per_cell``)
     share a schedule, adapted from their pooled swap statistics during burn-in.
     """
     if not isinstance(chip, Chip) or chips.is_noisy(chip):
         raise ValueError("chip: parallel tempering needs a deterministic JAX chip")
+    posterior.check_network(problem, settings)
     shape, K = chips.grid_shape(chip), num_temperatures
     F, M = shape
     lik_std = jnp.repeat(_col(hyper.lik_std, shape), K, axis=1)
     chip_k = jax.tree.map(lambda leaf: jnp.repeat(leaf, K, axis=1), chip)
 
-    def log_lik(theta):  # [F, M, K, 96] -> [F, M, K]
+    def log_lik(theta):  # [F, M, K, P] -> [F, M, K]
         flat = theta.reshape(F, M * K, theta.shape[-1])
         return posterior.log_likelihood(flat, problem, chip_k, lik_std, settings).reshape(F, M, K)
 
@@ -114,7 +117,8 @@ def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
     step_size = _col(hyper.step_size, shape)[..., None, None]
     kernel = pt_kernel(log_prior, log_lik, step_size)
     key_init, key_run = jax.random.split(key)
-    replicas = jnp.repeat(init_positions(key_init, hyper, shape)[:, :, None], K, axis=2)
+    dim = snn.num_weights(settings.sizes)
+    replicas = jnp.repeat(init_positions(key_init, hyper, shape, dim)[:, :, None], K, axis=2)
     betas = jnp.broadcast_to(jnp.asarray(pt.linear_betas(K), jnp.float32), (F, M, K))
     inner = jax.jit(pt.init, static_argnums=(2, 3))(replicas, betas, log_prior, log_lik)
 
@@ -141,20 +145,20 @@ def run(key, problem, chip, hyper, settings, schedule: Schedule, chunk_size: int
 class GridOutcome(NamedTuple):
     """Per-chain results on the test set, numpy, [F, M, ...]."""
 
-    mean_probs: np.ndarray  # [F, M, Nte, 2] predictive of the posterior mean W* per chain
-    bma_probs: np.ndarray  # [F, M, Nte, 2] mean predictive over the chain's kept draws
+    mean_probs: np.ndarray  # [F, M, Nte, O] predictive of the posterior mean W* per chain
+    bma_probs: np.ndarray  # [F, M, Nte, O] mean predictive over the chain's kept draws
     acceptance_rate: np.ndarray  # [F, M]
-    draws: np.ndarray  # [F, M, draws, 96]
+    draws: np.ndarray  # [F, M, draws, P]
     train_mse_mean: np.ndarray  # [F, M] training MSE of W*
 
 
 def evaluate(state: ChainState, problem, chip, settings, schedule: Schedule,
-             key: jax.Array | None = None) -> GridOutcome:
+             key: jax.Array) -> GridOutcome:
     """Test predictions of W* (each chain's posterior mean) and of the chain's BMA.
 
-    ``key`` draws the read noise of a noisy chip for the W* evaluation.
+    ``key`` (the tree's "evaluate" key) draws the read noise of a noisy chip for the W*
+    evaluation; a deterministic chip ignores it.
     """
-    key = jax.random.key(0) if key is None else key
     k_test, k_train = jax.random.split(key)
 
     @jax.jit

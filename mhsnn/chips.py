@@ -1,4 +1,4 @@
-"""What the forward pass runs on: a chip is a pytree of arrays.
+"""What the forward pass runs on, and everything it does to the network: a chip is a pytree.
 
 The paper's chip distorts the updated membrane potential before the threshold test with
 f_sigma (PAPER.md, 'Network'). Real analog chips have more non-idealities, each a field
@@ -18,11 +18,17 @@ here that is either ``None`` (absent: not even traced) or an array:
 Constructors compose: ``noisy(0.05, mismatch(key, 0.2, polynomial(2.0)))``. Because the
 parameters are arrays, a grid of chips of one kind (say, sigma in {0, 1, 2, 3}) is one
 stacked array axis that ``vmap`` or broadcasting walks over: never a recompilation.
-Scalar fields have shape [*grid]; per-neuron fields [*grid, 5] (3 hidden, then 2 output).
+Scalar fields have shape [*grid]; per-neuron fields [*grid, n] with one value per neuron of
+every layer, in layer order (the paper's 30 -> 3 -> 2 network: n = 5, 3 hidden then 2 output).
+
+This module is the only place that knows the physics. ``snn`` asks it for a layer's fields
+(``layer``), the stored weights (``quantize``), the membrane after an update (``potential``)
+and the read noise of a step (``read_noise``); adding a non-ideality touches this file only.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -35,16 +41,16 @@ import numpy as np
 # The clip is exact for the LIF semantics: for u >= U every f_sigma(u) >= u >= threshold
 # (spike, reset) and for u <= -U every f_sigma(u) < 0 (reset, no spike), for any sigma >= 0.
 MEMBRANE_CLIP = 1.0e4
-NUM_NEURONS = 5  # 3 hidden + 2 output
 NEURON_FIELDS = ("tau_scale", "threshold_scale")
+PAPER_NETWORK = (30, 3, 2)  # layer sizes, inputs first: the default of ``mismatch``
 
 
 class Chip(NamedTuple):
     """Non-idealities of a chip; ``None`` fields are absent. Leaves may carry grid axes."""
 
     sigma: jax.Array  # strength of f_sigma(V) = V + (sigma/2) V^2 + (sigma/6) V^3
-    tau_scale: jax.Array | None = None  # [..., 5] time constant multipliers: alpha_i = alpha**(1/m_i)
-    threshold_scale: jax.Array | None = None  # [..., 5] threshold_i = threshold * scale_i
+    tau_scale: jax.Array | None = None  # [..., n] time constant multipliers: alpha_i = alpha**(1/m_i)
+    threshold_scale: jax.Array | None = None  # [..., n] threshold_i = threshold * scale_i
     weight_levels: jax.Array | None = None  # [...] magnitude levels per sign (0: none)
     weight_max: jax.Array | None = None  # [...] weights clipped to +-weight_max
     noise_std: jax.Array | None = None  # [...] membrane read noise per step and query
@@ -53,6 +59,11 @@ class Chip(NamedTuple):
 
 def _f32(x) -> jax.Array:
     return jnp.asarray(x, jnp.float32)
+
+
+def num_neurons(sizes: Sequence[int]) -> int:
+    """Neurons of a network with layer sizes (inputs, hidden..., outputs): all but the inputs."""
+    return int(sum(sizes[1:]))
 
 
 def ideal() -> Chip:
@@ -65,18 +76,20 @@ def polynomial(sigma: float | jax.Array, base: Chip | None = None) -> Chip:
     return (ideal() if base is None else base)._replace(sigma=_f32(sigma))
 
 
-def mismatch(key: jax.Array, spread: float, base: Chip | None = None) -> Chip:
+def mismatch(key: jax.Array, spread: float, base: Chip | None = None, *,
+             sizes: Sequence[int] = PAPER_NETWORK) -> Chip:
     """Per-neuron time-constant and threshold multipliers 1 + spread * N(0, 1), frozen by ``key``.
 
+    One value per neuron of every layer of the network with layer ``sizes`` (inputs first).
     Both are floored at 0.05, so a large spread cannot give a negative time constant or a
     neuron that fires on nothing.
     """
     k_tau, k_threshold = jax.random.split(key)
+    n = num_neurons(sizes)
     base = ideal() if base is None else base
     return base._replace(
-        tau_scale=jnp.maximum(1.0 + spread * jax.random.normal(k_tau, (NUM_NEURONS,)), 0.05),
-        threshold_scale=jnp.maximum(1.0 + spread * jax.random.normal(k_threshold, (NUM_NEURONS,)),
-                                    0.05))
+        tau_scale=jnp.maximum(1.0 + spread * jax.random.normal(k_tau, (n,)), 0.05),
+        threshold_scale=jnp.maximum(1.0 + spread * jax.random.normal(k_threshold, (n,)), 0.05))
 
 
 def quantized(bits: int = 6, weight_max: float = 16.0, base: Chip | None = None) -> Chip:
@@ -102,9 +115,9 @@ def stack(chips: Sequence[Chip]) -> Chip:
 
 
 def broadcast(chip: Chip, shape: tuple[int, ...]) -> Chip:
-    """Every field to the grid ``shape`` (per-neuron fields to [*shape, 5])."""
+    """Every field to the grid ``shape`` (per-neuron fields to [*shape, n])."""
     return Chip(**{name: None if leaf is None else jnp.broadcast_to(
-        leaf, (*shape, NUM_NEURONS) if name in NEURON_FIELDS else shape)
+        leaf, (*shape, leaf.shape[-1]) if name in NEURON_FIELDS else shape)
         for name, leaf in chip._asdict().items()})
 
 
@@ -113,18 +126,98 @@ def is_noisy(chip) -> bool:
     return isinstance(chip, Chip) and chip.noise_std is not None
 
 
-def membrane(chip: Chip, u: jax.Array) -> jax.Array:
+def check_network(chip: Chip, sizes: Sequence[int]) -> None:
+    """Refuse a chip whose per-neuron fields were drawn for another network."""
+    n = num_neurons(sizes)
+    for name in NEURON_FIELDS:
+        leaf = getattr(chip, name)
+        if leaf is not None and leaf.shape[-1] != n:
+            raise ValueError(f"chip.{name}: {leaf.shape[-1]} neurons, but the network "
+                             f"{'-'.join(map(str, sizes))} has {n}; draw the mismatch with "
+                             f"sizes={tuple(sizes)}")
+
+
+# ---- what the network asks of the chip -------------------------------------------------
+
+class LayerChip(NamedTuple):
+    """A chip's fields for one layer, shaped to broadcast against that layer's state."""
+
+    sigma: jax.Array
+    alpha: jax.Array | float  # effective decay (mismatch included)
+    threshold: jax.Array | float  # effective threshold (mismatch included)
+    noise_std: jax.Array | None
+    v_max: jax.Array | None
+
+
+def layer(chip: Chip, sizes: Sequence[int], index: int, alpha: float, threshold: float,
+          neuron_axis: int = -1, expand: Callable = lambda x: x) -> LayerChip:
+    """The fields of ``chip`` for layer ``index`` (0: first hidden) of a network with ``sizes``.
+
+    Per-neuron fields are sliced to the layer and their neuron axis moved to ``neuron_axis``;
+    ``expand`` reshapes every field to broadcast against the layer's state.
+    """
+    lo = int(sum(sizes[1:index + 1]))
+    hi = lo + sizes[index + 1]
+
+    def neuron(field):
+        return expand(jnp.moveaxis(field[..., lo:hi], -1, neuron_axis))
+
+    def maybe(field):
+        return None if field is None else expand(field)
+
+    a = alpha if chip.tau_scale is None else alpha ** (1.0 / neuron(chip.tau_scale))
+    t = threshold if chip.threshold_scale is None else threshold * neuron(chip.threshold_scale)
+    return LayerChip(expand(chip.sigma), a, t, maybe(chip.noise_std), maybe(chip.v_max))
+
+
+def membrane(chip: Chip | LayerChip, u: jax.Array) -> jax.Array:
     """The chip's potential f_sigma(u) for the ideal update u; sigma broadcasts against u."""
     u = jnp.clip(u, -MEMBRANE_CLIP, MEMBRANE_CLIP)
     s = chip.sigma
     return u + (s / 2) * u**2 + (s / 6) * u**3
 
 
-def quantize(chip: Chip, w: jax.Array) -> jax.Array:
-    """The weights as the chip stores them (unchanged when the chip does not quantise).
+def _potential(layer_chip: LayerChip, u: jax.Array, noise: jax.Array | None) -> jax.Array:
+    v = membrane(layer_chip, u)
+    if noise is not None:
+        v = v + layer_chip.noise_std * noise
+    if layer_chip.v_max is not None:
+        v = layer_chip.v_max * jnp.tanh(v / layer_chip.v_max)
+    return v
 
-    ``weight_levels`` and ``weight_max`` broadcast against ``w`` (the caller shapes them).
+
+@jax.custom_jvp
+def _potential_in_loop(layer_chip: LayerChip, u: jax.Array, noise: jax.Array | None):
+    return _potential(layer_chip, u, noise)
+
+
+@_potential_in_loop.defjvp
+def _potential_in_loop_jvp(primals, tangents):
+    # Value from the chip, derivative from the ideal model (f_0(u) = u): the chip's
+    # non-linearity, noise and saturation never enter the gradient.
+    layer_chip, u, noise = primals
+    return _potential(layer_chip, u, noise), tangents[1]
+
+
+def potential(layer_chip: LayerChip, u: jax.Array, noise: jax.Array | None = None,
+              in_loop: bool = False) -> jax.Array:
+    """What the membrane holds after the ideal update u: f_sigma, read noise, saturation.
+
+    ``noise``: a standard normal draw of u's shape (``read_noise``) when the chip is noisy.
+    ``in_loop``: the chip's value with the ideal model's derivative (chip-in-the-loop SG).
     """
+    return (_potential_in_loop if in_loop else _potential)(layer_chip, u, noise)
+
+
+def read_noise(key: jax.Array | None, step: int | jax.Array, layer_index: int,
+               shape: tuple[int, ...]) -> jax.Array | None:
+    """The standard normal read noise of one layer at one time step of a query (or None)."""
+    if key is None:
+        return None
+    return jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, step), layer_index), shape)
+
+
+def _quantize(chip: Chip, w: jax.Array) -> jax.Array:
     if chip.weight_levels is None:
         return w
     levels = jnp.maximum(chip.weight_levels, 1.0)
@@ -132,15 +225,47 @@ def quantize(chip: Chip, w: jax.Array) -> jax.Array:
     return jnp.round(jnp.clip(w, -chip.weight_max, chip.weight_max) / step) * step
 
 
+@jax.custom_jvp
+def _quantize_in_loop(chip: Chip, w: jax.Array) -> jax.Array:
+    return _quantize(chip, w)
+
+
+@_quantize_in_loop.defjvp
+def _quantize_in_loop_jvp(primals, tangents):
+    chip, w = primals
+    return _quantize(chip, w), tangents[1]  # straight-through, as the ideal model
+
+
+def quantize(chip: Chip, w: jax.Array, in_loop: bool = False) -> jax.Array:
+    """The weights as the chip stores them (unchanged when the chip does not quantise).
+
+    ``weight_levels`` and ``weight_max`` broadcast against ``w`` (the caller shapes them);
+    ``in_loop`` passes the gradient straight through, as the ideal model would.
+    """
+    return (_quantize_in_loop if in_loop else _quantize)(chip, w)
+
+
+def quantize_sets(chip: Chip, weights: Sequence[jax.Array]) -> list[jax.Array]:
+    """Every layer's weights [C, fan_in, fan_out] of C sets as stored by the chip's C cells."""
+    per_set = chip._replace(
+        weight_levels=None if chip.weight_levels is None else chip.weight_levels[:, None, None],
+        weight_max=None if chip.weight_max is None else chip.weight_max[:, None, None])
+    return [quantize(per_set, w) for w in weights]
+
+
+# ---- a chip with no JAX model ----------------------------------------------------------
+
 @dataclass(eq=False)
 class ExternalChip:
     """A black-box chip with no JAX model: any host callable, queried through
     ``jax.pure_callback`` (a NumPy simulator, or a driver for real hardware).
 
-    ``fn(weights, spikes) -> counts``: weights float32 [C, 96] (w1 row-major, then w2),
-    spikes float32 [T, N, 30] of 0/1, counts [C, N, 2] of output spikes. ``grid_shape`` is
-    the (folds, chains) grid it serves. ``queries`` counts forward runs (one weight set on
-    one batch of samples) and ``presentations`` sample presentations, exactly.
+    ``fn(weights, spikes) -> counts``: weights float32 [C, P] with each layer's matrix
+    [fan_in, fan_out] row-major, layer after layer (``snn.flatten``'s layout: for the paper
+    network w1 [30, 3] then w2 [3, 2], P = 96), spikes float32 [T, N, F] of 0/1, counts
+    [C, N, O] of output spikes. ``grid_shape`` is the (folds, chains) grid it serves.
+    ``queries`` counts forward runs (one weight set on one batch of samples) and
+    ``presentations`` sample presentations, exactly.
     """
 
     fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -148,16 +273,21 @@ class ExternalChip:
     queries: int = 0
     presentations: int = 0
 
-    def __call__(self, weights: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+    def __call__(self, weights: np.ndarray, spikes: np.ndarray,
+                 num_outputs: int = PAPER_NETWORK[-1]) -> np.ndarray:
         weights, spikes = np.asarray(weights, np.float32), np.asarray(spikes, np.float32)
         counts = np.asarray(self.fn(weights, spikes), np.float32)
-        expected = (weights.shape[0], spikes.shape[1], 2)
+        expected = (weights.shape[0], spikes.shape[1], num_outputs)
         if counts.shape != expected:
             raise ValueError(f"external chip returned counts of shape {counts.shape}, "
                              f"expected {expected}")
         self.queries += weights.shape[0]
         self.presentations += weights.shape[0] * spikes.shape[1]
         return counts
+
+    def query(self, num_outputs: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """The host function ``pure_callback`` calls for a network with ``num_outputs``."""
+        return functools.partial(self.__call__, num_outputs=num_outputs)
 
 
 def grid_shape(chip: Chip | ExternalChip) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ Keys are public (``mh.num_steps``, ``sg.epochs``, ``sigmas``, ``folds``, ``seed`
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -23,11 +24,17 @@ class ConfigError(ValueError):
     """A bad configuration value; the message is one line."""
 
 
+LAYOUTS = ("auto", "fused", "hoisted", "reference")  # "auto": the backend's (snn.default_layout)
+MAX_WEIGHTS = 100_000
+
+
 @dataclass(frozen=True)
 class SNNConfig:
     alpha: float = 0.9  # membrane decay
     threshold: float = 1.0
     time_steps: int = 10  # T: length of the Poisson spike trains
+    hidden: tuple[int, ...] = (3,)  # hidden layer widths; [] is a single layer
+    layout: str = "auto"  # the likelihood kernel (snn.LAYOUTS); auto: fused on CPU, else hoisted
 
 
 @dataclass(frozen=True)
@@ -98,14 +105,16 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     elif isinstance(default, str):
         ok = isinstance(value, str)
     elif isinstance(default, tuple):
-        ok = isinstance(value, list)
+        kind = type(default[0]) if default else str
+        ok = isinstance(value, list) and all(not isinstance(v, bool) for v in value) and (
+            kind is not int or all(isinstance(v, int) for v in value))
         if ok:
-            kind = type(default[0]) if default else str
             try:
-                value = tuple(kind(v) for v in value)
+                return tuple(kind(v) for v in value)
             except (TypeError, ValueError):
                 ok = False
-            ok = ok and all(not isinstance(v, bool) for v in value)
+        if not ok:
+            raise ConfigError(f"{key}={value!r}: expected a list of {kind.__name__}")
     else:
         ok = False
     if not ok:
@@ -188,6 +197,16 @@ def _finite_positive(key: str, value: float) -> None:
     _check(math.isfinite(value) and value > 0, key, value, "> 0 and finite")
 
 
+def network(cfg: Config, num_features: int, num_classes: int) -> tuple[int, ...]:
+    """Layer sizes (features, *snn.hidden, classes); refuses more than MAX_WEIGHTS weights."""
+    sizes = (num_features, *cfg.snn.hidden, num_classes)
+    total = sum(a * b for a, b in itertools.pairwise(sizes))
+    _check(total <= MAX_WEIGHTS, "snn.hidden", list(cfg.snn.hidden),
+           f"a network of at most {MAX_WEIGHTS:,} weights ({'-'.join(map(str, sizes))} has "
+           f"{total:,})")
+    return sizes
+
+
 def validate(cfg: Config) -> Config:
     """Range-check every field; raise ConfigError on the first bad one."""
     _check(cfg.preset in PRESETS, "preset", cfg.preset, f"one of {', '.join(PRESETS)}")
@@ -207,6 +226,9 @@ def validate(cfg: Config) -> Config:
     _check(0 < s.alpha < 1, "snn.alpha", s.alpha, "in (0, 1)")
     _finite_positive("snn.threshold", s.threshold)
     _check(1 <= s.time_steps <= 1000, "snn.time_steps", s.time_steps, "in [1, 1000]")
+    _check(len(s.hidden) <= 16 and all(1 <= h <= MAX_WEIGHTS for h in s.hidden), "snn.hidden",
+           list(s.hidden), "a list of at most 16 widths, each >= 1")
+    _check(s.layout in LAYOUTS, "snn.layout", s.layout, f"one of {', '.join(LAYOUTS)}")
     m = cfg.mh
     _check(m.num_chains >= 1, "mh.num_chains", m.num_chains, ">= 1")
     _check(m.num_steps >= 2, "mh.num_steps", m.num_steps, ">= 2")

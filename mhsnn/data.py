@@ -1,4 +1,4 @@
-"""Data: the Wisconsin breast-cancer set, leak-free splits and scaling, Poisson spike encoding.
+"""Data: the data sets, leak-free splits and scaling, Poisson spike encoding.
 
 Everything here runs on the host with NumPy/scikit-learn except the encoder, which is
 a pure JAX function of a key.
@@ -14,12 +14,13 @@ import numpy as np
 from sklearn import datasets
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
-NUM_FEATURES = 30
-NUM_CLASSES = 2
+BUILTIN = {"breast_cancer": datasets.load_breast_cancer, "iris": datasets.load_iris,
+           "wine": datasets.load_wine, "digits": datasets.load_digits}
 
 
 class Dataset(NamedTuple):
-    """Features ``X`` float32 [N, 30] and labels ``y`` int32 [N] (0 = malignant, 1 = benign)."""
+    """Features ``X`` float32 [N, F] and class labels ``y`` int32 [N] in 0 .. K-1
+    (breast cancer: F = 30, 0 = malignant, 1 = benign)."""
 
     X: np.ndarray
     y: np.ndarray
@@ -32,23 +33,30 @@ class Split(NamedTuple):
     test: np.ndarray
 
 
+def load(name: str = "breast_cancer") -> Dataset:
+    """A data set shipped with scikit-learn (no network): one of ``BUILTIN``."""
+    if name not in BUILTIN:
+        raise ValueError(f"data.name={name!r}: expected one of {', '.join(BUILTIN)}")
+    raw = BUILTIN[name]()
+    return check_dataset(Dataset(X=raw.data.astype(np.float32), y=raw.target.astype(np.int32)))
+
+
 def load_breast_cancer() -> Dataset:
     """The 569-sample Wisconsin diagnostic set as shipped with scikit-learn (no network)."""
-    raw = datasets.load_breast_cancer()
-    return check_dataset(Dataset(X=raw.data.astype(np.float32), y=raw.target.astype(np.int32)))
+    return load("breast_cancer")
 
 
 def check_dataset(data: Dataset) -> Dataset:
     """Refuse data the network cannot take: wrong shape, non-finite features, bad labels."""
     X, y = np.asarray(data.X), np.asarray(data.y)
-    if X.ndim != 2 or X.shape[1] != NUM_FEATURES:
-        raise ValueError(f"data.X: shape {X.shape}, expected [N, {NUM_FEATURES}]")
+    if X.ndim != 2 or X.shape[1] < 1:
+        raise ValueError(f"data.X: shape {X.shape}, expected [N, F] with F >= 1")
     if y.shape != (X.shape[0],):
         raise ValueError(f"data.y: shape {y.shape}, expected [{X.shape[0]}] to match data.X")
     if not np.all(np.isfinite(X)):
         raise ValueError(f"data.X: {int(np.sum(~np.isfinite(X)))} NaN or infinite values")
-    if not np.all((y >= 0) & (y < NUM_CLASSES)):
-        raise ValueError(f"data.y: labels must be in 0..{NUM_CLASSES - 1}")
+    if not np.all(y >= 0):
+        raise ValueError("data.y: labels must be class indices 0 .. K-1")
     return Dataset(X=X.astype(np.float32), y=y.astype(np.int32))
 
 
@@ -97,6 +105,7 @@ def poisson_encode(key: jax.Array, X01: jax.Array, num_steps: int = 10) -> jax.A
     return (u < X01).astype(jnp.float32)
 
 
-def one_hot(y: np.ndarray) -> np.ndarray:
-    """Targets of the output rates: float32 [N, 2]."""
-    return np.eye(NUM_CLASSES, dtype=np.float32)[y]
+def one_hot(y: np.ndarray, num_classes: int | None = None) -> np.ndarray:
+    """Targets of the output rates: float32 [N, K] (K = ``num_classes``, else max(y) + 1)."""
+    k = int(np.max(y)) + 1 if num_classes is None else num_classes
+    return np.eye(k, dtype=np.float32)[y]

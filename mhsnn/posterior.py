@@ -1,13 +1,14 @@
 """The SNN weight posterior of PAPER.md on a grid of cells, as one batched computation.
 
 Layout: a ``Problem`` stacks the data of F folds (padded to a common size with masks);
-positions are [F, M, 96] where M = (cells per fold) x (chains per cell), and the chip's
-leaves are [F, M], so every chain of every fold and sigma advances in one call.
+positions are [F, M, P] (P weights of the network in ``SNNSettings.sizes``) where
+M = (cells per fold) x (chains per cell), and the chip's leaves are [F, M], so every chain
+of every fold and sigma advances in one call.
 
     log L(D | W) = -MSE(rates on the chip, one-hot) / (2 v^2)
     log P(W)     = -|W|^2 / (2 p^2)
 
-MSE is the mean over training samples and both output neurons (PyTorch's MSELoss default).
+MSE is the mean over training samples and output neurons (PyTorch's MSELoss default).
 Constants are dropped: MH needs only differences. The likelihood is evaluated on the chip:
 MH uses its outputs, never its model.
 """
@@ -20,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import chips, data, snn
+from mhsnn import chips, data, keys, snn
 from mhsnn.chips import Chip
 from mhsnn.metrics import probabilities
 
@@ -28,8 +29,8 @@ from mhsnn.metrics import probabilities
 class Problem(NamedTuple):
     """Spike-encoded train and test sets of F folds, padded to common sizes."""
 
-    train_spikes: jax.Array  # [F, T, Ntr, 30]
-    train_targets: jax.Array  # [F, Ntr, 2] one-hot
+    train_spikes: jax.Array  # [F, T, Ntr, features]
+    train_targets: jax.Array  # [F, Ntr, classes] one-hot
     train_mask: jax.Array  # [F, Ntr] 1 for real rows, 0 for padding
     test_spikes: jax.Array  # [F, T, Nte, 30]
     test_labels: jax.Array  # [F, Nte]
@@ -39,25 +40,38 @@ class Problem(NamedTuple):
     def num_steps(self) -> int:
         return self.train_spikes.shape[1]
 
+    @property
+    def num_features(self) -> int:
+        return self.train_spikes.shape[-1]
+
+    @property
+    def num_classes(self) -> int:
+        return self.train_targets.shape[-1]
+
 
 def _pad(rows: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([rows, np.zeros((size - len(rows), *rows.shape[1:]), rows.dtype)])
 
 
-def make_problem(dataset: data.Dataset, splits: list[data.Split], key: jax.Array,
-                 num_steps: int = 10) -> Problem:
+def make_problem(dataset: data.Dataset, splits: list[data.Split], root: jax.Array,
+                 num_steps: int = 10, name: keys.Component = "problem") -> Problem:
     """Scale each split on its training rows, encode once per fold (fixed spike trains, so
-    the likelihood is a deterministic function of the weights), pad and stack."""
+    the likelihood is a deterministic function of the weights), pad and stack.
+
+    Fold i's spike trains come from ``keys.derive(root, "encode", name, i, "train"/"test")``.
+    Targets are one-hot over every class of the whole data set, so all folds agree."""
     n_train = max(len(s.train) for s in splits)
     n_test = max(len(s.test) for s in splits)
+    num_classes = int(dataset.y.max()) + 1
     parts = []
     for i, split in enumerate(splits):
         X_train, X_test = data.scale_split(dataset, split)
-        k_train, k_test = jax.random.split(jax.random.fold_in(key, i))
+        k_train = keys.derive(root, "encode", name, i, "train")
+        k_test = keys.derive(root, "encode", name, i, "test")
         parts.append((
             np.pad(np.asarray(data.poisson_encode(k_train, X_train, num_steps)),
                    ((0, 0), (0, n_train - len(split.train)), (0, 0))),
-            _pad(data.one_hot(dataset.y[split.train]), n_train),
+            _pad(data.one_hot(dataset.y[split.train], num_classes), n_train),
             _pad(np.ones(len(split.train), np.float32), n_train),
             np.pad(np.asarray(data.poisson_encode(k_test, X_test, num_steps)),
                    ((0, 0), (0, n_test - len(split.test)), (0, 0))),
@@ -68,15 +82,27 @@ def make_problem(dataset: data.Dataset, splits: list[data.Split], key: jax.Array
 
 
 class SNNSettings(NamedTuple):
-    """Neuron constants shared by every chain."""
+    """The network every chain runs: its layer sizes, neuron constants, and the likelihood's
+    layout (``snn.LAYOUTS``; resolve ``snn.default_layout()`` on the host, as the
+    experiments do). All static: they decide the compiled shapes."""
 
     alpha: float = 0.9
     threshold: float = 1.0
+    sizes: tuple[int, ...] = snn.PAPER_NETWORK  # (features, hidden..., classes)
+    layout: str = "fused"
+
+
+def check_network(problem: Problem, settings: SNNSettings) -> None:
+    """Refuse a network whose input or output width does not fit the data."""
+    sizes = settings.sizes
+    if sizes[0] != problem.num_features or sizes[-1] != problem.num_classes:
+        raise ValueError(f"network {'-'.join(map(str, sizes))}: the data have "
+                         f"{problem.num_features} features and {problem.num_classes} classes")
 
 
 def counts_on(theta: jax.Array, spikes: jax.Array, chip: Chip | chips.ExternalChip,
               settings: SNNSettings, key: jax.Array | None = None) -> jax.Array:
-    """Output spike counts [F, M, N, 2] of positions [F, M, 96] on per-fold spikes.
+    """Output spike counts [F, M, N, O] of positions [F, M, P] on per-fold spikes.
 
     A noisy chip draws fresh read noise from ``key``; an ``ExternalChip`` is queried on the
     host through ``jax.pure_callback`` (one call per fold, all M weight sets at once).
@@ -84,15 +110,18 @@ def counts_on(theta: jax.Array, spikes: jax.Array, chip: Chip | chips.ExternalCh
     if isinstance(chip, chips.ExternalChip):
         M = theta.shape[1]
 
+        O = settings.sizes[-1]
+
         def query(theta_f, spikes_f):
-            shape = jax.ShapeDtypeStruct((M, spikes_f.shape[1], snn.NUM_OUTPUTS), jnp.float32)
-            return jax.pure_callback(chip, shape, theta_f, spikes_f, vmap_method="sequential")
+            shape = jax.ShapeDtypeStruct((M, spikes_f.shape[1], O), jnp.float32)
+            return jax.pure_callback(chip.query(O), shape, theta_f, spikes_f,
+                                     vmap_method="sequential")
 
         return jax.vmap(query)(theta, spikes)
     keys = jax.random.split(key, theta.shape[0]) if chips.is_noisy(chip) else None
 
     def per_fold(theta_f, spikes_f, chip_f, key_f):
-        return snn.run_batched(snn.unflatten(theta_f), spikes_f, chip=chip_f,
+        return snn.run_batched(snn.unflatten(theta_f, settings.sizes), spikes_f, chip=chip_f,
                                alpha=settings.alpha, threshold=settings.threshold, key=key_f)
 
     return jax.vmap(per_fold)(theta, spikes, chip, keys)
@@ -110,13 +139,14 @@ def mse(theta: jax.Array, problem: Problem, chip, settings: SNNSettings,
         keys = jax.random.split(key, theta.shape[0]) if chips.is_noisy(chip) else None
 
         def per_fold(theta_f, spikes_f, targets_f, mask_f, chip_f, key_f):
-            return snn.sq_error_batched(snn.unflatten(theta_f), spikes_f, targets_f, mask_f,
-                                        chip=chip_f, alpha=settings.alpha,
-                                        threshold=settings.threshold, key=key_f)
+            return snn.sq_error_batched(snn.unflatten(theta_f, settings.sizes), spikes_f,
+                                        targets_f, mask_f, chip=chip_f, alpha=settings.alpha,
+                                        threshold=settings.threshold, layout=settings.layout,
+                                        key=key_f)
 
         total = jax.vmap(per_fold)(theta, problem.train_spikes, problem.train_targets, mask,
                                    chip, keys)
-    return total / (2.0 * jnp.sum(mask, axis=-1, keepdims=True))
+    return total / (problem.num_classes * jnp.sum(mask, axis=-1, keepdims=True))
 
 
 def log_likelihood(theta, problem, chip, lik_std, settings: SNNSettings,
@@ -132,5 +162,5 @@ def log_prior(theta: jax.Array, prior_std) -> jax.Array:
 
 def test_probabilities(theta, problem, chip, settings: SNNSettings,
                        key: jax.Array | None = None) -> jax.Array:
-    """Predictive class probabilities [F, M, Nte, 2] on the test set (see metrics)."""
+    """Predictive class probabilities [F, M, Nte, O] on the test set (see metrics)."""
     return probabilities(counts_on(theta, problem.test_spikes, chip, settings, key))

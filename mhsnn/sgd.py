@@ -25,7 +25,8 @@ from mhsnn.chips import Chip
 
 
 class SGHyper(NamedTuple):
-    """Optimiser and initialisation; w1 ~ N(init_mean1, init_std1^2), w2 likewise."""
+    """Optimiser and initialisation: every hidden layer's weights ~ N(init_mean1, init_std1^2),
+    the output layer's ~ N(init_mean2, init_std2^2)."""
 
     learning_rate: float = 1e-3
     epochs: int = 100
@@ -37,7 +38,7 @@ class SGHyper(NamedTuple):
 
 
 class TrainState(NamedTuple):
-    theta: jax.Array  # [96]
+    theta: jax.Array  # [P]
     opt_state: optax.OptState
     key: jax.Array
     epoch: jax.Array
@@ -45,11 +46,16 @@ class TrainState(NamedTuple):
     last_loss: jax.Array  # mean training loss of the last epoch
 
 
-def init_theta(key: jax.Array, hyper: SGHyper) -> jax.Array:
-    k1, k2 = jax.random.split(key)
-    w1 = hyper.init_mean1 + hyper.init_std1 * jax.random.normal(k1, (snn.NUM_INPUTS, snn.NUM_HIDDEN))
-    w2 = hyper.init_mean2 + hyper.init_std2 * jax.random.normal(k2, (snn.NUM_HIDDEN, snn.NUM_OUTPUTS))
-    return snn.flatten({"w1": w1, "w2": w2})
+def init_theta(key: jax.Array, hyper: SGHyper,
+               sizes: tuple[int, ...] = snn.PAPER_NETWORK) -> jax.Array:
+    """Initial weights [P]; layer i draws from ``split(key, L)[i]``."""
+    L = len(sizes) - 1
+    params = {}
+    for i, k in enumerate(jax.random.split(key, L)):
+        mean, std = ((hyper.init_mean2, hyper.init_std2) if i == L - 1
+                     else (hyper.init_mean1, hyper.init_std1))
+        params[f"w{i + 1}"] = mean + std * jax.random.normal(k, (sizes[i], sizes[i + 1]))
+    return snn.flatten(params)
 
 
 def batch_loss(theta, spikes, targets, mask, chip: Chip, in_loop: bool,
@@ -57,25 +63,25 @@ def batch_loss(theta, spikes, targets, mask, chip: Chip, in_loop: bool,
     """MSE of output rates to one-hot over the real rows of a minibatch (mean over rows, classes).
 
     ``key`` draws a noisy chip's read noise for this query."""
-    rates = snn.forward(snn.unflatten(theta), spikes, chip=chip, alpha=settings.alpha,
-                        threshold=settings.threshold, in_loop=in_loop,
+    rates = snn.forward(snn.unflatten(theta, settings.sizes), spikes, chip=chip,
+                        alpha=settings.alpha, threshold=settings.threshold, in_loop=in_loop,
                         key=key if chips.is_noisy(chip) else None)
     sq = jnp.sum((rates - targets) ** 2, axis=-1)
-    return jnp.sum(sq * mask) / (2.0 * jnp.maximum(jnp.sum(mask), 1.0))
+    return jnp.sum(sq * mask) / (targets.shape[-1] * jnp.maximum(jnp.sum(mask), 1.0))
 
 
 def make_trainer(hyper: SGHyper, in_loop: bool, settings: posterior.SNNSettings,
                  epochs_per_chunk: int) -> tuple[Callable, Callable]:
     """(init, advance) for one cell; vmap both over cells.
 
-    init(key, n_rows) -> TrainState; advance(state, spikes [T, N, 30], targets [N, 2],
+    init(key) -> TrainState; advance(state, spikes [T, N, F], targets [N, O],
     mask [N], chip) -> TrainState after ``epochs_per_chunk`` more epochs (no-ops past the end).
     """
     optimizer = optax.adam(hyper.learning_rate)
 
     def init(key):
         k_init, k_run = jax.random.split(key)
-        theta = init_theta(k_init, hyper)
+        theta = init_theta(k_init, hyper, settings.sizes)
         return TrainState(theta, optimizer.init(theta), k_run, jnp.zeros((), jnp.int32),
                           jnp.zeros((), bool), jnp.zeros(()))
 
@@ -129,6 +135,7 @@ def grid_trainer(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: 
     Chip leaves [F, M] give M cells per fold (sigma x seed). Offline mode trains on the
     ideal model whatever the chip; ``advance`` runs ``epochs_per_chunk`` more epochs.
     """
+    posterior.check_network(problem, settings)
     init, advance = make_trainer(hyper, in_loop, settings, epochs_per_chunk)
     F, M = chips.grid_shape(chip)
     keys = jax.random.split(key, F * M).reshape(F, M)
@@ -156,9 +163,8 @@ def train_grid(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: SG
 
 
 def deployed_probabilities(theta: jax.Array, problem: posterior.Problem, chip,
-                           settings: posterior.SNNSettings,
-                           key: jax.Array | None = None) -> jax.Array:
-    """Test probabilities [F, M, Nte, 2] of trained weights [F, M, 96] deployed on the chip."""
-    key = jax.random.key(0) if key is None else key
+                           settings: posterior.SNNSettings, key: jax.Array) -> jax.Array:
+    """Test probabilities [F, M, Nte, O] of trained weights [F, M, P] deployed on the chip;
+    ``key`` (the tree's "evaluate" key) draws a noisy chip's read noise."""
     return jax.jit(lambda th: posterior.test_probabilities(th, problem, chip, settings, key))(theta)
 

@@ -1,42 +1,48 @@
-"""The 30 -> 3 -> 2 LIF network of PAPER.md as one ``lax.scan`` over time (time-major).
+"""A stack of LIF layers as one ``lax.scan`` over time (time-major), on any chip.
 
-Per layer and time step (PAPER.md, 'Network'; the chip distorts the updated potential
-before the threshold test):
+A network is its weights ``{"w1": [F, H1], "w2": [H1, H2], ..., "wL": [H_{L-1}, O]}``
+(any depth L >= 1, no biases); its layer sizes (F, H1, ..., O) are static and decide the
+compiled shapes. The paper's network is ``{"w1": [30, 3], "w2": [3, 2]}``. Per layer and
+time step (PAPER.md, 'Network'; the chip distorts the updated potential before the
+threshold test):
 
     u  = alpha * V + (1 - alpha) * I        ideal leaky integration
-    V~ = f_chip(u)                          the chip's membrane non-linearity
+    V~ = chip.potential(u)                  f_sigma, read noise, saturation (see chips)
     S  = 1 if V~ >= threshold else 0        spike
     V  = 0 if V~ >= threshold or V~ < 0 else V~
 
-The hidden layer's input current at step k is ``spikes[k] @ w1``; the output layer's is
-the hidden spikes of the same step times ``w2``. No biases. The output is each output
-neuron's spike rate over the T steps (count / T).
+Layer 1's input current at step k is ``spikes[k] @ w1``; layer l's is layer l-1's spikes of
+the same step times ``wl``. The output is the last layer's spike rate over the T steps.
 
 Class decision: ``argmax`` of the rates with ties going to the lower class index, so a
-silent network ([0, 0]) predicts class 0 (malignant), as PAPER.md observed.
+silent network predicts class 0, as PAPER.md observed.
 
 The spike function is a Heaviside step forward; only when a gradient is taken does its
 derivative become the Gaussian surrogate (1/sqrt(2 pi)) exp(-2 (V~ - threshold)^2).
 The reset is detached from the gradient (the where() masks it), as is usual for BPTT
 with surrogate gradients.
+
+Paths: ``run`` (one weight set) is the readable reference; ``run_batched`` is its ``vmap``
+and serves counts and evaluation. The MH likelihood's hot path ``sq_error_batched`` has two
+measured fast layouts (see ``LAYOUTS``), chosen once on the host by ``default_layout`` and
+passed in as a static argument.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-import os
-from typing import NamedTuple
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 
 from mhsnn import chips
-from mhsnn.chips import Chip
+from mhsnn.chips import Chip, LayerChip
 
-Params = dict[str, jax.Array]  # {"w1": [..., 30, 3], "w2": [..., 3, 2]}
+Params = dict[str, jax.Array]  # {"w1": [..., F, H1], ..., "wL": [..., H_{L-1}, O]}
 
-NUM_INPUTS, NUM_HIDDEN, NUM_OUTPUTS = 30, 3, 2
-NUM_WEIGHTS = NUM_INPUTS * NUM_HIDDEN + NUM_HIDDEN * NUM_OUTPUTS  # 96
+PAPER_NETWORK = chips.PAPER_NETWORK  # (30, 3, 2)
 
 
 def surrogate(x: jax.Array) -> jax.Array:
@@ -56,272 +62,236 @@ def _spike_jvp(primals, tangents):
     return spike(x), surrogate(x) * dx
 
 
-class LayerChip(NamedTuple):
-    """A chip's fields for one layer, shaped to broadcast against that layer's state."""
+# ---- the network's shape -------------------------------------------------------------
 
-    sigma: jax.Array
-    alpha: jax.Array | float  # effective decay (mismatch included)
-    threshold: jax.Array | float  # effective threshold (mismatch included)
-    noise_std: jax.Array | None
-    v_max: jax.Array | None
-
-
-def _potential(layer: LayerChip, u: jax.Array, noise: jax.Array | None) -> jax.Array:
-    """What the chip's membrane holds after the update u: f_sigma, read noise, saturation."""
-    v = chips.membrane(layer, u)
-    if noise is not None:
-        v = v + layer.noise_std * noise
-    if layer.v_max is not None:
-        v = layer.v_max * jnp.tanh(v / layer.v_max)
-    return v
+def layers_of(params: Params) -> list[jax.Array]:
+    """The weight matrices w1 ... wL in order; refuses missing or misfitting layers."""
+    names = [f"w{i + 1}" for i in range(len(params))]
+    if not params or sorted(params) != sorted(names):
+        raise ValueError(f"params: keys {sorted(params)}, expected w1 ... w{len(params)}")
+    ws = [params[n] for n in names]
+    for i in range(1, len(ws)):
+        if ws[i].shape[-2] != ws[i - 1].shape[-1]:
+            raise ValueError(f"params: w{i + 1} takes {ws[i].shape[-2]} inputs but w{i} "
+                             f"has {ws[i - 1].shape[-1]} neurons")
+    return ws
 
 
-@jax.custom_jvp
-def _potential_in_loop(layer: LayerChip, u: jax.Array, noise: jax.Array | None) -> jax.Array:
-    return _potential(layer, u, noise)
+def sizes_of(params: Params) -> tuple[int, ...]:
+    """Layer sizes (F, H1, ..., O) of a network, inputs first."""
+    ws = layers_of(params)
+    return (int(ws[0].shape[-2]), *(int(w.shape[-1]) for w in ws))
 
 
-@_potential_in_loop.defjvp
-def _potential_in_loop_jvp(primals, tangents):
-    # Value from the chip, derivative from the ideal model (f_0(u) = u): the chip's
-    # non-linearity, noise and saturation never enter the gradient.
-    layer, u, noise = primals
-    return _potential(layer, u, noise), tangents[1]
+def num_weights(sizes: Sequence[int] = PAPER_NETWORK) -> int:
+    """Weights of the network with layer ``sizes``: sum of fan_in x fan_out."""
+    return int(sum(a * b for a, b in itertools.pairwise(sizes)))
 
 
-@jax.custom_jvp
-def _quantize_in_loop(chip: Chip, w: jax.Array) -> jax.Array:
-    return chips.quantize(chip, w)
+def check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"network {list(sizes)}: needs inputs and >= 1 layer, widths >= 1")
+    return sizes
 
 
-@_quantize_in_loop.defjvp
-def _quantize_in_loop_jvp(primals, tangents):
-    chip, w = primals
-    return chips.quantize(chip, w), tangents[1]  # straight-through, as the ideal model
+def unflatten(theta: jax.Array, sizes: Sequence[int] = PAPER_NETWORK) -> Params:
+    """Flat weight vectors [..., P] -> {"w1": [..., F, H1], ...}: layer after layer, row-major."""
+    sizes = check_sizes(sizes)
+    if theta.shape[-1] != num_weights(sizes):
+        raise ValueError(f"theta: {theta.shape[-1]} weights, the network "
+                         f"{'-'.join(map(str, sizes))} has {num_weights(sizes)}")
+    lead, out, at = theta.shape[:-1], {}, 0
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        out[f"w{i + 1}"] = theta[..., at:at + a * b].reshape(*lead, a, b)
+        at += a * b
+    return out
 
 
-def layer_chip(chip: Chip, layer: int, alpha: float, threshold: float,
-               neuron_axis: int = -1, expand=lambda x: x) -> LayerChip:
-    """The fields of ``chip`` for ``layer`` (0 hidden, 1 output).
+def flatten(params: Params) -> jax.Array:
+    """{"w1": [..., F, H1], ...} -> flat weight vectors [..., P] (``unflatten``'s layout)."""
+    ws = layers_of(params)
+    lead = ws[0].shape[:-2]
+    return jnp.concatenate([w.reshape(*lead, -1) for w in ws], axis=-1)
 
-    Per-neuron fields are sliced to the layer and their neuron axis moved to ``neuron_axis``;
-    ``expand`` reshapes every field to broadcast against the layer's state.
-    """
-    lo, hi = (0, NUM_HIDDEN) if layer == 0 else (NUM_HIDDEN, NUM_HIDDEN + NUM_OUTPUTS)
 
-    def neuron(field):
-        return expand(jnp.moveaxis(field[..., lo:hi], -1, neuron_axis))
-
-    def maybe(field):
-        return None if field is None else expand(field)
-
-    a = alpha if chip.tau_scale is None else alpha ** (1.0 / neuron(chip.tau_scale))
-    t = threshold if chip.threshold_scale is None else threshold * neuron(chip.threshold_scale)
-    return LayerChip(expand(chip.sigma), a, t, maybe(chip.noise_std), maybe(chip.v_max))
-
+# ---- the reference path ----------------------------------------------------------------
 
 def lif_step(v, current, *, chip: LayerChip, in_loop: bool = False, noise=None):
     """One LIF update of a layer; returns (new potential, spikes).
 
-    ``chip`` (see ``layer_chip``) broadcasts against ``v``; ``noise`` is a standard normal
+    ``chip`` (see ``chips.layer``) broadcasts against ``v``; ``noise`` is a standard normal
     draw of ``v``'s shape when the chip has read noise.
     """
     u = chip.alpha * v + (1.0 - chip.alpha) * current
-    v_chip = _potential_in_loop(chip, u, noise) if in_loop else _potential(chip, u, noise)
+    v_chip = chips.potential(chip, u, noise, in_loop)
     s = spike(v_chip - chip.threshold)
     keep = (v_chip >= 0) & (v_chip < chip.threshold)
     return jnp.where(keep, v_chip, 0.0), s
 
 
-def _noise(key, t, layer, shape):
-    return None if key is None else jax.random.normal(
-        jax.random.fold_in(jax.random.fold_in(key, t), layer), shape)
-
-
-def _scan(cur1_fn, second_layer, xs, state_shapes, layers, key, in_loop, unroll=1):
-    """Scan over time; ``cur1_fn(x)`` gives the hidden layer's input currents at one step."""
-    v1 = jnp.zeros(state_shapes[0], jnp.float32)
-    v2 = jnp.zeros(state_shapes[1], jnp.float32)
-
-    def body(carry, x):
-        v1, v2, count = carry
-        t, s_in = x
-        v1, s1 = lif_step(v1, cur1_fn(s_in), chip=layers[0], in_loop=in_loop,
-                          noise=_noise(key, t, 0, v1.shape))
-        v2, s2 = lif_step(v2, second_layer(s1), chip=layers[1], in_loop=in_loop,
-                          noise=_noise(key, t, 1, v2.shape))
-        return (v1, v2, count + s2), None
-
-    (_, _, count), _ = jax.lax.scan(body, (v1, v2, jnp.zeros_like(v2)),
-                                    (jnp.arange(xs.shape[0]), xs), unroll=unroll)
-    return count
-
-
-def _check_key(chip: Chip, key) -> None:
+def _check_key(chip: Chip, key) -> jax.Array | None:
     if chips.is_noisy(chip) and key is None:
         raise ValueError("key: this chip has membrane read noise; pass a key for the query")
+    return key if chips.is_noisy(chip) else None
 
 
 def run(params: Params, spikes: jax.Array, *, chip: Chip | None = None, alpha: float = 0.9,
         threshold: float = 1.0, in_loop: bool = False, key: jax.Array | None = None) -> jax.Array:
-    """Output spike counts [N, 2] of one weight set on spikes [T, N, 30].
+    """Output spike counts [N, O] of one weight set on spikes [T, N, F].
 
     ``in_loop=True`` gives chip values with the ideal model's derivative (chip-in-the-loop).
     ``key`` draws the read noise of a noisy chip (fresh per query: pass a new key each time).
     """
     chip = chips.ideal() if chip is None else chip
-    _check_key(chip, key)
-    quant = _quantize_in_loop if in_loop else chips.quantize
-    w1, w2 = quant(chip, params["w1"]), quant(chip, params["w2"])
-    layers = [layer_chip(chip, i, alpha, threshold) for i in (0, 1)]
+    key = _check_key(chip, key)
+    sizes = sizes_of(params)
+    chips.check_network(chip, sizes)
+    ws = [chips.quantize(chip, w, in_loop) for w in layers_of(params)]
+    layers = [chips.layer(chip, sizes, i, alpha, threshold) for i in range(len(ws))]
     N = spikes.shape[1]
-    return _scan(lambda s_in: s_in @ w1, lambda s1: s1 @ w2, spikes,
-                 ((N, NUM_HIDDEN), (N, NUM_OUTPUTS)), layers, key if chips.is_noisy(chip)
-                 else None, in_loop)
+
+    def body(carry, x):
+        vs, count = carry
+        t, s = x
+        new = []
+        for i, (w, v) in enumerate(zip(ws, vs)):
+            v, s = lif_step(v, s @ w, chip=layers[i], in_loop=in_loop,
+                            noise=chips.read_noise(key, t, i, v.shape))
+            new.append(v)
+        return (new, count + s), None
+
+    vs = [jnp.zeros((N, h), jnp.float32) for h in sizes[1:]]
+    (_, count), _ = jax.lax.scan(body, (vs, jnp.zeros((N, sizes[-1]), jnp.float32)),
+                                 (jnp.arange(spikes.shape[0]), spikes))
+    return count
 
 
 def forward(params: Params, spikes: jax.Array, *, chip: Chip | None = None, alpha: float = 0.9,
             threshold: float = 1.0, in_loop: bool = False,
             key: jax.Array | None = None) -> jax.Array:
-    """Output spike rates [N, 2] (counts / T) of one weight set."""
+    """Output spike rates [N, O] (counts / T) of one weight set."""
     counts = run(params, spikes, chip=chip, alpha=alpha, threshold=threshold, in_loop=in_loop,
                  key=key)
     return counts / spikes.shape[0]
 
 
-def chain_block_size(num_sets: int) -> int:
-    """Weight sets per block on this backend: the CPU runs blocks of <= 256 one after another
-    so each block's [neuron, block, N] state stays in cache (measured: 50k vs 20k chain-steps/s
-    at 1,024 chains); an accelerator takes all sets at once."""
-    if jax.default_backend() != "cpu" or num_sets <= 256:
-        return num_sets
-    for block in range(256, 63, -1):
-        if num_sets % block == 0:
-            return block
-    return num_sets
-
-
 def run_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
-                alpha: float = 0.9, threshold: float = 1.0, chain_block: int | None = None,
+                alpha: float = 0.9, threshold: float = 1.0,
                 key: jax.Array | None = None) -> jax.Array:
-    """Output spike counts [C, N, 2] of C weight sets (w1 [C, 30, 3], w2 [C, 3, 2]) at once.
+    """Output spike counts [C, N, O] of C weight sets (every "wI" with a leading [C] axis).
 
-    Layout chosen by measurement (experiments/benchmark.py): the state is [neuron, C, N]
-    with the samples innermost, and each time step's first-layer currents for every weight
-    set are one matrix product [3*C, 30] x [30, N] inside the scan, so the step's working
-    set stays in cache (hoisting one [T*N, 30] x [30, 3*C] product out of the scan was 2-3x
-    slower on the CPU). Chip leaves may be shared or carry one value per weight set
-    ([C], per-neuron [C, 5]), so a grid of chips rides the same axis. ``chain_block``
-    (default: ``chain_block_size``) splits the sets into blocks run in sequence; results
-    are identical either way.
+    The ``vmap`` of ``run``. Chip leaves may be shared or carry one value per weight set
+    ([C], per-neuron [C, n]), so a grid of chips rides the same axis. A noisy chip's query
+    draws each set's noise from ``split(key, C)``.
     """
-    chip = chips.broadcast(chips.ideal() if chip is None else chip, (params["w1"].shape[0],))
-    _check_key(chip, key)
-    key = key if chips.is_noisy(chip) else None
-    C = params["w1"].shape[0]
-    block = chain_block_size(C) if chain_block is None else chain_block
-    if block >= C or C % block:
-        return _run_sets(params, spikes, chip, alpha, threshold, key)
-    blocks = jax.tree.map(lambda x: x.reshape(C // block, block, *x.shape[1:]), (params, chip))
-    keys = None if key is None else jax.random.split(key, C // block)
-    counts = jax.lax.map(lambda b: _run_sets(b[0][0], spikes, b[0][1], alpha, threshold, b[1]),
-                         (blocks, keys))
-    return counts.reshape(C, *counts.shape[2:])
+    C = layers_of(params)[0].shape[0]
+    chip = chips.broadcast(chips.ideal() if chip is None else chip, (C,))
+    key = _check_key(chip, key)
+    keys = None if key is None else jax.random.split(key, C)
+
+    def one(p, ch, k):
+        return run(p, spikes, chip=ch, alpha=alpha, threshold=threshold, key=k)
+
+    return jax.vmap(one)(params, chip, keys)
 
 
-def _run_sets(params: Params, spikes: jax.Array, chip: Chip, alpha: float, threshold: float,
-              key: jax.Array | None):
-    C = params["w1"].shape[0]
-    _, N, F = spikes.shape
-    w1, w2 = _quantize_sets(chip, params)
-    w1_rows = jnp.transpose(w1, (2, 0, 1)).reshape(NUM_HIDDEN * C, F)  # row h*C + c
-    w2_cols = jnp.transpose(w2, (1, 2, 0))[..., None]  # [3, 2, C, 1]
-    # Fields [C] -> [1, C, 1]; per-neuron [C, 5] -> [neurons, C, 1] (state is [neuron, C, N]).
-    layers = [layer_chip(chip, i, alpha, threshold, neuron_axis=0,
-                         expand=lambda x: x[..., None] if x.ndim == 2 else x[None, :, None])
-              for i in (0, 1)]
-
-    def second_layer(s1):
-        return jnp.stack([sum(s1[h] * w2_cols[h, k] for h in range(NUM_HIDDEN))
-                          for k in range(NUM_OUTPUTS)])
-
-    shapes = ((NUM_HIDDEN, C, N), (NUM_OUTPUTS, C, N))
-    if batched_layout() == "hoisted":
-        # One product for all time steps, then a fully unrolled scan that XLA can fuse into
-        # one elementwise pass over the currents (for accelerators: memory-bound otherwise).
-        cur = jnp.einsum("tnf,kf->tkn", spikes, w1_rows).reshape(-1, NUM_HIDDEN, C, N)
-        count = _scan(lambda c: c, second_layer, cur, shapes, layers, key, False, unroll=True)
-    else:
-        count = _scan(lambda s_in: (w1_rows @ s_in.T).reshape(NUM_HIDDEN, C, N), second_layer,
-                      spikes, shapes, layers, key, False)
-    return jnp.transpose(count, (1, 2, 0))
+def forward_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
+                    alpha: float = 0.9, threshold: float = 1.0,
+                    key: jax.Array | None = None) -> jax.Array:
+    """Output spike rates [C, N, O] of C weight sets."""
+    counts = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold, key=key)
+    return counts / spikes.shape[0]
 
 
-LAYOUTS = ("fused", "step", "hoisted")
+def predict(rates: jax.Array) -> jax.Array:
+    """Class decision: argmax of the rates, ties (a silent network too) to class 0."""
+    return jnp.argmax(rates, axis=-1).astype(jnp.int32)
 
 
-def batched_layout() -> str:
-    """How the batched paths lay the work out; ``MHSNN_LAYOUT`` overrides the backend default.
+# ---- the likelihood's fast paths -------------------------------------------------------
 
-    - "fused" (CPU default): the likelihood path (``sq_error_batched``) computes one
-      first-layer product for all time steps, then a single elementwise pass over
-      per-neuron [N, C] arrays that runs all T steps in registers and ends in the
-      per-sample squared error, reduced over samples by a matrix-vector product. The
-      counts path (``run_batched``) uses "step" under it.
-    - "step": a first-layer product per time step inside a ``lax.scan`` with state
-      [neuron, C, N].
-    - "hoisted" (accelerator default): one product for all steps, then an unrolled scan over
-      stacked [neuron, C, N] state that XLA fuses into one pass.
+LAYOUTS = ("fused", "hoisted", "reference")
+"""How ``sq_error_batched`` lays the work out (measured with experiments/benchmark.py):
 
-    Measured with experiments/benchmark.py: on the 2-core CPU "fused" gives about 2-3x the
-    chain-steps/s of "step" at 64 chains; on an H100 "hoisted" gave 9.8M against 5.2M for
-    "step" at 16,384 chains ("fused" has not been measured on a GPU yet).
-    """
-    layout = os.environ.get("MHSNN_LAYOUT") or ("fused" if jax.default_backend() == "cpu"
-                                                else "hoisted")
+- "fused" (CPU): one first-layer product for all time steps, then a single elementwise
+  pass over per-neuron [N, C] arrays that runs every step in registers and ends in the
+  per-sample squared error, reduced over samples by a matrix-vector product. It unrolls
+  every neuron and synapse after the first layer, which pays only while layers are narrow:
+  a network with a layer wider than ``UNROLL_WIDTH`` takes "reference" instead, whose
+  per-step products are then the cheaper work (64 sets on 455 rows, 2-core CPU: 30-8-2
+  fused 1.3 ms vs reference 7.5 ms; 30-16-2 fused 17 ms vs 7.2 ms; 64-32-10 on 1,437 rows,
+  per-neuron or [N, H, C]-stacked, 124-187 ms vs 73 ms, of which the first-layer GEMM
+  alone is 56 ms).
+- "hoisted" (accelerators): the same first-layer product, then an unrolled scan over
+  stacked [H, C, N] state that XLA fuses into few passes (memory-bound otherwise).
+- "reference": ``run_batched``, then the squared error: the slowest forward, but its
+  gradient is the fastest (the fused pass's reverse mode stores every step).
+"""
+
+UNROLL_WIDTH = 8  # the widest layer the "fused" layout unrolls (measured, see LAYOUTS)
+
+
+def default_layout() -> str:
+    """The backend's layout, resolved once on the host (never at trace time)."""
+    return "fused" if jax.default_backend() == "cpu" else "hoisted"
+
+
+def check_layout(layout: str) -> str:
     if layout not in LAYOUTS:
-        raise ValueError(f"MHSNN_LAYOUT={layout!r}: expected one of {', '.join(LAYOUTS)}")
+        raise ValueError(f"snn.layout={layout!r}: expected one of {', '.join(LAYOUTS)}")
     return layout
 
 
 def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask: jax.Array,
                      *, chip: Chip | None = None, alpha: float = 0.9, threshold: float = 1.0,
-                     chain_block: int | None = None, key: jax.Array | None = None) -> jax.Array:
-    """Summed squared error [C] of C weight sets' output rates against ``targets`` [N, 2]:
+                     layout: str = "fused", chain_block: int | None = None,
+                     key: jax.Array | None = None) -> jax.Array:
+    """Summed squared error [C] of C weight sets' output rates against ``targets`` [N, O]:
     sum_n mask[n] * sum_k (counts[c, n, k] / T - targets[n, k])^2.
 
-    The MH likelihood's hot path. Counts are identical to ``run_batched``'s; only the order
-    of the final sum over samples can differ (a matrix-vector product on the "fused"
-    layout).
+    The MH likelihood's hot path. Counts are identical on every layout; only the order of
+    the final sum over samples can differ. ``chain_block`` (default ``fused_block_size``)
+    splits the "fused" layout's sets into blocks run one after another; results are
+    identical either way. A noisy chip's read noise depends on the layout and the blocks.
     """
-    if batched_layout() != "fused":
-        rates = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold,
-                            chain_block=chain_block, key=key) / spikes.shape[0]
-        return jnp.sum(jnp.sum((rates - targets) ** 2, axis=-1) * mask, axis=-1)
-    C = params["w1"].shape[0]
+    check_layout(layout)
+    ws = layers_of(params)
+    C = ws[0].shape[0]
     chip = chips.broadcast(chips.ideal() if chip is None else chip, (C,))
-    _check_key(chip, key)
-    key = key if chips.is_noisy(chip) else None
-    block = fused_block_size(C) if chain_block is None else chain_block
+    key = _check_key(chip, key)
+    sizes = sizes_of(params)
+    chips.check_network(chip, sizes)
+    if layout == "reference" or (layout == "fused" and max(sizes[1:]) > UNROLL_WIDTH):
+        rates = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold,
+                            key=key) / spikes.shape[0]
+        return jnp.sum(jnp.sum((rates - targets) ** 2, axis=-1) * mask, axis=-1)
+    kernel = _fused_sq_error if layout == "fused" else _hoisted_sq_error
+    T, N, _ = spikes.shape
+    block = C if layout == "hoisted" else fused_block_size(C, T * N * sizes[1])
+    block = block if chain_block is None else chain_block
 
     def one_block(inputs):
-        block_params, block_chip, block_key = inputs
-        return _fused_sq_error(block_params, spikes, targets, mask, block_chip, alpha,
-                               threshold, block_key)
+        block_ws, block_chip, block_key = inputs
+        block_key = None if block_key is None else block_key.reshape(())  # [1] per block
+        return kernel(block_ws, sizes, spikes, targets, mask, block_chip, alpha, threshold,
+                      block_key)
 
     keys = None if key is None else jax.random.split(key, max(C // block, 1))
     if block >= C or C % block:
-        return one_block((params, chip, None if keys is None else keys[0]))
-    return _in_blocks(one_block, (params, chip, keys), C // block)
+        return one_block((ws, chip, None if keys is None else keys[0]))
+    return _in_blocks(one_block, (ws, chip, keys), C // block)
 
 
-def fused_block_size(num_sets: int) -> int:
-    """Weight sets per block of the "fused" layout: blocks of <= 128 keep a block's
-    first-layer currents [T, N, 3, block] in cache (measured on the 2-core CPU: 93k
-    chain-steps/s in blocks of 64 at 1,024 sets, against 33k in one block)."""
-    if num_sets <= 128:
+def fused_block_size(num_sets: int, currents_per_set: int = 10 * 455 * 3) -> int:
+    """Weight sets per block of the "fused" layout: a block's first-layer currents
+    [T, N, H1, block] are kept to about 1.75M floats (128 sets of the paper network on 455
+    rows; measured on the 2-core CPU: 93k chain-steps/s in blocks of 64 at 1,024 sets,
+    against 33k in one block)."""
+    cap = max(1, min(128, (128 * 10 * 455 * 3) // max(currents_per_set, 1)))
+    if num_sets <= cap:
         return num_sets
-    for block in range(128, 31, -1):
+    for block in range(cap, max(cap // 4, 1) - 1, -1):
         if num_sets % block == 0:
             return block
     return num_sets
@@ -341,78 +311,76 @@ def _in_blocks(fn, inputs, num_blocks: int):
     return out.reshape(-1, *out.shape[2:])
 
 
-def _fused_sq_error(params, spikes, targets, mask, chip, alpha, threshold, key):
-    C = params["w1"].shape[0]
+def _first_layer_currents(w1: jax.Array, spikes: jax.Array) -> jax.Array:
+    """One [T*N, F] x [F, H1*C] product for every step and set: [T, N, H1, C]."""
     T, N, F = spikes.shape
-    w1, w2 = _quantize_sets(chip, params)
-    w1_cols = jnp.transpose(w1, (1, 2, 0)).reshape(F, NUM_HIDDEN * C)  # column h*C + c
-    cur = (spikes.reshape(T * N, F) @ w1_cols).reshape(T, N, NUM_HIDDEN, C)
-    # Per-set fields [C] -> [1, C]; per-neuron [C, n] -> [n, 1, C], picked per neuron below.
-    layers = [layer_chip(chip, i, alpha, threshold, neuron_axis=0,
-                         expand=lambda x: x[:, None] if x.ndim == 2 else x[None])
-              for i in (0, 1)]
-    hidden = [_neuron_chip(layers[0], h) for h in range(NUM_HIDDEN)]
-    output = [_neuron_chip(layers[1], k) for k in range(NUM_OUTPUTS)]
+    C, _, H = w1.shape
+    cols = jnp.transpose(w1, (1, 2, 0)).reshape(F, H * C)  # column h*C + c
+    return (spikes.reshape(T * N, F) @ cols).reshape(T, N, H, C)
+
+
+def _fused_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key):
+    T, N, _ = spikes.shape
+    C = ws[0].shape[0]
+    ws = chips.quantize_sets(chip, ws)
+    cur = _first_layer_currents(ws[0], spikes)
+    widths = sizes[1:]
+    # Per-set fields [C] -> [1, C]; per-neuron [C, n] -> [1, n_layer, C], then per neuron.
+    layers = [[_neuron(chips.layer(chip, sizes, i, alpha, threshold, neuron_axis=0,
+                                   expand=lambda x: x[None]), h) for h in range(width)]
+              for i, width in enumerate(widths)]
     zeros = jnp.zeros((N, C), jnp.float32)
-    v1, v2, count = [zeros] * NUM_HIDDEN, [zeros] * NUM_OUTPUTS, [zeros] * NUM_OUTPUTS
+    vs = [[zeros] * width for width in widths]
+    count = [zeros] * widths[-1]
     for t in range(T):  # unrolled: XLA fuses all steps into one pass over [N, C]
-        noise1 = _noise(key, t, 0, (NUM_HIDDEN, N, C))
-        noise2 = _noise(key, t, 1, (NUM_OUTPUTS, N, C))
-        s1 = []
-        for h in range(NUM_HIDDEN):
-            v1[h], s = lif_step(v1[h], cur[t, :, h], chip=hidden[h],
-                                noise=None if noise1 is None else noise1[h])
-            s1.append(s)
-        for k in range(NUM_OUTPUTS):
-            current = sum(s1[h] * w2[:, h, k] for h in range(NUM_HIDDEN))
-            v2[k], s = lif_step(v2[k], current, chip=output[k],
-                                noise=None if noise2 is None else noise2[k])
-            count[k] = count[k] + s
-    # One output per element: a second output (or a transpose) would make XLA duplicate
-    # the whole pass per output element.
-    err = sum((count[k] / T - targets[:, k, None]) ** 2 for k in range(NUM_OUTPUTS))
+        s = [cur[t, :, h] for h in range(widths[0])]
+        for i, width in enumerate(widths):
+            if i > 0:
+                s = [sum(s[h] * ws[i][:, h, k] for h in range(widths[i - 1]))
+                     for k in range(width)]
+            noise = chips.read_noise(key, t, i, (width, N, C))
+            out = [lif_step(vs[i][h], s[h], chip=layers[i][h],
+                            noise=None if noise is None else noise[h]) for h in range(width)]
+            vs[i], s = [o[0] for o in out], [o[1] for o in out]
+        count = [c + s_k for c, s_k in zip(count, s)]
+    # One output per element: a second output (or a transpose, or a stack of the per-neuron
+    # counts) would make XLA duplicate the whole pass per output element.
+    err = sum((count[k] / T - targets[:, k, None]) ** 2 for k in range(widths[-1]))
     return mask @ err
 
 
-def _neuron_chip(layer: LayerChip, j: int) -> LayerChip:
+def _neuron(layer_chip: LayerChip, h: int) -> LayerChip:
+    """Neuron h's fields from a layer's [1, H, C] per-neuron fields ([1, C] ones stay)."""
     def pick(x):
-        return x[j] if getattr(x, "ndim", 0) == 3 else x
+        return x[:, h] if getattr(x, "ndim", 0) == 3 else x
 
-    return layer._replace(alpha=pick(layer.alpha), threshold=pick(layer.threshold))
-
-
-def _quantize_sets(chip: Chip, params: Params) -> tuple[jax.Array, jax.Array]:
-    """Both layers' weights [C, ...] as the chip stores them (per-set quantisation fields)."""
-    per_set = chip._replace(weight_levels=None if chip.weight_levels is None
-                            else chip.weight_levels[:, None, None],
-                            weight_max=None if chip.weight_max is None
-                            else chip.weight_max[:, None, None])
-    return chips.quantize(per_set, params["w1"]), chips.quantize(per_set, params["w2"])
+    return layer_chip._replace(alpha=pick(layer_chip.alpha),
+                               threshold=pick(layer_chip.threshold))
 
 
-def forward_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
-                    alpha: float = 0.9, threshold: float = 1.0,
-                    key: jax.Array | None = None) -> jax.Array:
-    """Output spike rates [C, N, 2] of C weight sets."""
-    counts = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold, key=key)
-    return counts / spikes.shape[0]
+def _hoisted_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key):
+    T = spikes.shape[0]
+    ws = chips.quantize_sets(chip, ws)
+    cur = jnp.transpose(_first_layer_currents(ws[0], spikes), (0, 2, 3, 1))  # [T, H1, C, N]
+    # Fields [C] -> [1, C, 1]; per-neuron [C, n] -> [n_layer, C, 1] (state [H, C, N]).
+    layers = [chips.layer(chip, sizes, i, alpha, threshold, neuron_axis=0,
+                          expand=lambda x: x[..., None] if x.ndim == 2 else x[None, :, None])
+              for i in range(len(ws))]
 
+    def body(carry, x):
+        vs, count = carry
+        t, s = x
+        new = []
+        for i, v in enumerate(vs):
+            current = s if i == 0 else jnp.einsum("hcn,chk->kcn", s, ws[i])
+            v, s = lif_step(v, current, chip=layers[i],
+                            noise=chips.read_noise(key, t, i, v.shape))
+            new.append(v)
+        return (new, count + s), None
 
-def predict(rates: jax.Array) -> jax.Array:
-    """Class decision: argmax of the rates, ties (a silent network too) to class 0."""
-    return jnp.argmax(rates, axis=-1).astype(jnp.int32)
-
-
-def unflatten(theta: jax.Array) -> Params:
-    """Flat weight vectors [..., 96] -> {"w1": [..., 30, 3], "w2": [..., 3, 2]}."""
-    lead = theta.shape[:-1]
-    n1 = NUM_INPUTS * NUM_HIDDEN
-    return {"w1": theta[..., :n1].reshape(*lead, NUM_INPUTS, NUM_HIDDEN),
-            "w2": theta[..., n1:].reshape(*lead, NUM_HIDDEN, NUM_OUTPUTS)}
-
-
-def flatten(params: Params) -> jax.Array:
-    """{"w1": [..., 30, 3], "w2": [..., 3, 2]} -> flat weight vectors [..., 96]."""
-    lead = params["w1"].shape[:-2]
-    return jnp.concatenate([params["w1"].reshape(*lead, -1), params["w2"].reshape(*lead, -1)],
-                           axis=-1)
+    C, N = ws[0].shape[0], spikes.shape[1]
+    vs = [jnp.zeros((h, C, N), jnp.float32) for h in sizes[1:]]
+    (_, count), _ = jax.lax.scan(body, (vs, jnp.zeros((sizes[-1], C, N), jnp.float32)),
+                                 (jnp.arange(T), cur), unroll=min(T, 32))
+    err = jnp.sum((count / T - targets.T[:, None, :]) ** 2, axis=0)  # [C, N]
+    return err @ mask

@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from experiments.external_chip import NumpyChip
 from mhsnn import bayes, chips, posterior, snn
@@ -9,7 +10,7 @@ from mhsnn.mcmc import mh
 
 def _setup(C=6, N=40, seed=0):
     k1, k2 = jax.random.split(jax.random.key(seed))
-    theta = 3.0 * jax.random.normal(k1, (C, snn.NUM_WEIGHTS)) + 1.0
+    theta = 3.0 * jax.random.normal(k1, (C, snn.num_weights())) + 1.0
     spikes = (jax.random.uniform(k2, (10, N, 30)) < 0.3).astype(jnp.float32)
     return theta, spikes
 
@@ -135,7 +136,7 @@ def test_pseudo_marginal_mh_targets_the_noise_averaged_density():
 def test_callback_chip_equals_jax_chip_and_counts_queries_exactly(two_fold_problem):
     problem = two_fold_problem
     F, M = 2, 4
-    theta = 2.0 * jax.random.normal(jax.random.key(3), (F, M, snn.NUM_WEIGHTS)) + 0.7
+    theta = 2.0 * jax.random.normal(jax.random.key(3), (F, M, snn.num_weights())) + 0.7
     external = chips.ExternalChip(NumpyChip(sigma=2.0), (F, M))
     jax_chip = chips.Chip(sigma=jnp.full((F, M), 2.0))
     settings = posterior.SNNSettings()
@@ -165,3 +166,45 @@ def test_time_constant_mismatch_changes_the_decay_as_defined():
                                   threshold_scale=jnp.ones(5))
     counts = _constant_drive(chip)
     np.testing.assert_array_equal(np.asarray(counts), [[0.0, 2.0]])
+
+
+def test_mismatch_on_a_three_layer_network_draws_one_value_per_neuron():
+    sizes = (30, 6, 4, 3)
+    a = chips.mismatch(jax.random.key(4), 0.3, sizes=sizes)
+    b = chips.mismatch(jax.random.key(4), 0.3, sizes=sizes)
+    assert a.tau_scale.shape == a.threshold_scale.shape == (13,)
+    np.testing.assert_array_equal(np.asarray(a.threshold_scale), np.asarray(b.threshold_scale))
+    assert len(np.unique(np.asarray(a.threshold_scale))) == 13
+    # Neuron j of layer i gets field j of that layer's slice: raising only the last output
+    # neuron's threshold to unreachable silences exactly that output.
+    k1, k2 = jax.random.split(jax.random.key(5))
+    params = snn.unflatten(2.0 + 3.0 * jnp.abs(jax.random.normal(k1, (snn.num_weights(sizes),))),
+                           sizes)
+    spikes = (jax.random.uniform(k2, (10, 30, 30)) < 0.4).astype(jnp.float32)
+    base = chips.ideal()._replace(tau_scale=jnp.ones(13), threshold_scale=jnp.ones(13))
+    free = np.asarray(snn.run(params, spikes, chip=base))
+    silenced = np.asarray(snn.run(params, spikes, chip=base._replace(
+        threshold_scale=base.threshold_scale.at[12].set(1e6))))
+    assert free[:, 2].sum() > 0 and silenced[:, 2].sum() == 0
+    np.testing.assert_array_equal(free[:, :2], silenced[:, :2])
+    # A mismatch drawn for another network is refused with a line naming the field.
+    with pytest.raises(ValueError, match="tau_scale"):
+        snn.run(params, spikes, chip=chips.mismatch(jax.random.key(4), 0.3))
+
+
+def test_external_chip_on_a_three_layer_network_equals_the_jax_chip():
+    sizes = (30, 6, 4, 3)
+    F, M, N = 1, 5, 16
+    k1, k2 = jax.random.split(jax.random.key(6))
+    theta = 2.0 * jax.random.normal(k1, (F, M, snn.num_weights(sizes))) + 1.0
+    spikes = (jax.random.uniform(k2, (F, 10, N, 30)) < 0.3).astype(jnp.float32)
+    simulator = NumpyChip(sigma=2.0, threshold_spread=0.2, seed=3, sizes=sizes)
+    external = chips.ExternalChip(simulator, (F, M))
+    jax_chip = chips.Chip(sigma=jnp.full((F, M), 2.0),
+                          threshold_scale=jnp.broadcast_to(simulator.thresholds, (F, M, 13)))
+    settings = posterior.SNNSettings(sizes=sizes)
+    via_callback = posterior.counts_on(theta, spikes, external, settings)
+    via_jax = posterior.counts_on(theta, spikes, jax_chip, settings)
+    assert via_callback.shape == (F, M, N, 3) and float(via_jax.sum()) > 0
+    np.testing.assert_array_equal(np.asarray(via_callback), np.asarray(via_jax))
+    assert external.queries == F * M and external.presentations == F * M * N

@@ -163,7 +163,9 @@ def test_mhsnn_command_line(tmp_path, capsys):
 
 def test_bad_layout_and_unconfigured_distributed_stop_with_one_line(tmp_path):
     base = [sys.executable, "-m", "experiments.sigma_sweep"]
-    cases = [({"MHSNN_LAYOUT": "fastest"}, [], "MHSNN_LAYOUT"),
+    cases = [({}, ["--set", "snn.layout=fastest"], "snn.layout"),
+             ({}, ["--set", "snn.hidden=[0]"], "snn.hidden"),
+             ({}, ["--set", "snn.hidden=[4000]"], "snn.hidden"),
              ({}, ["--distributed"], "--distributed")]
     for extra_env, flags, named in cases:
         out = tmp_path / named.strip("-")

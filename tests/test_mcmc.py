@@ -75,7 +75,7 @@ def test_same_key_same_samples_different_key_different():
 def test_batched_snn_logdensity_equals_per_chain(two_fold_problem):
     problem = two_fold_problem
     F, M = 2, 3
-    theta = 2.0 * jax.random.normal(jax.random.key(1), (F, M, snn.NUM_WEIGHTS)) + 0.5
+    theta = 2.0 * jax.random.normal(jax.random.key(1), (F, M, snn.num_weights())) + 0.5
     sigma = jnp.array([[0.0, 1.0, 3.0], [2.0, 0.0, 3.0]])
     hyper = bayes.MHHyper(0.5, 0.05, 5.0, 0.0, 1.0)
     batched = bayes.log_posterior_fn(problem, chips.Chip(sigma), hyper,

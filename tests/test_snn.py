@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from reference import lif_reference
+from reference import lif_reference, lif_reference_layers
 
 from mhsnn import chips, snn
 
@@ -69,7 +69,7 @@ def test_forward_matches_independent_reference(sigma):
 
 def test_batched_path_equals_per_chain_path():
     C = 6
-    theta = 3.0 * jax.random.normal(jax.random.key(0), (C, snn.NUM_WEIGHTS)) + 1.0
+    theta = 3.0 * jax.random.normal(jax.random.key(0), (C, snn.num_weights())) + 1.0
     params = snn.unflatten(theta)
     spikes = (jax.random.uniform(jax.random.key(1), (10, 40, 30)) < 0.3).astype(jnp.float32)
     sigmas = jnp.array([0.0, 1.0, 2.0, 3.0, 0.5, 3.0])
@@ -89,7 +89,7 @@ def test_sigma_grid_compiles_once():
         traces.append(1)
         return jax.vmap(lambda ch: snn.forward(params, spikes, chip=ch))(chip)
 
-    params = snn.unflatten(jnp.ones(snn.NUM_WEIGHTS) * 2.0)
+    params = snn.unflatten(jnp.ones(snn.num_weights()) * 2.0)
     spikes = jnp.ones((10, 4, 30))
     a = rates_on(chips.stack([chips.polynomial(s) for s in (0.0, 1.0, 2.0, 3.0)]), params, spikes)
     b = rates_on(chips.stack([chips.polynomial(s) for s in (0.5, 1.5, 2.5, 3.5)]), params, spikes)
@@ -123,7 +123,7 @@ def test_in_loop_values_are_the_chip_and_gradient_is_the_ideal_model():
     current = jnp.array([3.0, 4.0, 8.0])
 
     def layer(c):
-        return snn.layer_chip(c, 0, alpha=0.9, threshold=1.0)
+        return chips.layer(c, snn.PAPER_NETWORK, 0, alpha=0.9, threshold=1.0)
 
     def potential(cur, c, **kw):
         return jnp.sum(snn.lif_step(v, cur, chip=layer(c), **kw)[0])
@@ -149,27 +149,48 @@ def test_silent_network_predicts_class_zero():
     assert snn.predict(jnp.array([[0.0, 0.0], [0.2, 0.2], [0.1, 0.3]])).tolist() == [0, 0, 1]
 
 
-def test_chain_blocks_give_identical_counts():
-    C = 12
-    params = snn.unflatten(3.0 * jax.random.normal(jax.random.key(5), (C, snn.NUM_WEIGHTS)) + 1.0)
-    spikes = (jax.random.uniform(jax.random.key(6), (10, 20, 30)) < 0.3).astype(jnp.float32)
-    chip = chips.polynomial(jnp.linspace(0.0, 3.0, C))
-    whole = snn.run_batched(params, spikes, chip=chip, chain_block=C)
-    blocked = snn.run_batched(params, spikes, chip=chip, chain_block=4)
-    np.testing.assert_array_equal(np.asarray(whole), np.asarray(blocked))
-    assert float(whole.sum()) > 0
+NETWORKS = [(30, 2), (30, 8, 2), (30, 8, 5, 3), (64, 16, 10)]
 
 
-def test_hoisted_layout_gives_identical_counts(monkeypatch):
-    params = snn.unflatten(3.0 * jax.random.normal(jax.random.key(7), (8, snn.NUM_WEIGHTS)) + 1.0)
-    spikes = (jax.random.uniform(jax.random.key(8), (10, 30, 30)) < 0.3).astype(jnp.float32)
-    chip = chips.polynomial(jnp.linspace(0.0, 3.0, 8))
-    monkeypatch.setenv("MHSNN_LAYOUT", "step")
-    step = snn.run_batched(params, spikes, chip=chip)
-    monkeypatch.setenv("MHSNN_LAYOUT", "hoisted")
-    hoisted = snn.run_batched(params, spikes, chip=chip)
-    np.testing.assert_array_equal(np.asarray(step), np.asarray(hoisted))
-    assert float(step.sum()) > 0
+def _network(sizes, C, seed):
+    """C random weight sets of a network that fires (positive-mean weights), and spikes."""
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    theta = 3.0 * jax.random.normal(k1, (C, snn.num_weights(sizes))) + 1.0
+    spikes = (jax.random.uniform(k2, (10, 9, sizes[0])) < 0.3).astype(jnp.float32)
+    return snn.unflatten(theta, sizes), spikes
+
+
+def _reference_counts(params, spikes, sigma, c=None):
+    ws = snn.layers_of(params)
+    return lif_reference_layers([np.asarray(w if c is None else w[c], np.float64) for w in ws],
+                                np.asarray(spikes), sigma)
+
+
+@pytest.mark.parametrize("sizes", NETWORKS, ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("sigma", [0.0, 1.0, 2.0, 3.0])
+def test_any_network_matches_independent_reference(sizes, sigma):
+    params, spikes = _network(sizes, 1, 100 + len(sizes) + int(sigma))
+    params = jax.tree.map(lambda w: w[0], params)
+    expected = _reference_counts(params, spikes, sigma)
+    assert expected.sum() > 0 and expected.shape == (9, sizes[-1])
+    counts = snn.run(params, spikes, chip=chips.polynomial(sigma))
+    np.testing.assert_array_equal(np.asarray(counts), expected)
+    np.testing.assert_allclose(np.asarray(snn.forward(params, spikes, chip=chips.polynomial(sigma))),
+                               expected / 10, rtol=1e-6)
+
+
+def test_flatten_layout_is_layer_after_layer_row_major():
+    sizes = (4, 3, 2, 2)
+    theta = jnp.arange(snn.num_weights(sizes), dtype=jnp.float32)
+    params = snn.unflatten(theta, sizes)
+    assert [params[k].shape for k in ("w1", "w2", "w3")] == [(4, 3), (3, 2), (2, 2)]
+    assert float(params["w1"][1, 0]) == 3.0 and float(params["w2"][0, 0]) == 12.0
+    assert float(params["w3"][1, 1]) == 21.0
+    np.testing.assert_array_equal(np.asarray(snn.flatten(params)), np.asarray(theta))
+    with pytest.raises(ValueError, match="weights"):
+        snn.unflatten(theta[:-1], sizes)
+    with pytest.raises(ValueError, match="w2"):
+        snn.run({"w1": jnp.ones((4, 3)), "w2": jnp.ones((2, 2))}, jnp.ones((2, 1, 4)))
 
 
 def _sq_error_from_counts(counts, targets, mask):
@@ -178,76 +199,79 @@ def _sq_error_from_counts(counts, targets, mask):
     return ((rates - np.asarray(targets)) ** 2).sum(-1) @ np.asarray(mask, np.float64)
 
 
-@pytest.mark.parametrize("layout", ["fused", "step", "hoisted"])
-def test_sq_error_matches_independent_reference(layout, monkeypatch):
-    monkeypatch.setenv("MHSNN_LAYOUT", layout)
-    C, N = 4, 12
-    theta = 3.0 * jax.random.normal(jax.random.key(20), (C, snn.NUM_WEIGHTS)) + 1.0
-    spikes = (jax.random.uniform(jax.random.key(21), (10, N, 30)) < 0.3).astype(jnp.float32)
-    targets = jax.nn.one_hot(jax.random.bernoulli(jax.random.key(22), 0.4, (N,)).astype(jnp.int32), 2)
+@pytest.mark.parametrize("layout", snn.LAYOUTS)
+@pytest.mark.parametrize("sizes", [(30, 3, 2), *NETWORKS], ids=lambda s: "-".join(map(str, s)))
+def test_sq_error_matches_independent_reference(layout, sizes):
+    C = 4
+    params, spikes = _network(sizes, C, 20 + len(sizes))
+    N = spikes.shape[1]
+    targets = jax.nn.one_hot(jnp.arange(N) % sizes[-1], sizes[-1])
     mask = jnp.asarray(np.r_[np.ones(N - 3), np.zeros(3)], jnp.float32)  # padded samples
     sigmas = np.array([0.0, 1.0, 2.0, 3.0], np.float32)
-    params = snn.unflatten(theta)
-    expected = np.array([_sq_error_from_counts(
-        lif_reference(np.asarray(params["w1"][c], np.float64),
-                      np.asarray(params["w2"][c], np.float64), np.asarray(spikes), sigmas[c]),
-        targets, mask) for c in range(C)])
-    got = snn.sq_error_batched(params, spikes, targets, mask, chip=chips.polynomial(sigmas))
+    expected = np.array([_sq_error_from_counts(_reference_counts(params, spikes, sigmas[c], c),
+                                               targets, mask) for c in range(C)])
+    got = snn.sq_error_batched(params, spikes, targets, mask, chip=chips.polynomial(sigmas),
+                               layout=layout)
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5)
     assert len(set(np.round(expected, 6))) > 1  # the sets differ, so a mix-up would show
 
 
-def _chip_kinds(C):
+def _chip_kinds(C, sizes):
     key = jax.random.key(30)
     sig = chips.polynomial(jnp.linspace(0.0, 3.0, C))
     return {"polynomial": sig,
-            "mismatch": jax.vmap(lambda k: chips.mismatch(k, 0.3))(jax.random.split(key, C))
-            ._replace(sigma=sig.sigma),
+            "mismatch": jax.vmap(lambda k: chips.mismatch(k, 0.3, sizes=sizes))(
+                jax.random.split(key, C))._replace(sigma=sig.sigma),
             "quantized": chips.broadcast(chips.quantized(2, 4.0, chips.polynomial(1.0)), (C,)),
             "saturating": chips.broadcast(chips.saturating(1.5, chips.polynomial(2.0)), (C,))}
 
 
+@pytest.mark.parametrize("layout", ["fused", "hoisted"])
 @pytest.mark.parametrize("kind", ["polynomial", "mismatch", "quantized", "saturating"])
-def test_fused_sq_error_equals_counts_path_on_every_chip(kind, monkeypatch):
-    C, N = 12, 25
-    theta = 3.0 * jax.random.normal(jax.random.key(31), (C, snn.NUM_WEIGHTS)) + 1.0
-    spikes = (jax.random.uniform(jax.random.key(32), (10, N, 30)) < 0.3).astype(jnp.float32)
-    targets = jax.nn.one_hot(jax.random.bernoulli(jax.random.key(33), 0.5, (N,)).astype(jnp.int32), 2)
+@pytest.mark.parametrize("sizes", [(30, 3, 2), (30, 6, 4, 3)], ids=lambda s: "-".join(map(str, s)))
+def test_fast_kernels_equal_reference_path_on_every_chip(kind, layout, sizes):
+    C = 12
+    params, spikes = _network(sizes, C, 31)
+    N = spikes.shape[1]
+    targets = jax.nn.one_hot(jnp.arange(N) % sizes[-1], sizes[-1])
     mask = jnp.ones(N)
-    params, chip = snn.unflatten(theta), _chip_kinds(C)[kind]
-    monkeypatch.setenv("MHSNN_LAYOUT", "step")
+    chip = _chip_kinds(C, sizes)[kind]
     counts = snn.run_batched(params, spikes, chip=chip)
+    for c in (0, C - 1):  # the batched reference path is the vmap of run, set by set
+        one = chips.Chip(*(None if x is None else x[c] for x in chip))
+        np.testing.assert_array_equal(np.asarray(counts[c]), np.asarray(
+            snn.run(jax.tree.map(lambda w, c=c: w[c], params), spikes, chip=one)))
     assert float(counts.sum()) > 0
-    monkeypatch.setenv("MHSNN_LAYOUT", "fused")
-    whole = snn.sq_error_batched(params, spikes, targets, mask, chip=chip)
-    blocked = snn.sq_error_batched(params, spikes, targets, mask, chip=chip, chain_block=4)
+    whole = snn.sq_error_batched(params, spikes, targets, mask, chip=chip, layout=layout)
+    blocked = snn.sq_error_batched(params, spikes, targets, mask, chip=chip, layout=layout,
+                                   chain_block=4)
     np.testing.assert_allclose(np.asarray(whole), _sq_error_from_counts(counts, targets, mask),
                                rtol=1e-5)
     # Same counts; only the matrix-vector sum over samples may round differently per block size.
     np.testing.assert_allclose(np.asarray(whole), np.asarray(blocked), rtol=1e-6)
 
 
-def test_unknown_layout_is_refused(monkeypatch):
-    monkeypatch.setenv("MHSNN_LAYOUT", "fastest")
-    with pytest.raises(ValueError, match="MHSNN_LAYOUT='fastest'"):
-        snn.batched_layout()
+def test_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="snn.layout='fastest'"):
+        snn.check_layout("fastest")
 
 
-def test_fused_sq_error_on_a_noisy_chip(monkeypatch):
-    monkeypatch.setenv("MHSNN_LAYOUT", "fused")
-    C, N = 8, 20
-    theta = 3.0 * jax.random.normal(jax.random.key(40), (C, snn.NUM_WEIGHTS)) + 1.0
-    spikes = (jax.random.uniform(jax.random.key(41), (10, N, 30)) < 0.3).astype(jnp.float32)
-    targets, mask = jax.nn.one_hot(jnp.arange(N) % 2, 2), jnp.ones(N)
-    params = snn.unflatten(theta)
+@pytest.mark.parametrize("layout", snn.LAYOUTS)
+def test_sq_error_on_a_noisy_chip(layout):
+    C = 8
+    params, spikes = _network((30, 4, 3), C, 40)
+    N = spikes.shape[1]
+    targets, mask = jax.nn.one_hot(jnp.arange(N) % 3, 3), jnp.ones(N)
 
-    def err(chip, key):
-        return np.asarray(snn.sq_error_batched(params, spikes, targets, mask, chip=chip, key=key))
+    def err(chip, key, block=None):
+        return np.asarray(snn.sq_error_batched(params, spikes, targets, mask, chip=chip, key=key,
+                                               layout=layout, chain_block=block))
 
     noisy = chips.noisy(0.3, chips.polynomial(1.0))
     a, b = err(noisy, jax.random.key(1)), err(noisy, jax.random.key(2))
     np.testing.assert_array_equal(a, err(noisy, jax.random.key(1)))  # a query is its key's
     assert not np.array_equal(a, b)  # fresh noise per query
+    assert np.all(np.isfinite(err(noisy, jax.random.key(1), block=4)))
     np.testing.assert_array_equal(err(chips.noisy(0.0, chips.polynomial(1.0)), jax.random.key(3)),
                                   err(chips.polynomial(1.0), None))
     with pytest.raises(ValueError, match="key"):
