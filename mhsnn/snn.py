@@ -262,11 +262,10 @@ def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask
     key = _check_key(chip, key)
     sizes = sizes_of(params)
     chips.check_network(chip, sizes)
-    if layout == "reference" or (layout == "fused" and max(sizes[1:]) > UNROLL_WIDTH):
-        rates = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold,
-                            key=key) / spikes.shape[0]
-        return jnp.sum(jnp.sum((rates - targets) ** 2, axis=-1) * mask, axis=-1)
-    kernel = _fused_sq_error if layout == "fused" else _hoisted_sq_error
+    if layout == "fused" and max(sizes[1:]) > UNROLL_WIDTH:
+        layout = "reference"
+    kernel = {"fused": _fused_sq_error, "hoisted": _hoisted_sq_error,
+              "reference": _reference_sq_error}[layout]
     T, N, _ = spikes.shape
     block = C if layout == "hoisted" else fused_block_size(C, T * N * sizes[1])
     block = block if chain_block is None else chain_block
@@ -284,8 +283,8 @@ def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask
 
 
 def fused_block_size(num_sets: int, currents_per_set: int = 10 * 455 * 3) -> int:
-    """Weight sets per block of the "fused" layout: a block's first-layer currents
-    [T, N, H1, block] are kept to about 1.75M floats (128 sets of the paper network on 455
+    """Weight sets per block of the "fused" and "reference" layouts: a block's first-layer
+    currents [T, N, H1, block] are kept to about 1.75M floats (128 sets of the paper network on 455
     rows; measured on the 2-core CPU: 93k chain-steps/s in blocks of 64 at 1,024 sets,
     against 33k in one block)."""
     cap = max(1, min(128, (128 * 10 * 455 * 3) // max(currents_per_set, 1)))
@@ -309,6 +308,13 @@ def _in_blocks(fn, inputs, num_blocks: int):
     following = jax.tree.map(lambda x: jnp.concatenate([x[1:], x[:1]]), blocks)  # last unused
     _, out = jax.lax.scan(lambda current, upcoming: (upcoming, fn(current)), first, following)
     return out.reshape(-1, *out.shape[2:])
+
+
+def _reference_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key):
+    params = {f"w{i + 1}": w for i, w in enumerate(ws)}
+    rates = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold,
+                        key=key) / spikes.shape[0]
+    return jnp.sum(jnp.sum((rates - targets) ** 2, axis=-1) * mask, axis=-1)
 
 
 def _first_layer_currents(w1: jax.Array, spikes: jax.Array) -> jax.Array:
