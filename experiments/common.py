@@ -1,17 +1,17 @@
-"""What the experiment modules share: the command line, checkpointed stages, methods, rows.
+"""What the experiment modules share: the command line, methods, rows.
 
-A run is a sequence of named stages (one jitted computation each: MH on a grid, SG in one
-mode). A stage's state is checkpointed atomically after every chunk; a finished stage's
-outcome is saved too, so ``--resume`` skips finished stages and continues an unfinished one
-from its last chunk, ending with the same bytes as an uninterrupted run.
+A run's stages are checkpointed by ``mhsnn.runs.Stages``: ``--resume`` skips finished stages
+and continues an unfinished one from its last chunk, ending with the same bytes as an
+uninterrupted run; ``--fresh`` discards another run's checkpoints first.
+
+Exit codes: 0 done; 2 bad input (config, data, checkpoint) or a folder in use, with one line
+and nothing written; 1 a failed write (disk full, permissions), one line naming the path, the
+previous checkpoint intact; 143 stopped by SIGTERM after checkpointing.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
-import json
 import platform
 import subprocess
 import sys
@@ -19,33 +19,39 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import bayes, chips, config, data, keys, metrics, posterior, sgd, sharding, snn
+from mhsnn import bayes, chips, config, data, keys, metrics, posterior, runs, sgd, sharding, snn
 from mhsnn.config import Config, ConfigError
-from mhsnn.io import atomic_write_bytes, write_json
+from mhsnn.io import write_json
 from mhsnn.mcmc import diagnostics
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
+from mhsnn.runs import Stages
 
 CODE_VERSION = "2"  # bump when a change makes old checkpoints meaningless (2: the key tree)
 
 
 def parse_args(argv, description: str,
-               defaults: list[str] = ()) -> tuple[Config, Path, bool]:
+               defaults: list[str] = ()) -> tuple[Config, Path, str]:
     """Parse the shared options; a bad value exits with code 2 and one line, nothing written.
 
     ``defaults`` are ``KEY=VALUE`` settings of this experiment, applied before the user's
-    ``--set`` (which override them)."""
+    ``--set`` (which override them). Returns (config, output folder, mode): mode is "new",
+    "resume" or "fresh" (``runs.MODES``)."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--preset", default="quick", help="quick (default) or paper")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config field, e.g. mh.num_steps=2000 (repeatable)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (results/<preset>/)")
-    ap.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--resume", action="store_true",
+                     help="continue the unfinished checkpoints of this experiment in --out")
+    how.add_argument("--fresh", action="store_true",
+                     help="discard this experiment's unfinished checkpoints in --out first")
     ap.add_argument("--distributed", action="store_true",
                     help="join a multi-process job with jax.distributed (see README)")
     args = ap.parse_args(argv)
@@ -63,84 +69,7 @@ def parse_args(argv, description: str,
               "MPI or TPU, set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID)",
               file=sys.stderr)
         raise SystemExit(2) from None
-    return cfg, out, args.resume
-
-
-class Stages:
-    """Checkpoints and finished outcomes of one run's stages, under ``out/checkpoints``."""
-
-    def __init__(self, out: Path, cfg: Config, experiment: str, resume: bool):
-        self.dir = out / "checkpoints"
-        self.fingerprint = hashlib.sha256(json.dumps(
-            {"config": config.to_dict(cfg), "code": CODE_VERSION, "experiment": experiment},
-            sort_keys=True, default=str).encode()).hexdigest()[:16]
-        self.resume = resume
-        self.timings: dict[str, float] = {}
-        if not resume and self.dir.exists() and sharding.is_writer():
-            for f in self.dir.glob(f"{experiment}__*.npz"):
-                f.unlink()
-        self.experiment = experiment
-
-    def _path(self, stage: str, kind: str) -> Path:
-        return self.dir / f"{self.experiment}__{stage}__{kind}.npz"
-
-    def _save(self, path: Path, tree: Any) -> None:
-        leaves = jax.tree.leaves(tree)
-        arrays = {f"a{i}": np.asarray(jax.random.key_data(x) if sharding.is_key(x) else x)
-                  for i, x in enumerate(leaves)}
-        self._save_arrays(path, arrays)
-
-    def _save_arrays(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
-        buf = io.BytesIO()
-        np.savez(buf, fingerprint=np.array(self.fingerprint), **arrays)
-        atomic_write_bytes(path, buf.getvalue())
-
-    def _load(self, path: Path, template: Any) -> Any | None:
-        if not (self.resume and path.exists()):
-            return None
-        with np.load(path) as z:
-            if str(z["fingerprint"]) != self.fingerprint:
-                raise ConfigError(f"--resume: checkpoint {path} comes from a different config or "
-                                  "code version; use a new --out or drop --resume")
-            leaves, treedef = jax.tree.flatten(template)
-            loaded = [jax.random.wrap_key_data(z[f"a{i}"]) if sharding.is_key(x)
-                      else z[f"a{i}"] for i, x in enumerate(leaves)]
-        return sharding.like(jax.tree.unflatten(treedef, loaded), template)
-
-    def run(self, stage: str, init: Callable[[], Any], advance: Callable[[Any], Any],
-            done: Callable[[Any], bool], finish: Callable[[Any], dict[str, np.ndarray]],
-            progress: Callable[[Any], None] | None = None) -> dict[str, np.ndarray]:
-        """Run one stage from its checkpoint (if resuming) to the end; return its outcome.
-
-        ``advance`` gets the (possibly sharded) device state; ``done``, ``finish`` and
-        ``progress`` get its host copy, gathered from every process after each chunk.
-        """
-        final = self._path(stage, "outcome")
-        if self.resume and final.exists():
-            with np.load(final) as z:
-                if str(z["fingerprint"]) == self.fingerprint:
-                    print(f"[{stage}] finished earlier: loaded", file=sys.stderr)
-                    return {k: z[k] for k in z.files if k != "fingerprint"}
-        t0 = time.perf_counter()
-        state = init()
-        ckpt = self._path(stage, "state")
-        restored = self._load(ckpt, state)
-        if restored is not None:
-            state = restored
-            print(f"[{stage}] resumed from {ckpt}", file=sys.stderr)
-        host = sharding.to_host(state)
-        while not done(host):
-            state = advance(state)
-            host = sharding.to_host(state)
-            self._save(ckpt, host)
-            if progress is not None:
-                progress(host)
-        outcome = finish(host)
-        self._save_arrays(final, outcome)
-        if sharding.is_writer():
-            ckpt.unlink(missing_ok=True)
-        self.timings[stage] = time.perf_counter() - t0
-        return outcome
+    return cfg, out, "resume" if args.resume else "fresh" if args.fresh else "new"
 
 
 class Run(NamedTuple):
@@ -155,14 +84,14 @@ class Run(NamedTuple):
         return time.perf_counter() - self.t0
 
 
-def start(out: Path, cfg: Config, experiment: str, resume: bool) -> Run:
+def start(out: Path, cfg: Config, experiment: str, mode: bool | str) -> Run:
     """Load the data, check the network fits it, create the output folder and the stage
     book-keeping."""
     t0 = time.perf_counter()
     dataset = data.load_breast_cancer()
     config.network(cfg, dataset.X.shape[1], int(dataset.y.max()) + 1)  # before any write
-    out.mkdir(parents=True, exist_ok=True)
-    return Run(Stages(out, cfg, experiment, resume), dataset, jax.random.key(cfg.seed), t0)
+    stages = Stages(out, config.to_dict(cfg), experiment, mode, CODE_VERSION)
+    return Run(stages, dataset, jax.random.key(cfg.seed), t0)
 
 
 def settings_of(cfg: Config, problem: posterior.Problem) -> posterior.SNNSettings:
@@ -401,8 +330,11 @@ def manifest(cfg: Config, experiment: str, wall: float, stages: Stages | None,
 
 def write_manifest(out: Path, cfg: Config, experiment: str, wall: float, stages: Stages | None,
                    extra: dict | None = None) -> None:
+    """The run's last write; it completes the run (its checkpoints go, ``--out`` is freed)."""
     write_json(out / f"{experiment}_manifest.json",
                manifest(cfg, experiment, wall, stages, extra))
+    if stages is not None:
+        stages.complete()
 
 
 def summarise(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
@@ -436,18 +368,25 @@ def pooled_predictions(raw: dict[str, np.ndarray], problem, sigma_index: int):
 
 
 def cli(run: Callable, doc: str, argv=None, defaults: list[str] = ()) -> None:
-    """An experiment's ``main``: parse the shared options, then ``run(cfg, out, resume)``."""
-    cfg, out, resume = parse_args(argv, doc.splitlines()[0], defaults)
-    main_guard(lambda: run(cfg, out, resume))
+    """An experiment's ``main``: parse the shared options, then ``run(cfg, out, mode)``."""
+    cfg, out, mode = parse_args(argv, doc.splitlines()[0], defaults)
+    main_guard(lambda: run(cfg, out, mode))
 
 
 def main_guard(fn: Callable[[], None]) -> None:
-    """Run an experiment; a ConfigError (bad resume, bad data) exits 2 with one line."""
+    """Run an experiment, turning the ways it can stop into one line and an exit code (see the
+    module docstring)."""
     try:
         fn()
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(runs.EXIT_BAD_INPUT) from None
+    except runs.Terminated as err:
+        print(f"{err}; rerun the same command with --resume to continue", file=sys.stderr)
+        raise SystemExit(runs.EXIT_TERMINATED) from None
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(runs.EXIT_WRITE_FAILED) from None
 
 
 def print_table(summary: list[dict], keys: tuple[str, ...]) -> None:

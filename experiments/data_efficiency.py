@@ -6,7 +6,7 @@ is one jitted call per method (the shapes differ between N_t). Writes
 data_efficiency.csv, data_efficiency_summary.csv, accuracy_vs_ntrain.png and
 data_efficiency_manifest.json to --out.
 
-    python -m experiments.data_efficiency [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume]
+    python -m experiments.data_efficiency [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from mhsnn.io import write_csv
 EXPERIMENT = "data_efficiency"
 
 
-def run(cfg, out, resume) -> list[dict]:
-    run_ = common.start(out, cfg, EXPERIMENT, resume)
+def run(cfg, out, mode) -> list[dict]:
+    run_ = common.start(out, cfg, EXPERIMENT, mode)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     rows, diag = [], []
     for n in cfg.n_train:

@@ -71,7 +71,7 @@ class NumpyChip:
         return counts.transpose(1, 0, 2)
 
 
-def run(cfg, out, resume) -> list[dict]:
+def run(cfg, out, mode) -> list[dict]:
     t0 = time.perf_counter()
     ds = data.load_breast_cancer()
     root = jax.random.key(cfg.seed)

@@ -13,7 +13,7 @@ SG in the loop (forward on the chip, gradient through the ideal model).
 
 Writes nonidealities.csv, nonidealities_summary.csv and nonidealities.png to --out.
 
-    python -m experiments.nonidealities [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume]
+    python -m experiments.nonidealities [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def kinds(key: jax.Array, sizes) -> dict[str, list[tuple[float, chips.Chip]]]:
     }
 
 
-def run(cfg, out, resume) -> list[dict]:
-    run_ = common.start(out, cfg, EXPERIMENT, resume)
+def run(cfg, out, mode) -> list[dict]:
+    run_ = common.start(out, cfg, EXPERIMENT, mode)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)

@@ -5,7 +5,7 @@ and BMA) against surrogate-gradient backprop (offline and chip-in-the-loop, tune
 paper-literal). Writes sigma_sweep.csv, sigma_sweep_summary.csv, mh_diagnostics.csv,
 accuracy_vs_sigma.png, reliability.png and sigma_sweep_manifest.json to --out.
 
-    python -m experiments.sigma_sweep [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume]
+    python -m experiments.sigma_sweep [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from mhsnn.io import write_csv
 EXPERIMENT = "sigma_sweep"
 
 
-def run(cfg, out, resume) -> list[dict]:
-    run_ = common.start(out, cfg, EXPERIMENT, resume)
+def run(cfg, out, mode) -> list[dict]:
+    run_ = common.start(out, cfg, EXPERIMENT, mode)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)

@@ -26,8 +26,8 @@ EXPERIMENT = "tempering"
 DEFAULTS = ["folds=2", "sigmas=[0, 3]", "pt.num_temperatures=8", "mh.num_steps=16000"]
 
 
-def run(cfg, out, resume) -> list[dict]:
-    run_ = common.start(out, cfg, EXPERIMENT, resume)
+def run(cfg, out, mode) -> list[dict]:
+    run_ = common.start(out, cfg, EXPERIMENT, mode)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, 5, cfg.seed)[: cfg.folds]
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)

@@ -1,6 +1,6 @@
 """The ``mhsnn`` command: ``mhsnn reproduce`` runs both of the paper's experiments.
 
-    mhsnn reproduce        [--preset quick|paper] [--set KEY=VALUE ...] [--out DIR] [--resume]
+    mhsnn reproduce        [--preset quick|paper] [--set KEY=VALUE ...] [--out DIR] [--resume | --fresh]
     mhsnn sigma-sweep      (same options)
     mhsnn data-efficiency  (same options)
 
@@ -28,9 +28,9 @@ def main(argv=None) -> None:
     command, rest = argv[0], argv[1:]
     chosen = {"reproduce": [sigma_sweep, data_efficiency], "sigma-sweep": [sigma_sweep],
               "data-efficiency": [data_efficiency]}[command]
-    cfg, out, resume = common.parse_args(rest, f"mhsnn {command}")
+    cfg, out, mode = common.parse_args(rest, f"mhsnn {command}")
     for module in chosen:
-        common.main_guard(lambda m=module: m.run(cfg, out, resume))
+        common.main_guard(lambda m=module: m.run(cfg, out, mode))
 
 
 if __name__ == "__main__":

@@ -12,24 +12,44 @@ from pathlib import Path
 from mhsnn import sharding
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename over it.
+class WriteError(OSError):
+    """Writing a result or checkpoint failed; the message names the path and the cause."""
 
-    In a multi-process job only process 0 writes (the others hold the same values).
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write to a temporary file beside ``path``, fsync, then rename over it: a failure at
+    any point leaves the previous file as it was.
+
+    The file gets the permissions a plainly created file would (0666 less the umask), not
+    ``mkstemp``'s 0600. In a multi-process job only process 0 writes (the others hold the
+    same values). An OSError is raised again as ``WriteError`` naming ``path``.
     """
     if not sharding.is_writer():
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise WriteError(err.errno, f"cannot write {path}: {err.strerror or err}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 

@@ -104,31 +104,92 @@ def test_random_invalid_values_are_refused(tmp_path, capsys, key, value):
         assert value == "11" and key != "folds"
 
 
+def _cmd(out, *extra):
+    return [sys.executable, "-m", "experiments.sigma_sweep", *TINY, "--set",
+            "methods=['mh', 'sg_in_loop']", "--set", "sg.literal=false", "--set",
+            "mh.num_steps=400", "--out", str(out), *extra]
+
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
 def _run(out, *extra, wait_for=None):
-    cmd = [sys.executable, "-m", "experiments.sigma_sweep", *TINY, "--set",
-           "methods=['mh', 'sg_in_loop']", "--set", "sg.literal=false", "--set",
-           "mh.num_steps=400", "--out", str(out), *extra]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if wait_for is None:
-        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+        subprocess.run(_cmd(out, *extra), cwd=ROOT, env=ENV, check=True, capture_output=True)
         return
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not wait_for.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+    proc = _start(out, *extra, wait_for=wait_for)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
 
-def test_sigkill_then_resume_gives_identical_csv(tmp_path):
-    clean, killed = tmp_path / "clean", tmp_path / "killed"
-    _run(clean)
-    _run(killed, wait_for=killed / "checkpoints" / "sigma_sweep__mh__state.npz")
-    assert not (killed / "sigma_sweep.csv").exists()
-    _run(killed, "--resume")
-    for name in ("sigma_sweep.csv", "mh_diagnostics.csv"):
-        assert (clean / name).read_bytes() == (killed / name).read_bytes()
+def _start(out, *extra, wait_for, stderr=subprocess.DEVNULL):
+    """A run in the background, returned once ``wait_for`` (a checkpoint) exists."""
+    proc = subprocess.Popen(_cmd(out, *extra), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=stderr)
+    deadline = time.time() + 240
+    while not wait_for.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert wait_for.exists()
+    return proc
+
+
+def _quick(out, *extra):
+    """A run expected to stop before any work: (exit code, stderr lines)."""
+    res = subprocess.run(_cmd(out, *extra), cwd=ROOT, env=ENV, capture_output=True, text=True,
+                         timeout=120, check=False)
+    return res.returncode, res.stderr.strip().splitlines()
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("clean")
+    _run(out)
+    return {name: (out / name).read_bytes() for name in ("sigma_sweep.csv", "mh_diagnostics.csv")}
+
+
+MH_STATE = ("checkpoints", "sigma_sweep__mh__state.npz")
+
+
+def test_locked_folder_killed_run_refused_rerun_then_resume(tmp_path, clean_run):
+    out = tmp_path / "killed"
+    proc = _start(out, wait_for=out.joinpath(*MH_STATE))
+    code, err = _quick(out)  # a second run on a folder in use
+    assert code == 2 and len(err) == 1 and f"PID {proc.pid}" in err[0] and str(out) in err[0]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "sigma_sweep.csv").exists()
+    saved = {p: p.read_bytes() for p in (out / "checkpoints").glob("*.npz")}
+    code, err = _quick(out)  # forgot --resume: refused, nothing deleted
+    assert code == 2 and len(err) == 1
+    assert str(out) in err[0] and "--resume" in err[0] and "--fresh" in err[0]
+    assert saved == {p: p.read_bytes() for p in (out / "checkpoints").glob("*.npz")}
+    _run(out, "--resume")  # the dead run's lock is gone at once
+    for name, clean in clean_run.items():
+        assert (out / name).read_bytes() == clean
+    assert not (out / "checkpoints").exists()
+    for f in out.iterdir():  # results are readable by the group, as the umask says
+        assert f.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_sigterm_checkpoints_exits_143_then_resume_matches(tmp_path, clean_run):
+    out = tmp_path / "term"
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as fh:
+        proc = _start(out, wait_for=out.joinpath(*MH_STATE), stderr=fh)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 143
+    last = log.read_text().strip().splitlines()[-1]
+    assert "SIGTERM" in last and "--resume" in last
+    assert out.joinpath(*MH_STATE).exists() and not (out / "sigma_sweep.csv").exists()
+    _run(out, "--resume")
+    for name, clean in clean_run.items():
+        assert (out / name).read_bytes() == clean
 
 
 def test_resume_refuses_a_checkpoint_from_another_config(tmp_path, capsys):
