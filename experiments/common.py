@@ -84,12 +84,30 @@ class Run(NamedTuple):
         return time.perf_counter() - self.t0
 
 
-def start(out: Path, cfg: Config, experiment: str, mode: bool | str) -> Run:
-    """Load the data, check the network fits it, create the output folder and the stage
+def load_data(cfg: Config, folds: int | None = None, n_train: bool = False) -> data.Dataset:
+    """The config's data set, checked against the network, the folds (``folds``, default
+    ``cfg.folds``) and, with ``n_train``, the training sizes, before any write; anything
+    wrong is a ConfigError of one line."""
+    try:
+        dataset = data.load(cfg.data.path or cfg.data.name)
+        data.check_folds(dataset.y, cfg.folds if folds is None else folds)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    lo, hi = data.n_train_range(dataset.y)
+    for n in cfg.n_train if n_train else ():
+        if not lo <= n <= hi:
+            raise ConfigError(f"n_train={list(cfg.n_train)}: values must be in [{lo}, {hi}] "
+                              "for this data set (every class on both sides of the split)")
+    config.network(cfg, dataset.X.shape[1], int(dataset.y.max()) + 1)
+    return dataset
+
+
+def start(out: Path, cfg: Config, experiment: str, mode: bool | str, folds: int | None = None,
+          n_train: bool = False) -> Run:
+    """Load the data, check it (see ``load_data``), create the output folder and the stage
     book-keeping."""
     t0 = time.perf_counter()
-    dataset = data.load_breast_cancer()
-    config.network(cfg, dataset.X.shape[1], int(dataset.y.max()) + 1)  # before any write
+    dataset = load_data(cfg, folds, n_train)
     stages = Stages(out, config.to_dict(cfg), experiment, mode, CODE_VERSION)
     return Run(stages, dataset, jax.random.key(cfg.seed), t0)
 

@@ -19,7 +19,7 @@ EXPERIMENT = "data_efficiency"
 
 
 def run(cfg, out, mode) -> list[dict]:
-    run_ = common.start(out, cfg, EXPERIMENT, mode)
+    run_ = common.start(out, cfg, EXPERIMENT, mode, n_train=True)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     rows, diag = [], []
     for n in cfg.n_train:

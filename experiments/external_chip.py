@@ -73,7 +73,7 @@ class NumpyChip:
 
 def run(cfg, out, mode) -> list[dict]:
     t0 = time.perf_counter()
-    ds = data.load_breast_cancer()
+    ds = common.load_data(cfg, folds=5)
     root = jax.random.key(cfg.seed)
     splits = data.kfold_splits(ds.y, 5, cfg.seed)[: cfg.folds]
     problem = posterior.make_problem(ds, splits, root, cfg.snn.time_steps, EXPERIMENT)

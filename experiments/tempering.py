@@ -27,7 +27,7 @@ DEFAULTS = ["folds=2", "sigmas=[0, 3]", "pt.num_temperatures=8", "mh.num_steps=1
 
 
 def run(cfg, out, mode) -> list[dict]:
-    run_ = common.start(out, cfg, EXPERIMENT, mode)
+    run_ = common.start(out, cfg, EXPERIMENT, mode, folds=5)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, 5, cfg.seed)[: cfg.folds]
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)

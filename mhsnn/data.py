@@ -6,6 +6,9 @@ a pure JAX function of a key.
 
 from __future__ import annotations
 
+import csv
+import zipfile
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -33,12 +36,102 @@ class Split(NamedTuple):
     test: np.ndarray
 
 
-def load(name: str = "breast_cancer") -> Dataset:
-    """A data set shipped with scikit-learn (no network): one of ``BUILTIN``."""
-    if name not in BUILTIN:
-        raise ValueError(f"data.name={name!r}: expected one of {', '.join(BUILTIN)}")
-    raw = BUILTIN[name]()
-    return check_dataset(Dataset(X=raw.data.astype(np.float32), y=raw.target.astype(np.int32)))
+MAX_FEATURES = 10_000
+LABEL_COLUMN = "label"  # the label column of a user's .csv file
+
+
+def load(name_or_path: str | Path = "breast_cancer") -> Dataset:
+    """A data set: a scikit-learn one by name (``BUILTIN``, shipped with it: no network), or a
+    user's file.
+
+    - ``.npz`` with arrays ``X`` [N, F] (numbers) and ``y`` [N] (integer class labels);
+    - ``.csv`` with a header row; the column named ``label`` holds integer class labels,
+      every other column is a numeric feature.
+
+    Labels must be 0 .. K-1 with every class present and K >= 2. Anything else is refused
+    with a ``ValueError`` of one line naming the file and what is wrong.
+    """
+    if isinstance(name_or_path, str) and name_or_path in BUILTIN:
+        raw = BUILTIN[name_or_path]()
+        return check_dataset(Dataset(X=raw.data.astype(np.float32),
+                                     y=raw.target.astype(np.int32)))
+    path = Path(name_or_path)
+    if path.suffix not in (".npz", ".csv"):
+        raise ValueError(f"data {str(name_or_path)!r}: not a built-in data set "
+                         f"({', '.join(BUILTIN)}) nor a .npz or .csv file")
+    if not path.is_file():
+        raise ValueError(f"data file {path}: no such file")
+    try:
+        X, y = _read_npz(path) if path.suffix == ".npz" else _read_csv(path)
+        return check_dataset(Dataset(X, y))
+    except ValueError as err:
+        raise ValueError(f"data file {path}: {err}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"data file {path}: cannot be read ({reason})") from None
+
+
+def _numeric(values: np.ndarray, what: str) -> np.ndarray:
+    if values.dtype == object or values.dtype.kind in "USV":
+        try:
+            return np.asarray(values, np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} holds non-numeric values") from None
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"{what} holds non-numeric values ({values.dtype})")
+    return values.astype(np.float64)
+
+
+def _labels(values: np.ndarray) -> np.ndarray:
+    y = _numeric(np.asarray(values), "the labels")
+    if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+        raise ValueError("labels must be integers 0 .. K-1")
+    return y.astype(np.int64)
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in ("X", "y") if k not in z.files]
+        if missing:
+            raise ValueError(f"missing array(s) {', '.join(missing)} (has {', '.join(z.files)})")
+        X, y = z["X"], z["y"]
+    if X.ndim != 2:
+        raise ValueError(f"X has shape {X.shape}, expected [N, F]")
+    return _numeric(X, "X"), _labels(y)
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    rows = [r for r in rows if r]
+    if len(rows) < 2:
+        raise ValueError("needs a header row and at least one data row")
+    header = [h.strip() for h in rows[0]]
+    if LABEL_COLUMN not in header:
+        raise ValueError(f"no column named {LABEL_COLUMN!r} in the header")
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ValueError(f"line {i} has {len(row)} fields, the header {len(header)}")
+    body = np.array(rows[1:], dtype=object)
+    at = header.index(LABEL_COLUMN)
+    features = np.delete(body, at, axis=1)
+    try:
+        X = np.array([[float(v) for v in row] for row in features])
+    except ValueError:
+        bad = next(v for row in features for v in row if not _is_float(v))
+        raise ValueError(f"non-numeric feature value {bad.strip()!r}") from None
+    labels = body[:, at]
+    if not all(_is_float(v) for v in labels):
+        raise ValueError("labels must be integers 0 .. K-1")
+    return X.reshape(len(rows) - 1, len(header) - 1), _labels(labels.astype(float))
+
+
+def _is_float(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
 
 
 def load_breast_cancer() -> Dataset:
@@ -49,15 +142,37 @@ def load_breast_cancer() -> Dataset:
 def check_dataset(data: Dataset) -> Dataset:
     """Refuse data the network cannot take: wrong shape, non-finite features, bad labels."""
     X, y = np.asarray(data.X), np.asarray(data.y)
-    if X.ndim != 2 or X.shape[1] < 1:
-        raise ValueError(f"data.X: shape {X.shape}, expected [N, F] with F >= 1")
+    if X.ndim != 2 or X.shape[1] < 1 or X.shape[0] < 1:
+        raise ValueError(f"data.X: shape {X.shape}, expected [N, F] with N, F >= 1")
+    if X.shape[1] > MAX_FEATURES:
+        raise ValueError(f"data.X: {X.shape[1]} features, at most {MAX_FEATURES:,} allowed")
     if y.shape != (X.shape[0],):
         raise ValueError(f"data.y: shape {y.shape}, expected [{X.shape[0]}] to match data.X")
     if not np.all(np.isfinite(X)):
         raise ValueError(f"data.X: {int(np.sum(~np.isfinite(X)))} NaN or infinite values")
-    if not np.all(y >= 0):
-        raise ValueError("data.y: labels must be class indices 0 .. K-1")
+    if y.dtype.kind not in "iu" or not np.all(y >= 0):
+        raise ValueError("data.y: labels must be integer class indices 0 .. K-1")
+    counts = np.bincount(y)
+    if len(counts) < 2:
+        raise ValueError("data.y: a single class; classification needs at least 2")
+    if np.any(counts == 0):
+        empty = [int(k) for k in np.flatnonzero(counts == 0)]
+        raise ValueError(f"data.y: labels leave class(es) {empty} empty; use 0 .. K-1, "
+                         "every class present")
     return Dataset(X=X.astype(np.float32), y=y.astype(np.int32))
+
+
+def check_folds(y: np.ndarray, folds: int) -> None:
+    """Stratified k-fold needs every class in every fold."""
+    smallest = int(np.bincount(y).min())
+    if smallest < folds:
+        raise ValueError(f"folds={folds}: the smallest class has only {smallest} rows")
+
+
+def n_train_range(y: np.ndarray) -> tuple[int, int]:
+    """Training subset sizes a stratified split allows: every class on both sides."""
+    k = len(np.bincount(y))
+    return k, len(y) - k
 
 
 def kfold_splits(y: np.ndarray, num_folds: int, seed: int) -> list[Split]:
@@ -68,8 +183,9 @@ def kfold_splits(y: np.ndarray, num_folds: int, seed: int) -> list[Split]:
 
 def subset_splits(y: np.ndarray, n_train: int, num_repeats: int, seed: int) -> list[Split]:
     """Stratified train subsets of size ``n_train``; each tests on all the remaining rows."""
-    if not 2 <= n_train <= len(y) - 2:
-        raise ValueError(f"n_train: {n_train} outside [2, {len(y) - 2}]")
+    lo, hi = n_train_range(y)
+    if not lo <= n_train <= hi:
+        raise ValueError(f"n_train: {n_train} outside [{lo}, {hi}] for this data set")
     sss = StratifiedShuffleSplit(n_splits=num_repeats, train_size=n_train, random_state=seed)
     return [Split(tr, te) for tr, te in sss.split(np.zeros(len(y)), y)]
 

@@ -66,3 +66,73 @@ def test_bad_data_refused(bad):
         y[0] = -1
     with pytest.raises(ValueError, match="data"):
         data.check_dataset(data.Dataset(X, y))
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _npz(tmp_path, name="d.npz", **arrays):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+GOOD_X = np.arange(24, dtype=np.float64).reshape(8, 3)
+GOOD_Y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+
+
+def test_user_files_load_the_same_from_npz_and_csv(tmp_path):
+    npz = _npz(tmp_path, X=GOOD_X, y=GOOD_Y)
+    lines = ["a,label,b,c"] + [f"{x[0]},{y},{x[1]},{x[2]}" for x, y in zip(GOOD_X, GOOD_Y)]
+    csv_path = _write(tmp_path, "d.csv", "\n".join(lines) + "\n")
+    for path in (npz, csv_path, str(npz)):
+        ds = data.load(path)
+        np.testing.assert_array_equal(ds.X, GOOD_X.astype(np.float32))
+        np.testing.assert_array_equal(ds.y, GOOD_Y)
+        assert ds.X.dtype == np.float32 and ds.y.dtype == np.int32
+    for name, (n, f, k) in {"iris": (150, 4, 3), "wine": (178, 13, 3),
+                            "digits": (1797, 64, 10), "breast_cancer": (569, 30, 2)}.items():
+        ds = data.load(name)
+        assert ds.X.shape == (n, f) and len(np.unique(ds.y)) == k
+
+
+BAD_FILES = {
+    "missing": lambda p: p / "nope.npz",
+    "extension": lambda p: _write(p, "d.txt", "a,label\n1,0\n"),
+    "not_an_archive": lambda p: _write(p, "d.npz", "hello"),
+    "npz_without_y": lambda p: _npz(p, X=GOOD_X),
+    "nan": lambda p: _npz(p, X=np.where(GOOD_X == 5, np.nan, GOOD_X), y=GOOD_Y),
+    "inf": lambda p: _write(p, "d.csv", "a,label\n1,0\ninf,1\n2,0\n3,1\n"),
+    "non_numeric": lambda p: _write(p, "d.csv", "a,label\n1,0\nx,1\n2,0\n3,1\n"),
+    "ragged": lambda p: _write(p, "d.csv", "a,b,label\n1,2,0\n3,1\n2,2,0\n3,3,1\n"),
+    "no_label_column": lambda p: _write(p, "d.csv", "a,b\n1,2\n3,4\n"),
+    "float_labels": lambda p: _npz(p, X=GOOD_X, y=GOOD_Y + 0.5),
+    "text_labels": lambda p: _write(p, "d.csv", "a,label\n1,cat\n2,dog\n"),
+    "empty_class": lambda p: _npz(p, X=GOOD_X, y=np.where(GOOD_Y == 1, 2, GOOD_Y)),
+    "single_class": lambda p: _npz(p, X=GOOD_X, y=np.zeros(8, int)),
+    "negative_label": lambda p: _npz(p, X=GOOD_X, y=GOOD_Y - 1),
+    "too_many_features": lambda p: _npz(p, X=np.zeros((4, 10_001)), y=np.array([0, 1, 0, 1])),
+    "header_only": lambda p: _write(p, "d.csv", "a,label\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_files_are_refused_in_one_line_naming_the_file(tmp_path, case):
+    path = BAD_FILES[case](tmp_path)
+    with pytest.raises(ValueError) as err:
+        data.load(path)
+    msg = str(err.value)
+    assert "\n" not in msg and (path.name in msg)
+
+
+def test_folds_and_training_sizes_are_bounded_by_the_data():
+    y = np.array([0] * 10 + [1] * 3)
+    data.check_folds(y, 3)
+    with pytest.raises(ValueError, match="folds=4"):
+        data.check_folds(y, 4)
+    assert data.n_train_range(y) == (2, 11)
+    with pytest.raises(ValueError, match="n_train"):
+        data.subset_splits(y, 12, 1, 0)

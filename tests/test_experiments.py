@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -237,3 +238,31 @@ def test_bad_layout_and_unconfigured_distributed_stop_with_one_line(tmp_path):
         assert res.returncode == 2
         assert len(res.stderr.strip().splitlines()) == 1 and named in res.stderr
         assert not out.exists()
+
+
+@pytest.mark.parametrize("sets, named", [
+    (["data.path=MISSING.npz"], "MISSING.npz"),
+    (["data.path=BAD.csv"], "BAD.csv"),
+    (["data.name=mnist"], "data.name"),
+    (["data.path=SMALL.npz"], "folds=5"),
+    (["data.name=iris", "snn.hidden=[40000]"], "snn.hidden"),
+])
+def test_bad_data_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, sets, named):
+    (tmp_path / "BAD.csv").write_text("a,label\n1,0\nx,1\n")
+    np.savez(tmp_path / "SMALL.npz", X=np.ones((6, 2)), y=np.array([0, 1] * 3))
+    args = [a.replace("=", f"={tmp_path}/", 1) if "data.path" in a else a for a in sets]
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        sigma_sweep.main([*(x for a in args for x in ("--set", a)), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and named in err
+    assert not out.exists()
+
+
+def test_n_train_beyond_the_data_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        data_efficiency.main(["--set", "data.name=iris", "--set", "n_train=[149]",
+                              "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and "n_train" in err and "[3, 147]" in err
+    assert not (tmp_path / "o").exists()
