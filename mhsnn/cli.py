@@ -1,36 +1,80 @@
-"""The ``mhsnn`` command: ``mhsnn reproduce`` runs both of the paper's experiments.
+"""The ``mhsnn`` command: every experiment by name, and the resolved configuration.
 
-    mhsnn reproduce        [--preset quick|paper] [--set KEY=VALUE ...] [--out DIR] [--resume | --fresh]
-    mhsnn sigma-sweep      (same options)
-    mhsnn data-efficiency  (same options)
-
-``mhsnn COMMAND --help`` lists the options.
+    mhsnn                  list the commands
+    mhsnn NAME [OPTIONS]   run an experiment (``mhsnn NAME --help`` lists its options)
+    mhsnn config [--preset P] [--set KEY=VALUE ...]   print the resolved configuration as TOML
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import sys
 
-COMMANDS = ("reproduce", "sigma-sweep", "data-efficiency")
+# command -> (module under experiments/, one line); "reproduce" runs the paper's two.
+COMMANDS = {
+    "reproduce": (None, "both of the paper's experiments: sigma-sweep, then data-efficiency"),
+    "sigma-sweep": ("sigma_sweep", "experiment 1: test accuracy against the chip's sigma"),
+    "data-efficiency": ("data_efficiency", "experiment 2: test accuracy against training rows"),
+    "tempering": ("tempering", "MH against parallel tempering at an equal budget"),
+    "nonidealities": ("nonidealities", "MH against SG on mismatch, quantisation, noise ..."),
+    "external-chip": ("external_chip", "MH training a NumPy chip through a callback"),
+    "benchmark": ("benchmark", "MH chain-steps/s: the engine against BlackJAX and NumPy"),
+    "tune-mh": ("tune_mh", "the tuning run that chose MH's c, v and start"),
+    "tune-sg": ("tune_sg", "the tuning run that chose SG's learning rate and start"),
+    "config": (None, "print the resolved configuration as TOML (--preset, --set)"),
+}
+EXPERIMENT_OPTIONS = ("[--preset quick|paper] [--set KEY=VALUE ...] [--out DIR] "
+                      "[--resume | --fresh] [--distributed]")
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: mhsnn COMMAND [OPTIONS]", "", "commands:"]
+    lines += [f"  {name:{width}s}  {line}" for name, (_, line) in COMMANDS.items()]
+    lines += ["", f"Experiments take {EXPERIMENT_OPTIONS};",
+              "benchmark and tune-* have their own (mhsnn COMMAND --help)."]
+    return "\n".join(lines)
+
+
+def print_config(argv: list[str]) -> None:
+    from mhsnn import config
+
+    ap = argparse.ArgumentParser(prog="mhsnn config",
+                                 description="print the resolved configuration as TOML")
+    ap.add_argument("--preset", default="quick", help="quick (default) or paper")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args(argv)
+    try:
+        cfg = config.build(args.preset, args.sets)
+    except config.ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    sys.stdout.write(config.to_toml(cfg))
 
 
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS:
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"mhsnn: unknown command {argv[0]!r} (choose from {', '.join(COMMANDS)})",
-                  file=sys.stderr)
-            raise SystemExit(2)
-        print(__doc__)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
         return
-    from experiments import common, data_efficiency, sigma_sweep
-
     command, rest = argv[0], argv[1:]
-    chosen = {"reproduce": [sigma_sweep, data_efficiency], "sigma-sweep": [sigma_sweep],
-              "data-efficiency": [data_efficiency]}[command]
-    cfg, out, mode = common.parse_args(rest, f"mhsnn {command}")
-    for module in chosen:
-        common.main_guard(lambda m=module: m.run(cfg, out, mode))
+    if command not in COMMANDS:
+        print(f"mhsnn: unknown command {command!r} (choose from {', '.join(COMMANDS)})",
+              file=sys.stderr)
+        raise SystemExit(2)
+    if command == "config":
+        print_config(rest)
+        return
+    if command == "reproduce":
+        from experiments import common, data_efficiency, sigma_sweep
+
+        cfg, out, mode = common.parse_args(rest, "mhsnn reproduce: " + COMMANDS[command][1])
+        for module in (sigma_sweep, data_efficiency):
+            common.main_guard(lambda m=module: m.run(cfg, out, mode))
+        return
+    module = importlib.import_module(f"experiments.{COMMANDS[command][0]}")
+    module.main(rest)
 
 
 if __name__ == "__main__":

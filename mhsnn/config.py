@@ -8,8 +8,11 @@ Keys are public (``mh.num_steps``, ``sg.epochs``, ``sigmas``, ``folds``, ``seed`
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
+import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
@@ -32,7 +35,7 @@ DATASETS = ("breast_cancer", "iris", "wine", "digits")  # mhsnn.data.BUILTIN
 @dataclass(frozen=True)
 class SNNConfig:
     alpha: float = 0.9  # membrane decay
-    threshold: float = 1.0
+    threshold: float = 1.0  # firing threshold mu
     time_steps: int = 10  # T: length of the Poisson spike trains
     hidden: tuple[int, ...] = (3,)  # hidden layer widths; [] is a single layer
     layout: str = "auto"  # the likelihood kernel (snn.LAYOUTS); auto: fused on CPU, else hoisted
@@ -47,13 +50,13 @@ class DataConfig:
 @dataclass(frozen=True)
 class MHConfig:
     num_chains: int = 16  # per (fold, sigma) cell
-    num_steps: int = 50_000
+    num_steps: int = 50_000  # MH steps per chain, burn-in included
     burn_in: int = -1  # -1: the first half, as in the paper
     step_size: float = 0.5  # c: proposal standard deviation (results/tuning/mh_tuning.csv)
-    lik_std: float = 0.02  # v
-    prior_std: float = 5.0  # p
-    init_mean: float = 0.0
-    init_std: float = 0.5  # chains start from N(init_mean, init_std^2 I)
+    lik_std: float = 0.02  # v: log L = -MSE / (2 v^2)
+    prior_std: float = 5.0  # p: Gaussian prior N(0, p^2 I) on every weight
+    init_mean: float = 0.0  # chains start from N(init_mean, init_std^2 I)
+    init_std: float = 0.5  # = c, as Algorithm 1 starts
     num_draws: int = 100  # thinned draws kept per chain for diagnostics and the BMA
     chunk_size: int = 1000  # steps per jitted call (progress and checkpoint interval)
 
@@ -66,25 +69,25 @@ class PTConfig:
 @dataclass(frozen=True)
 class SGConfig:
     seeds: int = 1  # initialisations per (fold, sigma) cell
-    epochs: int = 100
-    batch_size: int = 32
-    learning_rate: float = 0.03
-    init_mean1: float = 0.3  # tuned ("positive_mid"): results/tuning/sg_tuning.csv
-    init_std1: float = 0.3
-    init_mean2: float = 4.0
-    init_std2: float = 2.0
+    epochs: int = 100  # passes over the training rows
+    batch_size: int = 32  # rows per Adam step
+    learning_rate: float = 0.03  # Adam (tuned; the paper's 1e-3 runs as *_literal)
+    init_mean1: float = 0.3  # tuned init ("positive_mid", results/tuning/sg_tuning.csv)
+    init_std1: float = 0.3  # hidden layers' weights ~ N(init_mean1, init_std1^2)
+    init_mean2: float = 4.0  # (see init_std2)
+    init_std2: float = 2.0  # output layer's weights ~ N(init_mean2, init_std2^2)
     literal: bool = True  # also run the paper-literal baseline (lr 1e-3, N(0, 0.1^2) init)
-    epochs_per_chunk: int = 10
+    epochs_per_chunk: int = 10  # epochs per jitted call (progress and checkpoint interval)
 
 
 @dataclass(frozen=True)
 class Config:
-    preset: str = "quick"
-    seed: int = 0
-    folds: int = 5
-    sigmas: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)
+    preset: str = "quick"  # the preset these values start from (quick, paper)
+    seed: int = 0  # root of every random key (mhsnn.keys)
+    folds: int = 5  # cross-validation folds (data efficiency: random subsets)
+    sigmas: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)  # chip non-linearity strengths
     n_train: tuple[int, ...] = (10, 20, 40, 80, 160, 455)  # data-efficiency sizes N_t
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = METHODS  # mh, pt, sg_offline, sg_in_loop
     data: DataConfig = field(default_factory=DataConfig)
     snn: SNNConfig = field(default_factory=SNNConfig)
     mh: MHConfig = field(default_factory=MHConfig)
@@ -94,6 +97,48 @@ class Config:
 
 def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+def _comments(cls: type) -> dict[str, str]:
+    """Each field's trailing ``# comment`` in this module's source: the one place a key is
+    documented."""
+    lines, _ = inspect.getsourcelines(cls)
+    out = {}
+    for line in lines:
+        m = re.match(r"\s+(\w+): .*?#\s*(.*)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def to_toml(cfg: Config) -> str:
+    """The whole resolved configuration as TOML, every key with its value and a comment;
+    ``load_preset`` / ``--set`` read it back."""
+    def block(obj, comments):
+        rows = []
+        for f in fields(obj):
+            if f.default_factory is not dataclasses.MISSING and f.name in _sections():
+                continue
+            note = comments.get(f.name, "")
+            rows.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}"
+                        + (f"  # {note}" if note else ""))
+        return rows
+
+    lines = block(cfg, _comments(Config))
+    for name in _sections():
+        section = getattr(cfg, name)
+        lines += ["", f"[{name}]", *block(section, _comments(type(section)))]
+    return "\n".join(lines) + "\n"
 
 
 def _sections() -> dict[str, type]:

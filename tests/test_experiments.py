@@ -221,6 +221,47 @@ def test_mhsnn_command_line(tmp_path, capsys):
         cli.main(["reproduce", "--set", "mh.num_chains=0", "--out", str(tmp_path / "o")])
     assert exc.value.code == 2 and "mh.num_chains" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+    cli.main([])  # every experiment module is listed with one line, no docstring markup
+    listing = capsys.readouterr().out
+    for module in Path(ROOT, "experiments").glob("*.py"):
+        if module.stem not in ("__init__", "common"):
+            assert module.stem.replace("_", "-") in listing
+    assert "``" not in listing
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["nonidealities", "--set", "folds=1", "--out", str(tmp_path / "n")])
+    assert exc.value.code == 2 and "folds" in capsys.readouterr().err
+
+
+def test_mhsnn_config_prints_every_key_as_toml_that_reads_back(capsys):
+    import tomllib
+
+    from mhsnn import cli, config
+
+    cli.main(["config", "--preset", "paper", "--set", "snn.hidden=[16, 8]", "--set", "seed=3"])
+    text = capsys.readouterr().out
+    table = tomllib.loads(text)
+    expected = config.to_dict(config.build("paper", ["snn.hidden=[16, 8]", "seed=3"]))
+    flat = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()
+            if not isinstance(v, dict)}
+    assert flat == {k: v for k, v in expected.items() if not isinstance(v, dict)}
+    for section, values in table.items():
+        if isinstance(values, dict):
+            assert {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()} \
+                == expected[section]
+    assert all("#" in line for line in text.splitlines() if " = " in line)
+    # What it prints is a preset a run could start from: --set of every line gives it back.
+    sets = [f"{s + '.' if s else ''}{line.split('  #')[0]}".replace(" = ", "=")
+            for s, line in _sectioned(text)]
+    assert config.to_dict(config.build("quick", sets)) == expected
+
+
+def _sectioned(text):
+    section = ""
+    for line in text.splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif " = " in line:
+            yield section, line
 
 
 def test_bad_layout_and_unconfigured_distributed_stop_with_one_line(tmp_path):
