@@ -279,7 +279,7 @@ def main(argv=None) -> None:
 
 
 def _figure(rows, path, device) -> None:
-    from mhsnn.plots import _save, plt
+    from mhsnn.plots import plt, save
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for method in dict.fromkeys(r["method"] for r in rows):
@@ -289,7 +289,7 @@ def _figure(rows, path, device) -> None:
     ax.set(xscale="log", yscale="log", xlabel="chains", ylabel="chain-steps / s",
            title=f"MH throughput, {device}")
     ax.legend()
-    _save(fig, path)
+    save(fig, path)
 
 
 if __name__ == "__main__":

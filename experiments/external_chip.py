@@ -129,7 +129,7 @@ def run(cfg, out, mode) -> list[dict]:
 
 
 def _figure(rows, path) -> None:
-    from mhsnn.plots import _save, plt
+    from mhsnn.plots import plt, save
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     q = [r["train_queries"] for r in rows]
@@ -138,7 +138,7 @@ def _figure(rows, path) -> None:
     ax.set(xscale="log", xlabel="training queries (forward runs on the chip)",
            ylabel="test accuracy", title="MH on a NumPy chip through a callback", ylim=(0.3, 1))
     ax.legend()
-    _save(fig, path)
+    save(fig, path)
 
 
 def main(argv=None) -> None:

@@ -64,7 +64,7 @@ def run(cfg, out, mode) -> list[dict]:
 
 
 def _figure(summary, path) -> None:
-    from mhsnn.plots import STYLE, _save, plt
+    from mhsnn.plots import STYLE, plt, save
 
     names = list(dict.fromkeys(r["nonideality"] for r in summary))
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5), sharey=True)
@@ -78,7 +78,7 @@ def _figure(summary, path) -> None:
         ax.set(title=name, xlabel="strength", ylim=(0.3, 1))
     axes[0].set_ylabel("test accuracy")
     axes[-1].legend(fontsize=7)
-    _save(fig, path)
+    save(fig, path)
 
 
 def main(argv=None) -> None:

@@ -75,7 +75,7 @@ def run(cfg, out, mode) -> list[dict]:
 
 
 def _figure(rows, path) -> None:
-    from mhsnn.plots import _save, plt
+    from mhsnn.plots import plt, save
 
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
     for ax, key, label in zip(axes, ("rhat_logdensity", "ess_per_s", "acc_bma"),
@@ -87,7 +87,7 @@ def _figure(rows, path) -> None:
         ax.set(xlabel="sigma", title=label)
     axes[0].legend()
     fig.suptitle("MH vs PT at an equal budget of replica chain-steps")
-    _save(fig, path)
+    save(fig, path)
 
 
 def main(argv=None) -> None:

@@ -20,7 +20,8 @@ STYLE = {"mh_mean": ("C0", "o", "-"), "mh_bma": ("C1", "s", "-"), "pt_mean": ("C
          "sg_in_loop_literal": ("C3", "v", ":")}
 
 
-def _save(fig, path: Path) -> None:
+def save(fig, path: Path) -> None:
+    """Write a figure as PNG to ``path`` atomically and close it."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -42,7 +43,7 @@ def accuracy_vs_sigma(summary: list[dict], path: Path, title: str) -> None:
     ax.set(xlabel="chip non-linearity sigma", ylabel="test accuracy", title=title, ylim=(0.3, 1))
     ax.axhline(0.87, color="grey", lw=0.8, ls=":")
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save(fig, path)
 
 
 def accuracy_vs_ntrain(summary: list[dict], path: Path, title: str) -> None:
@@ -64,7 +65,7 @@ def accuracy_vs_ntrain(summary: list[dict], path: Path, title: str) -> None:
     axes[0, 0].set_ylabel("test accuracy")
     axes[0, -1].legend(fontsize=7)
     fig.suptitle(title)
-    _save(fig, path)
+    save(fig, path)
 
 
 def reliability_diagram(probs_by_method: dict[str, tuple[np.ndarray, np.ndarray]], path: Path,
@@ -81,4 +82,4 @@ def reliability_diagram(probs_by_method: dict[str, tuple[np.ndarray, np.ndarray]
     ax.set(xlabel="confidence", ylabel="accuracy", title=title, xlim=(0.45, 1.02),
            ylim=(0.0, 1.02))
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save(fig, path)
