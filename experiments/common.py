@@ -28,7 +28,7 @@ import numpy as np
 from mhsnn import bayes, chips, config, data, keys, metrics, posterior, runs, sgd, sharding, snn
 from mhsnn.config import Config, ConfigError
 from mhsnn.io import write_json
-from mhsnn.mcmc import diagnostics
+from mhsnn.mcmc import diagnostics, pt
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
 from mhsnn.runs import Stages
 
@@ -168,7 +168,8 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
             report = pt_report(state.inner, schedule, pool)
             result.update(betas=np.asarray(state.inner.betas).reshape(*shape, K),
                           swap_acceptance=report["swap_acceptance"].reshape(*shape, K - 1),
-                          round_trips_per_1000=report["round_trips_per_1000"].reshape(shape))
+                          round_trips_per_1000=report["round_trips_per_1000"].reshape(shape),
+                          log_evidence=pt.log_evidence(state.inner).reshape(shape))
         return result
 
     chains = F * S * C * (K if tempered else 1)
@@ -285,7 +286,13 @@ def mh_diagnostic_rows(outcome: dict, labels, extra: dict | None = None) -> list
                     barrier=float((1 - swap).sum()),
                     swap_acceptance=" ".join(f"{a:.3f}" for a in swap),
                     betas=" ".join(f"{b:.4f}" for b in outcome["betas"][f, s].mean(0)),
-                    round_trips_per_1000=float(outcome["round_trips_per_1000"][f, s].mean()))
+                    round_trips_per_1000=float(outcome["round_trips_per_1000"][f, s].mean()),
+                    recommended_temperatures=int(np.ceil(2 * (1 - swap).sum())) + 1)
+                if "log_evidence" in outcome:  # stepping stone: mean and SE over chains
+                    z = outcome["log_evidence"][f, s]
+                    rows[-1].update(log_evidence=float(z.mean()),
+                                    log_evidence_se=float(z.std(ddof=1) / np.sqrt(len(z)))
+                                    if len(z) > 1 else float("nan"))
     return rows
 
 
@@ -320,6 +327,23 @@ def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str
         rows += new
         raw[method] = out["probs"]
     return rows, diag, raw
+
+
+def training_presentations(method: str, cfg: Config, n_train: int) -> int:
+    """Chip sample presentations (one weight set on one sample) one cell's training costs.
+
+    mh: chains x (steps + 1) x N (the start, then one proposal per step on every training
+    row); pt: the same times K replicas (``cfg.mh.num_steps`` is PT's own step count);
+    sg_offline: 0 (trained on the model; deploying it is an evaluation); sg_in_loop:
+    seeds x epochs x N (every row once per epoch, forward on the chip). Test-set evaluation
+    is not counted.
+    """
+    m = cfg.mh
+    base = method.removesuffix("_literal")
+    counts = {"mh": m.num_chains * (m.num_steps + 1) * n_train,
+              "pt": m.num_chains * cfg.pt.num_temperatures * (m.num_steps + 1) * n_train,
+              "sg_offline": 0, "sg_in_loop": cfg.sg.seeds * cfg.sg.epochs * n_train}
+    return counts[base]
 
 
 def manifest(cfg: Config, experiment: str, wall: float, stages: Stages | None,

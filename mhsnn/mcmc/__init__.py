@@ -1,5 +1,14 @@
-"""Samplers: random-walk Metropolis-Hastings and non-reversible parallel tempering."""
+"""Samplers: random-walk MH, MALA, HMC, DE-MC and non-reversible parallel tempering."""
 
-from mhsnn.mcmc.sample import MCMCResult, PTResult, sample_mh, sample_pt
+from mhsnn.mcmc.sample import (
+    MCMCResult,
+    PTResult,
+    sample_demc,
+    sample_hmc,
+    sample_mala,
+    sample_mh,
+    sample_pt,
+)
 
-__all__ = ["MCMCResult", "PTResult", "sample_mh", "sample_pt"]
+__all__ = ["MCMCResult", "PTResult", "sample_demc", "sample_hmc", "sample_mala", "sample_mh",
+           "sample_pt"]

@@ -13,6 +13,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from mhsnn.mcmc import accept
+
 LogDensityFn = Callable[[jax.Array], jax.Array]
 
 
@@ -62,15 +64,9 @@ def kernel(key: jax.Array, state: MHState, logdensity_fn: LogDensityFn,
     proposal = state.position + step_size * noise
     proposal_logdensity = (logdensity_fn(proposal, jax.random.fold_in(key, QUERY_KEY))
                            if stochastic else logdensity_fn(proposal))
-    finite = jnp.isfinite(proposal_logdensity)
-    log_ratio = jnp.where(finite, proposal_logdensity - state.logdensity, -jnp.inf)
-    log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
-    log_u = jnp.log(jax.random.uniform(key_accept, log_ratio.shape, state.position.dtype))
-    accepted = log_u < log_ratio
-    new_state = MHState(
-        jnp.where(accepted[..., None], proposal, state.position),
-        jnp.where(accepted, proposal_logdensity, state.logdensity),
-    )
-    info = MHInfo(jnp.exp(jnp.minimum(log_ratio, 0.0)), accepted,
-                  jnp.where(finite, proposal_logdensity, -jnp.inf))
+    log_ratio = accept.log_ratio_or_reject(proposal_logdensity, state.logdensity)
+    accepted, prob = accept.metropolis(key_accept, log_ratio)
+    new_state = accept.select(accepted, MHState(proposal, proposal_logdensity), state)
+    info = MHInfo(prob, accepted, jnp.where(jnp.isfinite(proposal_logdensity),
+                                            proposal_logdensity, -jnp.inf))
     return new_state, info

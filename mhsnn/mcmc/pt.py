@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mhsnn.mcmc import accept
+
 SWAP_KEY = 7  # fold_in constant: the swap key is derived so that K = 1 is exactly MH
 
 
@@ -39,6 +41,11 @@ class PTState(NamedTuple):
     swap_attempts: jax.Array  # [..., K-1]
     swap_prob_sum: jax.Array  # [..., K-1] sum of swap acceptance probabilities (since reset)
     parity: jax.Array  # int32 scalar: 0 -> even pairs next, 1 -> odd
+    # Stepping stone (since reset): running logsumexp over steps of (b_{k+1} - b_k) l_k
+    # (forward, samples at b_k) and of -(b_{k+1} - b_k) l_{k+1} (backward, at b_{k+1}).
+    ss_forward: jax.Array  # [..., K-1]
+    ss_backward: jax.Array  # [..., K-1]
+    ss_count: jax.Array  # [...] steps accumulated
 
 
 def linear_betas(num_temperatures: int) -> np.ndarray:
@@ -55,7 +62,8 @@ def init(position: jax.Array, betas: jax.Array, log_prior_fn, log_likelihood_fn)
     return PTState(position, lp, ll, jnp.asarray(betas, jnp.float32),
                    jnp.broadcast_to(jnp.arange(K, dtype=jnp.int32), lead),
                    jnp.zeros(lead, jnp.int32), jnp.zeros(lead[:-1], jnp.int32), zeros, zeros,
-                   zeros, jnp.zeros((), jnp.int32))
+                   zeros, jnp.zeros((), jnp.int32), zeros - jnp.inf, zeros - jnp.inf,
+                   jnp.zeros(lead[:-1], jnp.int32))
 
 
 def _finite(x):
@@ -75,16 +83,12 @@ def local_move(key, state: PTState, log_prior_fn, log_likelihood_fn, step_size):
     def tempered(prior, lik):
         return prior + jnp.where(state.betas > 0, state.betas * lik, 0.0)
 
-    new_target, old_target = tempered(lp, ll), tempered(state.log_prior, state.log_lik)
-    finite = jnp.isfinite(new_target)
-    log_ratio = jnp.where(finite, new_target - old_target, -jnp.inf)
-    log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
-    log_u = jnp.log(jax.random.uniform(key_accept, log_ratio.shape, state.position.dtype))
-    accepted = log_u < log_ratio
-    return state._replace(
-        position=jnp.where(accepted[..., None], proposal, state.position),
-        log_prior=jnp.where(accepted, lp, state.log_prior),
-        log_lik=jnp.where(accepted, ll, state.log_lik)), accepted
+    log_ratio = accept.log_ratio_or_reject(tempered(lp, ll),
+                                           tempered(state.log_prior, state.log_lik))
+    accepted, _ = accept.metropolis(key_accept, log_ratio)
+    moved = accept.select(accepted, (proposal, lp, ll),
+                          (state.position, state.log_prior, state.log_lik))
+    return state._replace(position=moved[0], log_prior=moved[1], log_lik=moved[2]), accepted
 
 
 def deo_swap(key, state: PTState) -> PTState:
@@ -137,7 +141,35 @@ def step(key, state: PTState, log_prior_fn, log_likelihood_fn, step_size):
     """Local moves then a DEO swap round; returns (state, accepted of the beta = 1 slot)."""
     state, accepted = local_move(key, state, log_prior_fn, log_likelihood_fn, step_size)
     state = deo_swap(jax.random.fold_in(key, SWAP_KEY), state)
-    return state, accepted[..., -1]
+    return accumulate_stepping_stone(state), accepted[..., -1]
+
+
+def accumulate_stepping_stone(state: PTState) -> PTState:
+    """Add this step's replicas to the stepping-stone sums (see ``log_evidence``)."""
+    if state.position.shape[-2] < 2:
+        return state._replace(ss_count=state.ss_count + 1)
+    betas = jnp.broadcast_to(state.betas, state.log_lik.shape)
+    gap = betas[..., 1:] - betas[..., :-1]
+    # A replica with l = -inf contributes exp(-inf) = 0 forward; gap * l is NaN at gap 0.
+    fwd = jnp.where(gap > 0, gap * state.log_lik[..., :-1], 0.0)
+    bwd = jnp.where(gap > 0, -gap * state.log_lik[..., 1:], 0.0)
+    return state._replace(ss_forward=jnp.logaddexp(state.ss_forward, fwd),
+                          ss_backward=jnp.logaddexp(state.ss_backward, bwd),
+                          ss_count=state.ss_count + 1)
+
+
+def log_evidence(state: PTState) -> np.ndarray:
+    """Stepping-stone estimate of log Z = log integral prior x likelihood, per chain [...].
+
+    log Z = sum_k log E_{b_k}[exp((b_{k+1} - b_k) l)] (forward) = -sum_k log
+    E_{b_{k+1}}[exp(-(b_{k+1} - b_k) l)] (backward), each expectation estimated from the
+    replicas' draws since the last reset; the two are biased in opposite directions and
+    their mean is returned (as Pigeons.jl reports both). Exact for a normalised prior.
+    """
+    n = np.maximum(np.asarray(state.ss_count, np.float64), 1.0)[..., None]
+    forward = np.sum(np.asarray(state.ss_forward, np.float64) - np.log(n), axis=-1)
+    backward = -np.sum(np.asarray(state.ss_backward, np.float64) - np.log(n), axis=-1)
+    return 0.5 * (forward + backward)
 
 
 def target(state: PTState):
@@ -169,8 +201,11 @@ def adapt_betas(rejection: np.ndarray, betas: np.ndarray) -> np.ndarray:
 
 
 def reset_swap_stats(state: PTState) -> PTState:
+    """Restart the swap statistics and the stepping-stone sums (a new schedule)."""
     z = jnp.zeros_like(state.swap_accepts)
-    return state._replace(swap_accepts=z, swap_attempts=z, swap_prob_sum=z)
+    return state._replace(swap_accepts=z, swap_attempts=z, swap_prob_sum=z,
+                          ss_forward=z - jnp.inf, ss_backward=z - jnp.inf,
+                          ss_count=jnp.zeros_like(state.ss_count))
 
 
 def rejection_rates(state: PTState, pool=None) -> np.ndarray:

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn.mcmc import diagnostics, mh, pt
+from mhsnn.mcmc import adapt, demc, diagnostics, hmc, mala, mh, pt
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,27 @@ def mh_kernel(logdensity_fn: mh.LogDensityFn, step_size, stochastic: bool = Fals
         return state, info.is_accepted
 
     return Kernel(step, lambda state: (state.position, state.logdensity))
+
+
+def gradient_kernel(logdensity_fn: Callable, grad_fn: Callable, step_size,
+                    num_leapfrog: int | None = None) -> Kernel:
+    """MALA (``num_leapfrog`` None) or HMC in the driver's terms; ``step_size`` fixed."""
+    def step(key, state):
+        if num_leapfrog is None:
+            state, info = mala.kernel(key, state, logdensity_fn, grad_fn, step_size)
+        else:
+            state, info = hmc.kernel(key, state, logdensity_fn, grad_fn, step_size,
+                                     num_leapfrog)
+        return state, info.is_accepted
+
+    return Kernel(step, lambda state: (state.position, state.logdensity))
+
+
+def adaptive_kernel(step_fn: Callable, burn_in: int, target: float) -> Kernel:
+    """A kernel whose step size adapts during burn-in (``adapt.adaptive``); the target is
+    the inner kernel's ``position`` / ``logdensity``."""
+    return Kernel(adapt.adaptive(step_fn, burn_in, target),
+                  lambda state: (state.inner.position, state.inner.logdensity))
 
 
 def pt_kernel(log_prior_fn: Callable, log_likelihood_fn: Callable, step_size) -> Kernel:
@@ -199,6 +220,9 @@ class MCMCResult:
     rhat: np.ndarray  # [dim]
     ess: np.ndarray  # [dim]
     mean: np.ndarray  # [chains, dim] running mean of every step after burn-in
+    step_size: float | None = None  # the step size the kept draws used (adapted or given)
+    logdensity_evals: int = 0  # per chain, the start included: chip queries for a chip
+    grad_evals: int = 0  # per chain: gradient (model) evaluations that drove proposals
 
 
 def summarize(state: ChainState, schedule: Schedule) -> dict:
@@ -225,9 +249,23 @@ def _check_step_size(step_size) -> None:
         raise ValueError(f"step_size: {step_size}, must be > 0 and finite")
 
 
+def _drive(key, kernel: Kernel, inner, schedule: Schedule, chunk_size: int) -> ChainState:
+    state = init_chains(key, inner, kernel, schedule)
+    chunk = min(chunk_size, schedule.num_steps)
+    return run_chunks(state, make_advance(kernel, schedule, chunk), schedule, chunk)
+
+
+def _finish(state: ChainState, schedule: Schedule, step_size, adapted: bool, **counts
+            ) -> MCMCResult:
+    if adapted:
+        step_size = float(np.exp(np.asarray(state.inner.log_step_size)))
+    return MCMCResult(**summarize(state, schedule), step_size=float(step_size), **counts)
+
+
 def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: jax.Array, *,
               num_steps: int, step_size: float, burn_in: int | None = None, thin: int = 1,
-              chunk_size: int = 1000) -> MCMCResult:
+              chunk_size: int = 1000, adapt_step_size: bool = False,
+              target_acceptance: float = adapt.TARGETS["rw"]) -> MCMCResult:
     """Random-walk Metropolis-Hastings on many chains of any log density.
 
     Args:
@@ -235,9 +273,12 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
       logdensity_fn: one position f32[dim] -> scalar log density (unnormalised).
       init_positions: f32[chains, dim] starting points.
       num_steps: total steps per chain, burn-in included.
-      step_size: the proposal's standard deviation c (proposal N(W, c^2 I)).
+      step_size: the proposal's standard deviation c (proposal N(W, c^2 I)); with
+        ``adapt_step_size`` the starting value.
       burn_in: steps discarded first; None means the first half, as in the paper.
       thin: keep one draw every ``thin`` steps after burn-in.
+      adapt_step_size: tune c during burn-in toward ``target_acceptance`` (pooled over all
+        chains; frozen after burn-in, see ``mhsnn.mcmc.adapt``).
 
     Returns:
       MCMCResult with samples [chains, (num_steps - burn_in) // thin, dim].
@@ -246,11 +287,97 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
     _check_step_size(step_size)
     schedule = Schedule.make(num_steps, burn_in, thin)
     batched = jax.vmap(logdensity_fn)
-    kernel = mh_kernel(batched, step_size)
-    state = init_chains(key, mh.init(positions, batched), kernel, schedule)
-    chunk = min(chunk_size, num_steps)
-    state = run_chunks(state, make_advance(kernel, schedule, chunk), schedule, chunk)
-    return MCMCResult(**summarize(state, schedule))
+    inner = mh.init(positions, batched)
+    if adapt_step_size:
+        def step_fn(k, st, eps):
+            st, info = mh.kernel(k, st, batched, eps)
+            return st, info.acceptance_rate, info.is_accepted
+
+        kernel = adaptive_kernel(step_fn, schedule.burn_in, target_acceptance)
+        inner = adapt.init(inner, step_size)
+    else:
+        kernel = mh_kernel(batched, step_size)
+    state = _drive(key, kernel, inner, schedule, chunk_size)
+    return _finish(state, schedule, step_size, adapt_step_size, logdensity_evals=num_steps + 1)
+
+
+def _sample_gradient(key, logdensity_fn, init_positions, num_steps, step_size, grad_fn,
+                     burn_in, thin, chunk_size, adapt_step_size, target_acceptance,
+                     num_leapfrog):
+    positions = _check_positions(init_positions)
+    _check_step_size(step_size)
+    schedule = Schedule.make(num_steps, burn_in, thin)
+    batched = jax.vmap(logdensity_fn)
+    grads = jax.vmap(jax.grad(logdensity_fn) if grad_fn is None else grad_fn)
+    inner = mala.init(positions, batched, grads)
+    if adapt_step_size:
+        def step_fn(k, st, eps):
+            if num_leapfrog is None:
+                st, info = mala.kernel(k, st, batched, grads, eps)
+            else:
+                st, info = hmc.kernel(k, st, batched, grads, eps, num_leapfrog)
+            return st, info.acceptance_rate, info.is_accepted
+
+        kernel = adaptive_kernel(step_fn, schedule.burn_in, target_acceptance)
+        inner = adapt.init(inner, step_size)
+    else:
+        kernel = gradient_kernel(batched, grads, step_size, num_leapfrog)
+    state = _drive(key, kernel, inner, schedule, chunk_size)
+    return _finish(state, schedule, step_size, adapt_step_size, logdensity_evals=num_steps + 1,
+                   grad_evals=num_steps * (num_leapfrog or 1) + 1)
+
+
+def sample_mala(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: jax.Array, *,
+                num_steps: int, step_size: float, grad_fn: Callable | None = None,
+                burn_in: int | None = None, thin: int = 1, chunk_size: int = 1000,
+                adapt_step_size: bool = False,
+                target_acceptance: float = adapt.TARGETS["mala"]) -> MCMCResult:
+    """Metropolis-adjusted Langevin on many chains (see ``mhsnn.mcmc.mala``).
+
+    ``grad_fn(position f32[dim]) -> f32[dim]`` drives the proposal (default: the exact
+    gradient of ``logdensity_fn``); acceptance always uses ``logdensity_fn`` and the
+    proposal's density ratio, so the chain targets ``logdensity_fn`` whatever ``grad_fn``
+    returns (a model's gradient for a chip's density). Other arguments as ``sample_mh``.
+    """
+    return _sample_gradient(key, logdensity_fn, init_positions, num_steps, step_size, grad_fn,
+                            burn_in, thin, chunk_size, adapt_step_size, target_acceptance, None)
+
+
+def sample_hmc(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: jax.Array, *,
+               num_steps: int, step_size: float, num_leapfrog: int,
+               grad_fn: Callable | None = None, burn_in: int | None = None, thin: int = 1,
+               chunk_size: int = 1000, adapt_step_size: bool = False,
+               target_acceptance: float = adapt.TARGETS["hmc"]) -> MCMCResult:
+    """Hamiltonian Monte Carlo on many chains (see ``mhsnn.mcmc.hmc``): ``num_leapfrog``
+    steps of size ``step_size`` driven by ``grad_fn`` (default: the exact gradient),
+    accepted on ``logdensity_fn``. Other arguments as ``sample_mala``."""
+    if num_leapfrog < 1:
+        raise ValueError(f"num_leapfrog: {num_leapfrog}, must be >= 1")
+    return _sample_gradient(key, logdensity_fn, init_positions, num_steps, step_size, grad_fn,
+                            burn_in, thin, chunk_size, adapt_step_size, target_acceptance,
+                            num_leapfrog)
+
+
+def sample_demc(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: jax.Array, *,
+                num_steps: int, burn_in: int | None = None, thin: int = 1,
+                chunk_size: int = 1000, gamma: float | None = None, noise_std: float = 1e-4,
+                jump_prob: float = 0.1) -> MCMCResult:
+    """Differential-evolution MCMC (see ``mhsnn.mcmc.demc``): the chains of this call
+    (>= 4) are the population whose differences propose each chain's moves."""
+    positions = _check_positions(init_positions)
+    if positions.shape[0] < 4:
+        raise ValueError(f"init_positions: {positions.shape[0]} chains, DE-MC needs >= 4")
+    schedule = Schedule.make(num_steps, burn_in, thin)
+    batched = jax.vmap(logdensity_fn)
+    settings = demc.DEMCSettings(gamma, noise_std, jump_prob)
+
+    def step(k, st):
+        st, info = demc.kernel(k, st, batched, settings)
+        return st, info.is_accepted
+
+    kernel = Kernel(step, lambda st: (st.position, st.logdensity))
+    state = _drive(key, kernel, demc.init(positions, batched), schedule, chunk_size)
+    return MCMCResult(**summarize(state, schedule), logdensity_evals=num_steps + 1)
 
 
 @dataclass(frozen=True)
@@ -262,6 +389,9 @@ class PTResult(MCMCResult):
     barrier: float = None  # Lambda: the global communication barrier
     round_trips: np.ndarray = None  # [chains] round trips after burn-in
     round_trips_per_1000: np.ndarray = None  # [chains]
+    log_evidence: float = None  # stepping-stone log Z (mean over chains), after burn-in
+    log_evidence_se: float = None  # its standard error over chains
+    recommended_temperatures: int = None  # about 2 Lambda + 1 (Syed et al. 2021)
 
 
 def tempered_advance(advance: Callable, schedule: Schedule, chunk: int, pool: Callable,
@@ -356,8 +486,14 @@ def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callabl
                                adapt)
     state = run_chunks(state, advance, schedule, chunk)
     report = pt_report(state.inner, schedule, pool_all)
+    log_z = pt.log_evidence(state.inner)
     return PTResult(**summarize(state, schedule), betas=np.asarray(state.inner.betas)[0],
                     swap_acceptance=report["swap_acceptance"][0],
                     barrier=float(report["barrier"][0]),
                     round_trips=report["round_trips"],
-                    round_trips_per_1000=report["round_trips_per_1000"])
+                    round_trips_per_1000=report["round_trips_per_1000"],
+                    log_evidence=float(log_z.mean()),
+                    log_evidence_se=float(log_z.std(ddof=1) / np.sqrt(len(log_z)))
+                    if len(log_z) > 1 else float("nan"),
+                    recommended_temperatures=int(np.ceil(2 * report["barrier"][0])) + 1,
+                    logdensity_evals=num_steps * K + K)
