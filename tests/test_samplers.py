@@ -4,17 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_mcmc import COV, MEAN
+from test_mcmc import gaussian_logdensity as gaussian
 
 from mhsnn.mcmc import diagnostics, sample_demc, sample_hmc, sample_mala, sample_mh, sample_pt
-
-COV = np.array([[1.0, 0.8], [0.8, 2.0]])
-MEAN = np.array([1.0, -2.0])
-PREC = np.linalg.inv(COV)
-
-
-def gaussian(x):
-    d = x - MEAN
-    return -0.5 * d @ PREC @ d
 
 
 def wrong_gradient(x):
@@ -57,8 +50,8 @@ def test_correlated_gaussian_and_banana(name):
 @pytest.mark.parametrize("name", ["mala", "hmc"])
 def test_a_wrong_gradient_still_samples_the_target_exactly(name):
     # A wrong drift costs acceptance (so mixing), never exactness: moments stay right.
-    kw = dict(key=jax.random.key(2), logdensity_fn=gaussian, init_positions=jnp.zeros((32, 2)),
-              num_steps=3000, grad_fn=wrong_gradient)
+    kw = {"key": jax.random.key(2), "logdensity_fn": gaussian, "init_positions": jnp.zeros((32, 2)),
+              "num_steps": 3000, "grad_fn": wrong_gradient}
     res = (sample_mala(step_size=0.6, **kw) if name == "mala"
            else sample_hmc(step_size=0.2, num_leapfrog=3, **kw))
     _check_moments(res, MEAN, np.diag(COV))
@@ -83,7 +76,7 @@ def test_the_right_gradient_beats_random_walk_per_density_evaluation():
 
 
 def test_adaptation_reaches_its_target_and_is_frozen_after_burn_in():
-    kwargs = dict(num_steps=3000, step_size=5.0, adapt_step_size=True)
+    kwargs = {"num_steps": 3000, "step_size": 5.0, "adapt_step_size": True}
     a = sample_mh(jax.random.key(4), gaussian, jnp.zeros((32, 2)), chunk_size=1000, **kwargs)
     assert 0.15 < a.acceptance_rate.mean() < 0.32  # target 0.234, measured after burn-in
     assert a.step_size < 5.0
