@@ -132,11 +132,12 @@ def grid_chip(num_folds: int, cells, per_cell: int) -> chips.Chip:
 
 def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
            key: jax.Array, eval_key: jax.Array, tempered: bool = False,
-           cells=None) -> dict[str, np.ndarray]:
+           cells=None, sampler: str = "rw") -> dict[str, np.ndarray]:
     """MH (or PT) on folds x cells x chains: per-chain W* and BMA test probabilities, draws.
 
     ``key`` drives the run, ``eval_key`` the evaluation queries (the tree's "method" and
-    "evaluate" keys); ``cells``: the chips of the grid (default: ``cfg.sigmas``)."""
+    "evaluate" keys); ``cells``: the chips of the grid (default: ``cfg.sigmas``);
+    ``sampler``: the kernel when not tempered (``bayes.SAMPLERS``; "rw" is Algorithm 1)."""
     m = cfg.mh
     cells = cfg.sigmas if cells is None else cells
     F, S, C = problem.train_spikes.shape[0], len(cells), m.num_chains
@@ -153,7 +154,8 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
         state0, advance, pool = bayes.setup_pt(key, problem, chip, hyper, settings, schedule,
                                                chunk, K, C)
     else:
-        state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk)
+        state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk,
+                                      sampler=sampler, chains_per_cell=C)
     shape = (F, S, C)
 
     def finish(state):
@@ -164,6 +166,8 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
                   "draws": out.draws.reshape(*shape, *out.draws.shape[2:]),
                   "draws_logdensity": np.asarray(state.draws_logdensity).reshape(
                       *shape, schedule.num_draws)}
+        if hasattr(state.inner, "log_step_size"):  # the step the kept draws used
+            result["step_size"] = np.exp(np.asarray(state.inner.log_step_size)).reshape(shape)
         if tempered:
             report = pt_report(state.inner, schedule, pool)
             result.update(betas=np.asarray(state.inner.betas).reshape(*shape, K),

@@ -15,7 +15,7 @@ import numpy as np
 
 from mhsnn import chips, posterior, snn
 from mhsnn.chips import Chip
-from mhsnn.mcmc import mh, pt
+from mhsnn.mcmc import adapt, demc, hmc, mala, mh, pt
 from mhsnn.mcmc.sample import (
     ChainState,
     Kernel,
@@ -65,22 +65,43 @@ def init_positions(key: jax.Array, hyper: MHHyper, shape: tuple[int, int],
             + _col(hyper.init_std, shape)[..., None] * noise)
 
 
+SAMPLERS = ("rw", "rw_adapt", "demc", "mala", "hmc")
+
+
 def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
           settings: posterior.SNNSettings, schedule: Schedule, chunk_size: int,
-          observe: bool = True):
-    """(initial ChainState, jitted advance) for MH on every chain of the grid.
+          observe: bool = True, sampler: str = "rw", chains_per_cell: int | None = None,
+          num_leapfrog: int = 3):
+    """(initial ChainState, jitted advance) for a sampler on every chain of the grid.
 
-    ``observe``: accumulate the test-set predictive at every kept draw (the BMA); off, no
-    test query is made inside the run."""
+    ``sampler``: "rw" (random-walk MH with step ``hyper.step_size``, Algorithm 1),
+    "rw_adapt" (its step adapted during burn-in toward 0.234 acceptance, pooled over the
+    chains of each cell), "demc" (differential evolution, the chains of a cell being the
+    population), "mala" / "hmc" (proposals driven by the ideal model's surrogate gradient of
+    the log posterior, accepted on the chip's; the step adapts during burn-in toward 0.574 /
+    0.65 per cell, starting from ``hyper.step_size`` / 10). Cells are consecutive blocks of
+    ``chains_per_cell`` chains. Every sampler makes one chip query (training-set forward)
+    per chain and step. ``observe``: accumulate the test-set predictive at every kept draw
+    (the BMA); off, no test query is made inside the run."""
     posterior.check_network(problem, settings)
     shape = chips.grid_shape(chip)
     stochastic = chips.is_noisy(chip)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
+    if sampler != "rw" and (stochastic or not isinstance(chip, Chip)):
+        raise ValueError(f"sampler {sampler!r}: needs a deterministic JAX chip")
     logdensity = log_posterior_fn(problem, chip, hyper, settings)
-    kernel: Kernel = mh_kernel(logdensity, _col(hyper.step_size, shape)[..., None], stochastic)
     key_init, key_run = jax.random.split(key)
     positions = init_positions(key_init, hyper, shape, snn.num_weights(settings.sizes))
-    first = jax.random.fold_in(key_init, 1)
-    inner = jax.jit(lambda p: mh.init(p, lambda th: logdensity(th, first)))(positions)
+    if sampler == "rw":
+        kernel: Kernel = mh_kernel(logdensity, _col(hyper.step_size, shape)[..., None],
+                                   stochastic)
+        first = jax.random.fold_in(key_init, 1)
+        inner = jax.jit(lambda p: mh.init(p, lambda th: logdensity(th, first)))(positions)
+    else:
+        kernel, inner = _grid_kernel(sampler, logdensity, positions, problem, chip, hyper,
+                                     settings, schedule, shape, chains_per_cell or shape[1],
+                                     num_leapfrog)
 
     def test_predictive(theta, key):
         return posterior.test_probabilities(theta, problem, chip, settings, key)
@@ -88,6 +109,80 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
     observe_fn = test_predictive if observe else None
     state = init_chains(key_run, inner, kernel, schedule, observe_fn)
     return state, make_advance(kernel, schedule, chunk_size, observe_fn)
+
+
+def model_gradient_fn(problem: posterior.Problem, hyper: MHHyper,
+                      settings: posterior.SNNSettings) -> Callable[[jax.Array], jax.Array]:
+    """Positions [F, M, P] -> gradient of the IDEAL model's log posterior (sigma = 0, the
+    surrogate spike derivative), through the reference layout (the fastest gradient)."""
+    ideal_settings = settings._replace(layout="reference")
+
+    def total(theta):
+        ideal = chips.broadcast(chips.ideal(), theta.shape[:2])
+        return jnp.sum(log_posterior_fn(problem, ideal, hyper, ideal_settings)(theta))
+
+    return jax.grad(total)
+
+
+def _grid_kernel(sampler, logdensity, positions, problem, chip, hyper, settings, schedule,
+                 shape, per_cell, num_leapfrog):
+    F, M = shape
+    cells = M // per_cell
+
+    def pool(prob):  # mean acceptance per cell, broadcast back to its chains
+        return jnp.repeat(prob.reshape(F, cells, per_cell).mean(-1), per_cell, axis=1)
+
+    if sampler == "demc":
+        # Each half of a cell's chains moves in turn, so the density is asked for n < M
+        # chains per fold; the chains of a cell share their chip (and hyper-parameters),
+        # so the first n of each cell's serve any n of them.
+        def first_of_each_cell(tree, n):
+            def cut(leaf):
+                leaf = jnp.asarray(leaf)
+                if leaf.ndim < 2 or leaf.shape[:2] != (F, M):
+                    return leaf
+                rest = leaf.shape[2:]
+                return leaf.reshape(F, cells, per_cell, *rest)[:, :, :n].reshape(F, -1, *rest)
+            return jax.tree.map(cut, tree)
+
+        def ld_cells(x):
+            n = x.shape[2]
+            ld = log_posterior_fn(problem, first_of_each_cell(chip, n),
+                                  first_of_each_cell(hyper, n), settings)
+            return ld(x.reshape(F, cells * n, x.shape[-1])).reshape(F, cells, n)
+
+        def step(key, state):
+            state, info = demc.kernel(key, state, ld_cells)
+            return state, info.is_accepted.reshape(F, M)
+
+        def target(state):
+            return (state.position.reshape(F, M, -1), state.logdensity.reshape(F, M))
+
+        to_cells = positions.reshape(F, cells, per_cell, positions.shape[-1])
+        return Kernel(step, target), jax.jit(lambda p: demc.init(p, ld_cells))(to_cells)
+    if sampler == "rw_adapt":
+        def step_fn(key, state, eps):
+            state, info = mh.kernel(key, state, logdensity, eps[..., None])
+            return state, info.acceptance_rate, info.is_accepted
+
+        inner = jax.jit(lambda p: mh.init(p, logdensity))(positions)
+        start, target = _col(hyper.step_size, shape), adapt.TARGETS["rw"]
+    else:
+        grad = model_gradient_fn(problem, hyper, settings)
+
+        def step_fn(key, state, eps):
+            if sampler == "mala":
+                state, info = mala.kernel(key, state, logdensity, grad, eps[..., None])
+            else:
+                state, info = hmc.kernel(key, state, logdensity, grad, eps[..., None],
+                                         num_leapfrog)
+            return state, info.acceptance_rate, info.is_accepted
+
+        inner = jax.jit(lambda p: mala.init(p, logdensity, grad))(positions)
+        start, target = _col(hyper.step_size, shape) / 10, adapt.TARGETS[sampler]
+    step = adapt.adaptive(step_fn, schedule.burn_in, target, pool)
+    return (Kernel(step, lambda st: (st.inner.position, st.inner.logdensity)),
+            adapt.init(inner, start))
 
 
 def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,

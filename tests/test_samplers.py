@@ -114,3 +114,23 @@ def test_stepping_stone_log_evidence_matches_the_analytic_normaliser():
 def test_demc_needs_a_population():
     with pytest.raises(ValueError, match="4"):
         sample_demc(jax.random.key(0), gaussian, jnp.zeros((3, 2)), num_steps=10)
+
+
+@pytest.mark.parametrize("sampler", ["rw_adapt", "demc", "mala", "hmc"])
+def test_grid_samplers_run_on_the_snn_posterior(two_fold_problem, sampler):
+    from mhsnn import bayes, chips, posterior
+    from mhsnn.mcmc.sample import Schedule, run_chunks
+
+    F, S, C = 2, 2, 4  # folds x cells (sigma 0 and 3) x chains per cell
+    chip = chips.Chip(sigma=jnp.repeat(jnp.array([[0.0, 3.0]]), C, axis=1).repeat(F, axis=0))
+    hyper = bayes.MHHyper(0.5, 0.02, 5.0, 0.0, 0.5)
+    schedule = Schedule.make(12, 6)
+    state, advance = bayes.setup(jax.random.key(0), two_fold_problem, chip, hyper,
+                                 posterior.SNNSettings(), schedule, 6, sampler=sampler,
+                                 chains_per_cell=C)
+    state = run_chunks(state, advance, schedule, 6)
+    assert state.mean.shape == (F, S * C, 96) and np.all(np.isfinite(np.asarray(state.mean)))
+    assert np.all(np.asarray(state.accepted) <= 6)
+    if sampler != "demc":  # one step size per cell, frozen after burn-in
+        steps = np.asarray(state.inner.log_step_size).reshape(F, S, C)
+        np.testing.assert_array_equal(steps, np.repeat(steps[..., :1], C, axis=-1))
