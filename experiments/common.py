@@ -132,12 +132,14 @@ def grid_chip(num_folds: int, cells, per_cell: int) -> chips.Chip:
 
 def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
            key: jax.Array, eval_key: jax.Array, tempered: bool = False,
-           cells=None, sampler: str = "rw") -> dict[str, np.ndarray]:
+           cells=None, sampler: str = "rw", labels=None) -> dict[str, np.ndarray]:
     """MH (or PT) on folds x cells x chains: per-chain W* and BMA test probabilities, draws.
 
     ``key`` drives the run, ``eval_key`` the evaluation queries (the tree's "method" and
     "evaluate" keys); ``cells``: the chips of the grid (default: ``cfg.sigmas``);
-    ``sampler``: the kernel when not tempered (``bayes.SAMPLERS``; "rw" is Algorithm 1)."""
+    ``sampler``: the kernel when not tempered (``bayes.SAMPLERS``; "rw" is Algorithm 1).
+    With ``mh.arviz`` the draws of every (fold, cell) also go to ``out/arviz/`` as ArviZ
+    InferenceData (``labels``, default ``cfg.sigmas``, name the cells there)."""
     m = cfg.mh
     cells = cfg.sigmas if cells is None else cells
     F, S, C = problem.train_spikes.shape[0], len(cells), m.num_chains
@@ -181,9 +183,33 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
         state0 = sharding.shard_chains(state0, S * C)
     except ValueError as err:
         raise ConfigError(f"mh.num_chains={C}: {err}") from None
-    return stages.run(stage, lambda: state0, advance,
-                      lambda s: int(s.step) >= schedule.num_steps, finish,
-                      Progress(stage, schedule, chains))
+    outcome = stages.run(stage, lambda: state0, advance,
+                         lambda s: int(s.step) >= schedule.num_steps, finish,
+                         Progress(stage, schedule, chains))
+    if m.arviz and sharding.is_writer():
+        write_inference_data(stages, stage, outcome, _labels(cfg.sigmas if labels is None
+                                                             else labels), settings)
+    return outcome
+
+
+def write_inference_data(stages: Stages, stage: str, outcome: dict, labels: list[dict],
+                         settings: posterior.SNNSettings) -> None:
+    """One ArviZ NetCDF file per (fold, cell) of an MCMC stage under ``out/arviz/``."""
+    from mhsnn.mcmc import inference_data
+
+    for s, label in enumerate(labels):
+        for f in range(outcome["draws"].shape[0]):
+            attrs = {"experiment": stages.experiment, "stage": stage, "fold": f, **label,
+                     "network": "-".join(map(str, settings.sizes))}
+            if "betas" in outcome:
+                attrs.update(betas=outcome["betas"][f, s].mean(0),
+                             swap_acceptance=outcome["swap_acceptance"][f, s].mean(0))
+            cell = "_".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}"
+                            for k, v in label.items())
+            inference_data.write(
+                stages.out / "arviz" / f"{stages.experiment}__{stage}__fold{f}__{cell}.nc",
+                outcome["draws"][f, s], outcome["draws_logdensity"][f, s],
+                outcome["acceptance"][f, s], attrs)
 
 
 SG_LITERAL = {"learning_rate": 1e-3, "init_mean1": 0.0, "init_std1": 0.1, "init_mean2": 0.0,
@@ -315,7 +341,8 @@ def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str
             continue
         out = run_mh(stages, f"{stage_prefix}{method}", cfg, problem,
                      keys.derive(root, "method", name, method),
-                     keys.derive(root, "evaluate", name, method), method == "pt", cells)
+                     keys.derive(root, "evaluate", name, method), method == "pt", cells,
+                     labels=labels)
         rows += cell_rows(f"{method}_mean", out["mean_probs"], problem, labels, False, extra)
         rows += cell_rows(f"{method}_bma", out["bma_probs"], problem, labels, True, extra)
         diag += mh_diagnostic_rows(out, labels, {"method": method, **(extra or {})})

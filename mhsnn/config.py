@@ -59,6 +59,7 @@ class MHConfig:
     init_std: float = 0.5  # = c, as Algorithm 1 starts
     num_draws: int = 100  # thinned draws kept per chain for diagnostics and the BMA
     chunk_size: int = 1000  # steps per jitted call (progress and checkpoint interval)
+    arviz: bool = False  # also write the draws as ArviZ InferenceData under out/arviz/
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ class WriteError(OSError):
     """Writing a result or checkpoint failed; the message names the path and the cause."""
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process umask (read without changing it for longer than a call)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -38,7 +39,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())
+            os.fchmod(fh.fileno(), 0o666 & ~umask())
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())

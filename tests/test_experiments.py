@@ -28,7 +28,7 @@ def _rows(path):
 
 
 def test_sigma_sweep_end_to_end(tmp_path):
-    sigma_sweep.main([*TINY, "--out", str(tmp_path)])
+    sigma_sweep.main([*TINY, "--set", "mh.arviz=true", "--out", str(tmp_path)])
     rows = _rows(tmp_path / "sigma_sweep.csv")
     assert {r["method"] for r in rows} == METHODS
     assert len(rows) == len(METHODS) * 2 * 2  # methods x sigmas x folds
@@ -40,6 +40,15 @@ def test_sigma_sweep_end_to_end(tmp_path):
     assert manifest["config"]["mh"]["num_steps"] == 200 and "jax" in manifest["versions"]
     for png in ("accuracy_vs_sigma.png", "reliability.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    import arviz as az  # one InferenceData file per fold and sigma, its lp R-hat as reported
+
+    files = sorted((tmp_path / "arviz").glob("sigma_sweep__mh__fold*__sigma*.nc"))
+    assert len(files) == 4
+    data = az.from_netcdf(tmp_path / "arviz" / "sigma_sweep__mh__fold1__sigma3.nc")
+    assert data.posterior["weights"].shape == (2, 10, 96) and data.attrs["sigma"] == 3.0
+    reported = next(r for r in diag if r["fold"] == "1" and r["sigma"] == "3")
+    assert abs(float(az.rhat(data.sample_stats, var_names=["lp"], method="split")["lp"])
+               - float(reported["rhat_logdensity"])) < 1e-4
 
 
 def test_data_efficiency_end_to_end(tmp_path):

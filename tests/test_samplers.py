@@ -134,3 +134,22 @@ def test_grid_samplers_run_on_the_snn_posterior(two_fold_problem, sampler):
     if sampler != "demc":  # one step size per cell, frozen after burn-in
         steps = np.asarray(state.inner.log_step_size).reshape(F, S, C)
         np.testing.assert_array_equal(steps, np.repeat(steps[..., :1], C, axis=-1))
+
+
+def test_inference_data_file_agrees_with_the_numpyro_diagnostics(tmp_path):
+    import arviz as az
+
+    from mhsnn.mcmc import inference_data
+
+    res = sample_mh(jax.random.key(7), gaussian, jnp.zeros((8, 2)), num_steps=3000,
+                    step_size=1.2)
+    path = inference_data.write(tmp_path / "run.nc", res.samples, res.logdensity,
+                                res.acceptance_rate, {"sigma": 3.0, "stage": "mh"})
+    data = az.from_netcdf(path)
+    assert data.posterior["weights"].dims == ("chain", "draw", "weight")
+    assert data.sample_stats["lp"].shape == res.logdensity.shape
+    np.testing.assert_allclose(az.ess(data, method="identity")["weights"].values,
+                               diagnostics.ess(res.samples), rtol=0.01)
+    np.testing.assert_allclose(az.rhat(data, method="split")["weights"].values,
+                               diagnostics.rhat(res.samples), atol=1e-6)
+    assert data.attrs["sigma"] == 3.0
