@@ -1,0 +1,76 @@
+"""Evolution strategies and SPSA: a known quadratic, the population path, the std floor."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mhsnn import bayes, chips, es, posterior, snn
+
+TARGET = jnp.array([3.0, -1.0, 0.5, 2.0, -2.5])
+
+
+def _minimise(hyper, generations):
+    algo = es.strategy(hyper, TARGET.size)
+    state = algo.init(jax.random.key(0), jnp.zeros(TARGET.size))
+
+    def gen(state, key):
+        k_ask, k_tell = jax.random.split(key)
+        population, state = algo.ask(k_ask, state)
+        fitness = jnp.sum((population - TARGET) ** 2, axis=-1)
+        return algo.tell(k_tell, population, fitness, state), None
+
+    state = jax.lax.scan(gen, state, jax.random.split(jax.random.key(1), generations))[0]
+    return np.asarray(algo.mean(state)), state
+
+
+@pytest.mark.parametrize("name, generations", [("snes", 300), ("open_es", 600),
+                                               ("cma_es", 200), ("sep_cma_es", 200),
+                                               ("spsa", 1500)])
+def test_each_method_finds_the_minimum_of_a_quadratic(name, generations):
+    hyper = es.ESHyper(strategy=name, population=16, std_init=1.0, learning_rate=0.05)
+    mean, _ = _minimise(hyper, generations)
+    np.testing.assert_allclose(mean, np.asarray(TARGET), atol=0.1)
+
+
+@pytest.mark.parametrize("name", ["cma_es", "sep_cma_es"])
+def test_cma_std_floor_holds_on_a_flat_fitness(name):
+    hyper = es.ESHyper(strategy=name, population=16, std_init=1.0, std_min=0.05)
+    algo = es.strategy(hyper, 5)
+    state = algo.init(jax.random.key(0), jnp.zeros(5))
+    for g in range(60):  # a silent network: every member scores the same
+        population, state = algo.ask(jax.random.key(g), state)
+        state = algo.tell(jax.random.key(100 + g), population, jnp.ones(16), state)
+    assert np.all(np.isfinite(np.asarray(population)))
+    assert float(state.std) >= 0.05 - 1e-6
+
+
+def test_population_fitness_equals_members_one_by_one(two_fold_problem):
+    F, M, n = 2, 3, 4
+    chip = chips.Chip(sigma=jnp.tile(jnp.array([[0.0, 2.0, 3.0]]), (F, 1)))
+    hyper = es.ESHyper()
+    settings = posterior.SNNSettings()
+    members = 2.0 * jax.random.normal(jax.random.key(3), (F, M, n, snn.num_weights())) + 0.7
+    together = np.asarray(es.objective_fn(two_fold_problem, chip, hyper, settings)(members))
+    mh = bayes.MHHyper(0.5, hyper.lik_std, hyper.prior_std, 0.0, 0.5)
+    for j in range(n):  # the same numbers as MH's log posterior, member by member
+        one = bayes.log_posterior_fn(two_fold_problem, chip, mh, settings)(members[:, :, j])
+        np.testing.assert_allclose(together[:, :, j], -np.asarray(one), rtol=1e-6)
+
+
+def test_grid_trainer_lowers_the_objective_and_counts_generations(two_fold_problem):
+    F = 2
+    chip = chips.Chip(sigma=jnp.tile(jnp.array([[0.0, 3.0]]), (F, 1)))
+    hyper = es.ESHyper(strategy="snes", population=8)
+    settings = posterior.SNNSettings()
+    state, advance = es.grid_trainer(jax.random.key(0), two_fold_problem, chip, hyper,
+                                     settings, 5)
+    objective = es.objective_fn(two_fold_problem, chip, hyper, settings)
+    start = np.asarray(objective(es.mean_of(state, hyper, 96)[:, :, None]))
+    for _ in range(4):
+        state = advance(state)
+    assert int(state.generation) == 20
+    end = np.asarray(objective(es.mean_of(state, hyper, 96)[:, :, None]))
+    assert np.mean(end) < np.mean(start)
+    assert es.population_size(hyper) == 8
+    assert es.population_size(hyper._replace(strategy="spsa", num_perturbations=3)) == 6
