@@ -1,0 +1,209 @@
+"""Which model-free method reaches a given accuracy with the fewest chip queries?
+
+Test accuracy against cumulative chip sample presentations (one weight set on one training
+sample = one presentation), at each sigma of the config (default 0 and 3), 5 folds, on the
+config's network (default the paper's 30-3-2; ``--set "snn.hidden=[32]"`` for a wide one):
+
+    mh_mean / mh_bma    random-walk MH (Algorithm 1, c = 0.5): one run per budget point,
+                        ``mh.num_chains`` chains with half burn-in; W* and the BMA
+    rw_adapt_bma        random walk with its step adapted in burn-in (the sampler experiment)
+    snes, open_es,      evolution strategies (evosax) and SPSA, one run each, the search
+    cma_es, spsa        mean recorded at every budget point (anytime)
+    sg_in_loop          surrogate-gradient Adam, forward on the chip, after every 10 epochs
+
+Hyper-parameters: MH's are the tuned ones (results/tuning/mh_tuning.csv); the ES and SPSA
+settings are ``ES_DEFAULTS`` below (population 64, initial std 1, from the one-split
+prototype in PAPER.md), NOT tuned on inner splits: the comparison is of reasonable
+settings, not of equally tuned ones. Writes query_budget.csv (method, network, sigma, fold,
+presentations, test_accuracy), query_budget_summary.csv, query_budget.png.
+
+    python -m experiments.query_budget [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments import common
+from mhsnn import data, es, keys, posterior, sgd, snn
+from mhsnn.io import write_csv
+
+EXPERIMENT = "query_budget"
+DEFAULTS = ["sigmas=[0, 3]", "sg.literal=false", "sg.seeds=1"]
+BUDGETS = {"quick": (3e5, 1e6, 3e6, 1e7, 3e7, 1e8), "paper": (3e5, 1e6, 3e6, 1e7, 3e7, 1e8,
+                                                              3e8, 1e9)}
+ES_DEFAULTS = {"snes": es.ESHyper("snes"), "open_es": es.ESHyper("open_es"),
+               "cma_es": es.ESHyper("cma_es"), "spsa": es.ESHyper("spsa", std_init=0.5)}
+GENERATIONS_PER_CHUNK = 10
+THRESHOLDS = (0.85, 0.88)
+
+
+def run(cfg, out, mode) -> list[dict]:
+    run_ = common.start(out, cfg, EXPERIMENT, mode)
+    stages, ds, key = run_.stages, run_.dataset, run_.key
+    splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
+    problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)
+    settings = common.settings_of(cfg, problem)
+    network = "-".join(map(str, settings.sizes))
+    n_train = int(np.asarray(problem.train_mask).sum(-1).max())
+    budgets = BUDGETS[cfg.preset]
+    F, S = problem.train_spikes.shape[0], len(cfg.sigmas)
+    rows = []
+
+    def record(method, presentations, probs):  # probs [F, S, R, Nte, O]
+        pooled = method.endswith("_bma")
+        for r in common.cell_rows(method, probs, problem, cfg.sigmas, pooled):
+            rows.append({"method": method, "network": network, "sigma": r["sigma"],
+                         "fold": r["fold"], "presentations": int(presentations),
+                         "test_accuracy": r["test_accuracy"]})
+
+    # MH: a proper run (half burn-in) per budget point.
+    for sampler in ("rw", "rw_adapt"):
+        for b in budgets:
+            steps = int(b // (cfg.mh.num_chains * n_train)) - 1
+            if steps < 4:
+                continue
+            run_cfg = dataclasses.replace(cfg, mh=dataclasses.replace(
+                cfg.mh, num_steps=steps, chunk_size=min(cfg.mh.chunk_size, steps),
+                num_draws=min(cfg.mh.num_draws, steps // 2)))
+            name = f"{sampler}_{steps}"
+            outcome = common.run_mh(stages, name, run_cfg, problem,
+                                    keys.derive(key, "method", EXPERIMENT, name),
+                                    keys.derive(key, "evaluate", EXPERIMENT, name),
+                                    sampler=sampler)
+            used = common.training_presentations("mh", run_cfg, n_train)
+            prefix = "mh" if sampler == "rw" else sampler
+            if sampler == "rw":
+                record(f"{prefix}_mean", used, outcome["mean_probs"])
+            record(f"{prefix}_bma", used, outcome["bma_probs"])
+
+    # Evolution strategies and SPSA: one anytime run each.
+    dim = snn.num_weights(settings.sizes)
+    for name, hyper in ES_DEFAULTS.items():
+        hyper = hyper._replace(init_mean=cfg.mh.init_mean, init_std=cfg.mh.init_std,
+                               lik_std=cfg.mh.lik_std, prior_std=cfg.mh.prior_std)
+        chip = common.grid_chip(F, cfg.sigmas, 1)
+        per_gen = es.population_size(hyper) * n_train
+        chunk_presentations = per_gen * GENERATIONS_PER_CHUNK
+        state0, advance = es.grid_trainer(keys.derive(key, "method", EXPERIMENT, name),
+                                          problem, chip, hyper, settings,
+                                          GENERATIONS_PER_CHUNK)
+        init = (state0, jnp.zeros((len(budgets), F, S, dim)), jnp.zeros(len(budgets)))
+
+        def step(state, advance=advance, hyper=hyper, per_gen=per_gen):
+            es_state, snaps, taken = advance(state[0]), state[1], state[2]
+            used = int(es_state.generation) * per_gen
+            mean = es.mean_of(es_state, hyper, dim)
+            for i, b in enumerate(budgets):
+                if used >= b and float(taken[i]) == 0:
+                    snaps, taken = snaps.at[i].set(mean), taken.at[i].set(used)
+            return es_state, snaps, taken
+
+        def finish(state, chip=chip, name=name):
+            k_eval = keys.derive(key, "evaluate", EXPERIMENT, name)
+            probs = jax.jit(lambda th: posterior.test_probabilities(th, problem, chip,
+                                                                    settings, k_eval))
+            return {"probs": np.stack([np.asarray(probs(s)) for s in state[1]]),
+                    "used": np.asarray(state[2])}
+
+        def progress(state, name=name, per_gen=per_gen, shown=[0]):  # noqa: B006
+            taken = int(np.count_nonzero(np.asarray(state[2])))
+            if taken > shown[0]:  # a line per budget point reached
+                shown[0] = taken
+                print(f"[{name}] {int(state[0].generation) * per_gen:.3g} presentations "
+                      "per cell", file=sys.stderr, flush=True)
+
+        total = budgets[-1] + chunk_presentations
+        outcome = stages.run(name, lambda init=init: init, step,
+                             lambda s, total=total, per_gen=per_gen:
+                             int(s[0].generation) * per_gen >= total - 1, finish, progress)
+        for i, used in enumerate(outcome["used"]):
+            record(name, used, outcome["probs"][i][:, :, None])
+
+    # SG in the loop: the weights after every chunk of epochs.
+    g = cfg.sg
+    sg_hyper = sgd.SGHyper(g.learning_rate, g.epochs, g.batch_size, g.init_mean1, g.init_std1,
+                           g.init_mean2, g.init_std2)
+    chip = common.grid_chip(F, cfg.sigmas, g.seeds)
+    state, advance = sgd.grid_trainer(keys.derive(key, "method", EXPERIMENT, "sg_in_loop"),
+                                      problem, chip, sg_hyper, True, settings,
+                                      g.epochs_per_chunk)
+    k_eval = keys.derive(key, "evaluate", EXPERIMENT, "sg_in_loop")
+    while int(state.epoch.min()) < g.epochs:
+        state = advance(state)
+        probs = np.asarray(sgd.deployed_probabilities(state.theta, problem, chip, settings,
+                                                      k_eval))
+        record("sg_in_loop", int(state.epoch.min()) * n_train,
+               probs.reshape(F, S, g.seeds, *probs.shape[2:]))
+
+    summary = summarise(rows, budgets)
+    write_csv(out / "query_budget.csv", rows)
+    write_csv(out / "query_budget_summary.csv", summary)
+    _figure(rows, out / "query_budget.png", network)
+    common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
+    for r in summary:
+        print("  ".join(f"{k}={v}" for k, v in r.items()))
+    return rows
+
+
+def _curves(rows):
+    """(method, sigma) -> sorted [(presentations, mean accuracy over folds, std)]."""
+    out: dict[tuple, dict[int, list[float]]] = {}
+    for r in rows:
+        out.setdefault((r["method"], r["sigma"]), {}).setdefault(
+            r["presentations"], []).append(r["test_accuracy"])
+    return {k: sorted((p, float(np.mean(a)), float(np.std(a))) for p, a in v.items())
+            for k, v in out.items()}
+
+
+def summarise(rows, budgets) -> list[dict]:
+    """Per method and sigma: presentations to reach each threshold (mean over folds), and
+    the accuracy at the last point within each budget of 1e6, 1e7 and 1e8."""
+    out = []
+    for (method, sigma), curve in _curves(rows).items():
+        row = {"method": method, "sigma": sigma}
+        for t in THRESHOLDS:
+            hit = next((p for p, m, _ in curve if m >= t), None)
+            row[f"presentations_to_{t:g}"] = hit if hit is not None else "not reached"
+        for b in (1e6, 1e7, 1e8):
+            within = [m for p, m, _ in curve if p <= b * 1.05]
+            row[f"accuracy_at_{b:.0e}"] = round(within[-1], 4) if within else ""
+        row["final_presentations"], row["final_accuracy"] = curve[-1][0], round(curve[-1][1], 4)
+        out.append(row)
+    return out
+
+
+def _figure(rows, path, network) -> None:
+    from mhsnn.plots import STYLE, plt, save
+
+    curves = _curves(rows)
+    sigmas = sorted({s for _, s in curves})
+    fig, axes = plt.subplots(1, len(sigmas), figsize=(6 * len(sigmas), 4.2), sharey=True,
+                             squeeze=False)
+    for ax, sigma in zip(axes[0], sigmas):
+        for i, method in enumerate(dict.fromkeys(m for m, _ in curves)):
+            c = np.array(curves[(method, sigma)])
+            color, marker, ls = STYLE.get(method, (f"C{i % 10}", "o", "-"))
+            ax.plot(c[:, 0], c[:, 1], marker=marker, ls=ls, color=color, label=method, ms=3)
+            ax.fill_between(c[:, 0], c[:, 1] - c[:, 2], c[:, 1] + c[:, 2], color=color,
+                            alpha=0.12)
+        for t in THRESHOLDS:
+            ax.axhline(t, color="grey", lw=0.7, ls=":")
+        ax.set(xscale="log", xlabel="chip sample presentations per cell (training)",
+               title=f"{network}, sigma = {sigma:g}", ylim=(0.3, 1.0))
+    axes[0, 0].set_ylabel("test accuracy (mean, band: std over folds)")
+    axes[0, -1].legend(fontsize=7)
+    save(fig, path)
+
+
+def main(argv=None) -> None:
+    common.cli(run, __doc__, argv, DEFAULTS)
+
+
+if __name__ == "__main__":
+    main()
