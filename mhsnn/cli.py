@@ -21,6 +21,7 @@ COMMANDS = {
     "external-chip": ("external_chip", "MH training a NumPy chip through a callback"),
     "scaling": ("scaling", "MH, PT and SG as networks grow, on four data sets"),
     "samplers": ("samplers", "six samplers at equal chip presentations (ESS, accuracy)"),
+    "query-budget": ("query_budget", "accuracy against chip presentations: MH, ES, SPSA, SG"),
     "benchmark": ("benchmark", "MH chain-steps/s: the engine against BlackJAX and NumPy"),
     "tune-mh": ("tune_mh", "the tuning run that chose MH's c, v and start"),
     "tune-sg": ("tune_sg", "the tuning run that chose SG's learning rate and start"),
