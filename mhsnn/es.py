@@ -127,10 +127,11 @@ class ESState(NamedTuple):
 def objective_fn(problem: posterior.Problem, chip: chips.Chip, hyper: ESHyper,
                  settings: posterior.SNNSettings) -> Callable[[jax.Array], jax.Array]:
     """Members [F, M, n, P] -> negative log posterior [F, M, n] on the chip (one batched
-    forward of all M x n weight sets per fold)."""
+    forward of all M x n weight sets per fold; an ``ExternalChip`` gets them in one call)."""
     def objective(members):
         F, M, n, P = members.shape
-        chip_n = jax.tree.map(lambda leaf: jnp.repeat(leaf, n, axis=1), chip)
+        chip_n = chip if isinstance(chip, chips.ExternalChip) else jax.tree.map(
+            lambda leaf: jnp.repeat(leaf, n, axis=1), chip)
         flat = members.reshape(F, M * n, P)
         lik = posterior.log_likelihood(flat, problem, chip_n, hyper.lik_std, settings)
         prior = posterior.log_prior(flat, hyper.prior_std)

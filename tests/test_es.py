@@ -74,3 +74,51 @@ def test_grid_trainer_lowers_the_objective_and_counts_generations(two_fold_probl
     assert np.mean(end) < np.mean(start)
     assert es.population_size(hyper) == 8
     assert es.population_size(hyper._replace(strategy="spsa", num_perturbations=3)) == 6
+
+
+def test_an_external_chip_counts_every_presentation_exactly(two_fold_problem):
+    from experiments.external_chip import NumpyChip
+
+    F, M, pop, gens = 2, 1, 6, 3
+    counter = chips.ExternalChip(NumpyChip(sigma=2.0), (F, M))
+    hyper = es.ESHyper(strategy="snes", population=pop)
+    state, advance = es.grid_trainer(jax.random.key(0), two_fold_problem, counter, hyper,
+                                     posterior.SNNSettings(), gens)
+    advance(state)
+    n = two_fold_problem.train_spikes.shape[2]  # padded rows are presented too
+    assert counter.queries == gens * pop * F * M
+    assert counter.presentations == gens * pop * F * M * n
+
+
+def test_an_interrupted_es_run_resumes_to_identical_bytes(two_fold_problem, tmp_path):
+    from mhsnn import runs
+
+    chip = chips.Chip(sigma=jnp.tile(jnp.array([[0.0, 3.0]]), (2, 1)))
+    hyper = es.ESHyper(strategy="cma_es", population=8)
+    settings = posterior.SNNSettings()
+
+    def run(out, mode, stop_after=None):
+        state0, advance = es.grid_trainer(jax.random.key(0), two_fold_problem, chip, hyper,
+                                          settings, 2)
+        calls = []
+
+        def step(state):
+            calls.append(1)
+            if stop_after is not None and len(calls) > stop_after:
+                raise KeyboardInterrupt  # the process dies here
+            return advance(state)
+
+        stages = runs.Stages(out, {"es": 1}, "toy", mode, "test")
+        try:
+            return stages.run("es", lambda: state0, step, lambda s: int(s.generation) >= 10,
+                              lambda s: {"mean": np.asarray(es.mean_of(s, hyper, 96)),
+                                         "best": np.asarray(s.best)})
+        finally:
+            runs.unlock_folder(out)
+
+    whole = run(tmp_path / "a", "new")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", "new", stop_after=2)
+    resumed = run(tmp_path / "b", "resume")
+    for k in whole:
+        assert whole[k].tobytes() == resumed[k].tobytes()
