@@ -12,9 +12,10 @@ config's network (default the paper's 30-3-2; ``--set "snn.hidden=[32]"`` for a 
     sg_in_loop          surrogate-gradient Adam, forward on the chip, after every 10 epochs
 
 Hyper-parameters: MH's are the tuned ones (results/tuning/mh_tuning.csv); the ES and SPSA
-settings are ``ES_DEFAULTS`` below (population 64, initial std 1, from the one-split
-prototype in PAPER.md), NOT tuned on inner splits: the comparison is of reasonable
-settings, not of equally tuned ones. Writes query_budget.csv (method, network, sigma, fold,
+settings are the config's ``es.*`` (population 64, initial std 1, SPSA c = 0.5, Adam 0.05:
+from the one-split prototype in PAPER.md), NOT tuned on inner splits: the comparison is of
+reasonable settings, not of equally tuned ones. Every strategy starts where MH's chains do
+and minimises MH's negative log posterior. Writes query_budget.csv (method, network, sigma, fold,
 presentations, test_accuracy), query_budget_summary.csv, query_budget.png.
 
     python -m experiments.query_budget [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
@@ -37,8 +38,7 @@ EXPERIMENT = "query_budget"
 DEFAULTS = ["sigmas=[0, 3]", "sg.literal=false", "sg.seeds=1"]
 BUDGETS = {"quick": (3e5, 1e6, 3e6, 1e7, 3e7, 1e8), "paper": (3e5, 1e6, 3e6, 1e7, 3e7, 1e8,
                                                               3e8, 1e9)}
-ES_DEFAULTS = {"snes": es.ESHyper("snes"), "open_es": es.ESHyper("open_es"),
-               "cma_es": es.ESHyper("cma_es"), "spsa": es.ESHyper("spsa", std_init=0.5)}
+ES_METHODS = ("snes", "open_es", "cma_es", "spsa")
 GENERATIONS_PER_CHUNK = 10
 THRESHOLDS = (0.85, 0.88)
 
@@ -84,9 +84,8 @@ def run(cfg, out, mode) -> list[dict]:
 
     # Evolution strategies and SPSA: one anytime run each.
     dim = snn.num_weights(settings.sizes)
-    for name, hyper in ES_DEFAULTS.items():
-        hyper = hyper._replace(init_mean=cfg.mh.init_mean, init_std=cfg.mh.init_std,
-                               lik_std=cfg.mh.lik_std, prior_std=cfg.mh.prior_std)
+    for name in ES_METHODS:
+        hyper = es_hyper(cfg, name)
         chip = common.grid_chip(F, cfg.sigmas, 1)
         per_gen = es.population_size(hyper) * n_train
         chunk_presentations = per_gen * GENERATIONS_PER_CHUNK
@@ -149,6 +148,14 @@ def run(cfg, out, mode) -> list[dict]:
     for r in summary:
         print("  ".join(f"{k}={v}" for k, v in r.items()))
     return rows
+
+
+def es_hyper(cfg, strategy: str) -> es.ESHyper:
+    """The config's es.* for one strategy; start and objective are MH's (mh.*)."""
+    e, m = cfg.es, cfg.mh
+    return es.ESHyper(strategy, e.population, e.spsa_c if strategy == "spsa" else e.std_init,
+                      e.std_min, e.learning_rate, e.num_perturbations, m.init_mean, m.init_std,
+                      m.lik_std, m.prior_std)
 
 
 def _curves(rows):

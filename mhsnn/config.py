@@ -82,6 +82,16 @@ class SGConfig:
 
 
 @dataclass(frozen=True)
+class ESConfig:
+    population: int = 64  # members per generation of every evolution strategy
+    std_init: float = 1.0  # initial search std (a smaller one never leaves the silent network)
+    std_min: float = 0.01  # std floor of CMA-ES / sep-CMA-ES (evosax's 0 collapses to NaN)
+    learning_rate: float = 0.05  # Adam step of OpenAI-ES and SPSA
+    spsa_c: float = 0.5  # SPSA's perturbation size c
+    num_perturbations: int = 4  # SPSA's antithetic pairs per step
+
+
+@dataclass(frozen=True)
 class Config:
     preset: str = "quick"  # the preset these values start from (quick, paper)
     seed: int = 0  # root of every random key (mhsnn.keys)
@@ -94,6 +104,7 @@ class Config:
     mh: MHConfig = field(default_factory=MHConfig)
     pt: PTConfig = field(default_factory=PTConfig)
     sg: SGConfig = field(default_factory=SGConfig)
+    es: ESConfig = field(default_factory=ESConfig)
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:
@@ -297,6 +308,12 @@ def validate(cfg: Config) -> Config:
     _check(math.isfinite(m.init_mean), "mh.init_mean", m.init_mean, "finite")
     _check(m.num_draws >= 1, "mh.num_draws", m.num_draws, ">= 1")
     _check(m.chunk_size >= 1, "mh.chunk_size", m.chunk_size, ">= 1")
+    e = cfg.es
+    _check(e.population >= 4 and e.population % 2 == 0, "es.population", e.population,
+           "an even number >= 4")
+    _check(e.num_perturbations >= 1, "es.num_perturbations", e.num_perturbations, ">= 1")
+    for name in ("std_init", "std_min", "learning_rate", "spsa_c"):
+        _finite_positive(f"es.{name}", getattr(e, name))
     g = cfg.sg
     _check(g.seeds >= 1, "sg.seeds", g.seeds, ">= 1")
     _check(g.epochs >= 1, "sg.epochs", g.epochs, ">= 1")
