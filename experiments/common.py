@@ -292,6 +292,26 @@ def _labels(labels) -> list[dict]:
     return [lab if isinstance(lab, dict) else {"sigma": float(lab)} for lab in labels]
 
 
+def chain_cells(outcome: dict, problem: posterior.Problem, sigmas) -> list[tuple[int, int, dict]]:
+    """Per (cell s, fold f) of an MCMC outcome: (s, f, {sigma, fold, rhat_logdensity,
+    ess_logdensity, acc_mean (each chain's W* alone, averaged), acc_bma (all chains'
+    draws pooled)})."""
+    out = []
+    for s, sigma in enumerate(sigmas):
+        for f in range(problem.train_spikes.shape[0]):
+            mask = np.asarray(problem.test_mask[f]).astype(bool)
+            labels = np.asarray(problem.test_labels[f])[mask]
+            lds = outcome["draws_logdensity"][f, s][..., None]
+            out.append((s, f, {
+                "sigma": float(sigma), "fold": f,
+                "rhat_logdensity": float(diagnostics.rhat(lds)[0]),
+                "ess_logdensity": float(diagnostics.ess(lds)[0]),
+                "acc_mean": float(np.mean([metrics.accuracy(p[mask], labels)
+                                           for p in outcome["mean_probs"][f, s]])),
+                "acc_bma": metrics.accuracy(outcome["bma_probs"][f, s].mean(0)[mask], labels)}))
+    return out
+
+
 def mh_diagnostic_rows(outcome: dict, labels, extra: dict | None = None) -> list[dict]:
     """Acceptance, R-hat and ESS per (cell, fold) from the kept draws."""
     rows = []

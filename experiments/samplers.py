@@ -27,9 +27,8 @@ import dataclasses
 import numpy as np
 
 from experiments import common
-from mhsnn import data, keys, metrics, posterior
+from mhsnn import data, keys, posterior
 from mhsnn.io import write_csv
-from mhsnn.mcmc import diagnostics
 
 EXPERIMENT = "samplers"
 DEFAULTS = ["sigmas=[0, 3]", "mh.num_steps=4000", "mh.num_draws=50", "pt.num_temperatures=4"]
@@ -58,25 +57,17 @@ def run(cfg, out, mode) -> list[dict]:
         steps = run_cfg.mh.num_steps
         grads = {"mala": steps + 1, "hmc": steps * NUM_LEAPFROG + 1}.get(sampler, 0)
         wall = stages.timings.get(sampler, float("nan"))
-        for s, sigma in enumerate(cfg.sigmas):
-            for f in range(problem.train_spikes.shape[0]):
-                mask = np.asarray(problem.test_mask[f]).astype(bool)
-                labels = np.asarray(problem.test_labels[f])[mask]
-                lds = outcome["draws_logdensity"][f, s][..., None]
-                ess = float(diagnostics.ess(lds)[0])
-                row = {"sampler": sampler, "sigma": float(sigma), "fold": f,
-                       "presentations": presentations, "ess_logdensity": ess,
-                       "ess_per_million_presentations": ess / presentations * 1e6,
-                       "rhat_logdensity": float(diagnostics.rhat(lds)[0]),
-                       "acceptance": float(outcome["acceptance"][f, s].mean()),
-                       "step_size": float(outcome["step_size"][f, s].mean())
-                       if "step_size" in outcome else run_cfg.mh.step_size,
-                       "acc_mean": float(np.mean([metrics.accuracy(p[mask], labels)
-                                                  for p in outcome["mean_probs"][f, s]])),
-                       "acc_bma": metrics.accuracy(outcome["bma_probs"][f, s].mean(0)[mask],
-                                                   labels),
-                       "model_gradients_per_chain": grads, "wall_s": wall}
-                rows.append(row)
+        for s, f, cell in common.chain_cells(outcome, problem, cfg.sigmas):
+            ess = cell["ess_logdensity"]
+            rows.append({"sampler": sampler, "sigma": cell["sigma"], "fold": f,
+                         "presentations": presentations, "ess_logdensity": ess,
+                         "ess_per_million_presentations": ess / presentations * 1e6,
+                         "rhat_logdensity": cell["rhat_logdensity"],
+                         "acceptance": float(outcome["acceptance"][f, s].mean()),
+                         "step_size": float(outcome["step_size"][f, s].mean())
+                         if "step_size" in outcome else run_cfg.mh.step_size,
+                         "acc_mean": cell["acc_mean"], "acc_bma": cell["acc_bma"],
+                         "model_gradients_per_chain": grads, "wall_s": wall})
     summary = summarise(rows)
     write_csv(out / "samplers.csv", rows)
     write_csv(out / "samplers_summary.csv", summary)

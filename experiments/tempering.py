@@ -15,12 +15,9 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import numpy as np
-
 from experiments import common
-from mhsnn import data, keys, metrics, posterior
+from mhsnn import data, keys, posterior
 from mhsnn.io import write_csv
-from mhsnn.mcmc import diagnostics
 
 EXPERIMENT = "tempering"
 DEFAULTS = ["folds=2", "sigmas=[0, 3]", "pt.num_temperatures=8", "mh.num_steps=16000"]
@@ -41,28 +38,21 @@ def run(cfg, out, mode) -> list[dict]:
                                 keys.derive(key, "method", EXPERIMENT, name),
                                 keys.derive(key, "evaluate", EXPERIMENT, name), tempered)
         wall = stages.timings.get(name, time.perf_counter() - t_stage)
-        for s, sigma in enumerate(cfg.sigmas):
-            for f in range(problem.train_spikes.shape[0]):
-                mask = np.asarray(problem.test_mask[f]).astype(bool)
-                labels = np.asarray(problem.test_labels[f])[mask]
-                lds = outcome["draws_logdensity"][f, s][..., None]
-                ess = float(diagnostics.ess(lds)[0])
-                row = {"method": name, "sigma": float(sigma), "fold": f,
-                       "steps_per_chain": run_cfg.mh.num_steps, "replicas": K if tempered else 1,
-                       "chain_steps": run_cfg.mh.num_steps * (K if tempered else 1),
-                       "rhat_logdensity": float(diagnostics.rhat(lds)[0]),
-                       "ess_logdensity": ess, "ess_per_s": ess / wall, "wall_s": wall,
-                       "acc_mean": float(np.mean([metrics.accuracy(p[mask], labels)
-                                                  for p in outcome["mean_probs"][f, s]])),
-                       "acc_bma": metrics.accuracy(outcome["bma_probs"][f, s].mean(0)[mask],
-                                                   labels)}
-                if tempered:
-                    swap = outcome["swap_acceptance"][f, s].mean(0)
-                    row.update(barrier=float((1 - swap).sum()),
-                               round_trips_per_1000=float(
-                                   outcome["round_trips_per_1000"][f, s].mean()),
-                               betas=" ".join(f"{b:.4f}" for b in outcome["betas"][f, s, 0]))
-                rows.append(row)
+        for s, f, cell in common.chain_cells(outcome, problem, cfg.sigmas):
+            ess = cell["ess_logdensity"]
+            row = {"method": name, "sigma": cell["sigma"], "fold": f,
+                   "steps_per_chain": run_cfg.mh.num_steps, "replicas": K if tempered else 1,
+                   "chain_steps": run_cfg.mh.num_steps * (K if tempered else 1),
+                   "rhat_logdensity": cell["rhat_logdensity"],
+                   "ess_logdensity": ess, "ess_per_s": ess / wall, "wall_s": wall,
+                   "acc_mean": cell["acc_mean"], "acc_bma": cell["acc_bma"]}
+            if tempered:
+                swap = outcome["swap_acceptance"][f, s].mean(0)
+                row.update(barrier=float((1 - swap).sum()),
+                           round_trips_per_1000=float(
+                               outcome["round_trips_per_1000"][f, s].mean()),
+                           betas=" ".join(f"{b:.4f}" for b in outcome["betas"][f, s, 0]))
+            rows.append(row)
     write_csv(out / "tempering.csv", rows)
     _figure(rows, out / "tempering.png")
     common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
