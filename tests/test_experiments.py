@@ -74,7 +74,6 @@ BAD = [
     (["--set", "mh.bogus=1"], "mh.bogus"),
     (["--set", "noequals"], "noequals"),
     (["--set", "mh.num_chains=lots"], "mh.num_chains"),
-    (["--set", "n_train=[1000]"], "n_train"),
     (["--preset", "huge"], "huge"),
 ]
 
