@@ -164,6 +164,7 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
         out = bayes.evaluate(state, problem, chip, settings, schedule, eval_key)
         result = {"mean_probs": out.mean_probs.reshape(*shape, *out.mean_probs.shape[2:]),
                   "bma_probs": out.bma_probs.reshape(*shape, *out.bma_probs.shape[2:]),
+                  "vote_probs": out.vote_probs.reshape(*shape, *out.vote_probs.shape[2:]),
                   "acceptance": out.acceptance_rate.reshape(shape),
                   "draws": out.draws.reshape(*shape, *out.draws.shape[2:]),
                   "draws_logdensity": np.asarray(state.draws_logdensity).reshape(
@@ -365,8 +366,10 @@ def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str
                      labels=labels)
         rows += cell_rows(f"{method}_mean", out["mean_probs"], problem, labels, False, extra)
         rows += cell_rows(f"{method}_bma", out["bma_probs"], problem, labels, True, extra)
+        rows += cell_rows(f"{method}_vote", out["vote_probs"], problem, labels, True, extra)
         diag += mh_diagnostic_rows(out, labels, {"method": method, **(extra or {})})
         raw[f"{method}_mean"], raw[f"{method}_bma"] = out["mean_probs"], out["bma_probs"]
+        raw[f"{method}_vote"] = out["vote_probs"]
     for method, in_loop, hyper in sg_variants(cfg):
         out = run_sg(stages, f"{stage_prefix}{method}", cfg, problem,
                      keys.derive(root, "method", name, method),
@@ -443,7 +446,8 @@ def summarise(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
 def pooled_predictions(raw: dict[str, np.ndarray], problem, sigma_index: int):
     """Per method: all test predictions at one sigma over folds (and chains/seeds), + labels.
 
-    BMA predictions are pooled over chains first; the others count each chain/seed alone.
+    BMA and vote predictions are pooled over chains first; the others count each chain/seed
+    alone.
     """
     out = {}
     for method, probs in raw.items():
@@ -452,12 +456,37 @@ def pooled_predictions(raw: dict[str, np.ndarray], problem, sigma_index: int):
             mask = np.asarray(problem.test_mask[f]).astype(bool)
             labels = np.asarray(problem.test_labels[f])[mask]
             cell = probs[f, sigma_index][:, mask]  # [R, n, O]
-            if method.endswith("_bma"):
+            if method.endswith(("_bma", "_vote")):
                 cell = cell.mean(0, keepdims=True)
             ps.append(cell.reshape(-1, cell.shape[-1]))
             ls.append(np.tile(labels, cell.shape[0]))
         out[method] = (np.concatenate(ps), np.concatenate(ls))
     return out
+
+
+def prediction_rows(raw: dict[str, np.ndarray], problem: posterior.Problem, labels
+                    ) -> list[dict]:
+    """Every test prediction: method, predictive, cell columns, fold, member (chain or seed;
+    "pooled" for the BMA and vote fraction over all chains), sample (the row in the data
+    set), label, p_0 ... p_{K-1}; from these every reported metric can be recomputed."""
+    rows = []
+    test_index, test_labels = np.asarray(problem.test_index), np.asarray(problem.test_labels)
+    for method, probs in raw.items():
+        pooled = method.endswith(("_bma", "_vote"))
+        predictive = "votes" if method.endswith("_vote") else "counts"
+        for s, label in enumerate(_labels(labels)):
+            for f in range(probs.shape[0]):
+                mask = np.asarray(problem.test_mask[f]).astype(bool)
+                members = ([("pooled", probs[f, s].mean(0))] if pooled
+                           else list(enumerate(probs[f, s])))
+                for member, p in members:
+                    for i in np.flatnonzero(mask):
+                        rows.append({"method": method, "predictive": predictive, **label,
+                                     "fold": f, "member": member,
+                                     "sample": int(test_index[f, i]),
+                                     "label": int(test_labels[f, i]),
+                                     **{f"p_{k}": float(v) for k, v in enumerate(p[i])}})
+    return rows
 
 
 def cli(run: Callable, doc: str, argv=None, defaults: list[str] = ()) -> None:

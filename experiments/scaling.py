@@ -73,7 +73,8 @@ def run(cfg, out, mode) -> list[dict]:
             r, d, _ = common.method_rows(stages, run_cfg, problem, key, f"{EXPERIMENT}/{label}",
                                          f"{label}_", extra)
             for row in r:
-                method = row["method"].removesuffix("_mean").removesuffix("_bma")
+                method = row["method"].rsplit("_", 1)[0] if row["method"].endswith(
+                    ("_mean", "_bma", "_vote")) else row["method"]
                 row["presentations"] = common.training_presentations(method, run_cfg, n_train)
                 row["wall_s"] = stages.timings.get(f"{label}_{method}", float("nan"))
             rows += r
@@ -100,7 +101,8 @@ def summarise(rows: list[dict], diag: list[dict]) -> list[dict]:
                "weights": group[0]["weights"], "method": method, "sigma": sigma,
                "mean": float(np.mean(acc)), "std": float(np.std(acc)), "folds": len(acc),
                "wall_s": group[0]["wall_s"], "presentations": group[0]["presentations"]}
-        sampler = method.removesuffix("_mean").removesuffix("_bma")
+        sampler = method.rsplit("_", 1)[0] if method.endswith(("_mean", "_bma", "_vote")) \
+            else method
         d = [x for x in diag if x["network"] == network and x["method"] == sampler
              and x["sigma"] == sigma]
         if d:

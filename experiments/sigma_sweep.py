@@ -3,7 +3,9 @@
 5-fold stratified cross-validation (80/20), sigma in {0, 1, 2, 3}: MH (posterior mean W*
 and BMA) against surrogate-gradient backprop (offline and chip-in-the-loop, tuned and
 paper-literal). Writes sigma_sweep.csv, sigma_sweep_summary.csv, mh_diagnostics.csv,
-accuracy_vs_sigma.png, reliability.png and sigma_sweep_manifest.json to --out.
+sigma_sweep_predictions.csv (every test prediction, see common.prediction_rows),
+accuracy_vs_sigma.png, reliability.png (CORP, first and last sigma) and
+sigma_sweep_manifest.json to --out.
 
     python -m experiments.sigma_sweep [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
@@ -30,10 +32,12 @@ def run(cfg, out, mode) -> list[dict]:
         write_csv(out / "mh_diagnostics.csv", diag)
     plots.accuracy_vs_sigma(summary, out / "accuracy_vs_sigma.png",
                             f"sigma sweep ({cfg.preset} preset, {cfg.folds} folds)")
-    worst = len(cfg.sigmas) - 1
-    plots.reliability_diagram(common.pooled_predictions(raw, problem, worst),
-                              out / "reliability.png",
-                              f"reliability at sigma = {cfg.sigmas[worst]:g}")
+    write_csv(out / "sigma_sweep_predictions.csv",
+              common.prediction_rows(raw, problem, cfg.sigmas))
+    ends = sorted({0, len(cfg.sigmas) - 1})
+    plots.reliability_diagram(
+        {cfg.sigmas[i]: common.pooled_predictions(raw, problem, i) for i in ends},
+        out / "reliability.png", "CORP reliability of the pooled test predictions")
     common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     common.print_table(summary, ("sigma",))
     return rows

@@ -104,7 +104,7 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
                                      num_leapfrog)
 
     def test_predictive(theta, key):
-        return posterior.test_probabilities(theta, problem, chip, settings, key)
+        return posterior.test_predictive(theta, problem, chip, settings, key)
 
     observe_fn = test_predictive if observe else None
     state = init_chains(key_run, inner, kernel, schedule, observe_fn)
@@ -218,7 +218,7 @@ def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
     inner = jax.jit(pt.init, static_argnums=(2, 3))(replicas, betas, log_prior, log_lik)
 
     def observe(theta, key):
-        return posterior.test_probabilities(theta, problem, chip, settings)
+        return posterior.test_predictive(theta, problem, chip, settings)
 
     def pool(x):  # sum over the chains of each cell, broadcast back
         cells = x.reshape(F, M // chains_per_cell, chains_per_cell, x.shape[-1])
@@ -242,6 +242,7 @@ class GridOutcome(NamedTuple):
 
     mean_probs: np.ndarray  # [F, M, Nte, O] predictive of the posterior mean W* per chain
     bma_probs: np.ndarray  # [F, M, Nte, O] mean predictive over the chain's kept draws
+    vote_probs: np.ndarray  # [F, M, Nte, O] fraction of the kept draws voting for each class
     acceptance_rate: np.ndarray  # [F, M]
     draws: np.ndarray  # [F, M, draws, P]
     train_mse_mean: np.ndarray  # [F, M] training MSE of W*
@@ -264,6 +265,7 @@ def evaluate(state: ChainState, problem, chip, settings, schedule: Schedule,
     mean_probs, train_mse = on_mean(state.mean)
     num_draws = max(schedule.num_draws, 1)
     return GridOutcome(
-        mean_probs=np.asarray(mean_probs), bma_probs=np.asarray(state.observed) / num_draws,
+        mean_probs=np.asarray(mean_probs), bma_probs=np.asarray(state.observed[0]) / num_draws,
+        vote_probs=np.asarray(state.observed[1]) / num_draws,
         acceptance_rate=np.asarray(state.accepted) / (schedule.num_steps - schedule.burn_in),
         draws=np.asarray(state.draws), train_mse_mean=np.asarray(train_mse))

@@ -1,21 +1,34 @@
-"""Accuracy and calibration of spike-rate classifiers.
+"""Accuracy and calibration of spike-rate classifiers, by the common tools.
 
 Predictive probabilities come from the output spike counts with add-one-half smoothing,
-p_k = (count_k + 1/2) / (count_0 + count_1 + 1): a silent network gives [0.5, 0.5], a
+p_k = (count_k + 1/2) / (total + K/2): a silent network gives the uniform 1/K, a
 network with one silent output never gives probability exactly 0 or 1 (so the NLL stays
 finite), and the argmax is the same as the rates' (ties to class 0, as snn.predict).
-The Bayesian model average (BMA) is the mean of these probabilities over posterior draws.
+The Bayesian model average (BMA) is the mean of these probabilities over posterior draws;
+the vote fraction is the mean of each draw's one-hot decision (``votes``).
+
+NLL and Brier are scikit-learn's ``log_loss`` and ``brier_score_loss`` (for two classes the
+latter is the binary Brier score of class 1, half the sum over both classes); ECE is the
+top-label expected calibration error with 15 equal-width bins; ``corp`` is the CORP
+reliability curve (Dimitriadis, Gneiting and Jordan 2021): the isotonic (pool-adjacent-
+violators) regression of top-label correctness on confidence, with a bootstrap band.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax.numpy as jnp
 import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import brier_score_loss, log_loss
 
 
 def probabilities(counts):
-    """Smoothed class probabilities [..., 2] from output spike counts [..., 2]."""
-    return (counts + 0.5) / (jnp.sum(counts, axis=-1, keepdims=True) + 1.0)
+    """Smoothed class probabilities [..., K] from output spike counts [..., K]:
+    (count_k + 1/2) / (total + K/2), which sums to 1 (for K = 2, (c + 1/2) / (total + 1))."""
+    k = counts.shape[-1]
+    return (counts + 0.5) / (jnp.sum(counts, axis=-1, keepdims=True) + 0.5 * k)
 
 
 def predict(probs: np.ndarray) -> np.ndarray:
@@ -28,18 +41,30 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Mean negative log-likelihood of the true labels."""
-    p = np.take_along_axis(np.asarray(probs, np.float64), labels[:, None], axis=-1)[:, 0]
-    return float(-np.mean(np.log(p)))
+    """Mean negative log-likelihood of the true labels (scikit-learn's ``log_loss``)."""
+    return float(log_loss(labels, np.asarray(probs, np.float64), labels=_classes(probs)))
 
 
 def brier(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Mean squared error between the probabilities and the one-hot labels (summed over classes)."""
-    onehot = np.eye(probs.shape[-1])[labels]
-    return float(np.mean(np.sum((probs - onehot) ** 2, axis=-1)))
+    """Brier score (scikit-learn's ``brier_score_loss``; binary: of class 1)."""
+    return float(brier_score_loss(labels, np.asarray(probs, np.float64),
+                                  labels=_classes(probs)))
 
 
-def reliability(probs: np.ndarray, labels: np.ndarray, num_bins: int = 10):
+def _classes(probs) -> list[int]:
+    return list(range(np.shape(probs)[-1]))
+
+
+def votes(counts):
+    """One-hot decisions [..., K] from output counts [..., K] (ties to the lower class)."""
+    k = counts.shape[-1]
+    return (jnp.arange(k) == jnp.argmax(counts, axis=-1)[..., None]).astype(jnp.float32)
+
+
+ECE_BINS = 15
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, num_bins: int = ECE_BINS):
     """Per confidence bin on [0, 1]: (count, mean confidence, accuracy); confidence = max prob."""
     conf = np.max(probs, axis=-1)
     correct = predict(probs) == labels
@@ -51,11 +76,45 @@ def reliability(probs: np.ndarray, labels: np.ndarray, num_bins: int = 10):
     return count, mean_conf, acc
 
 
-def ece(probs: np.ndarray, labels: np.ndarray, num_bins: int = 10) -> float:
+def ece(probs: np.ndarray, labels: np.ndarray, num_bins: int = ECE_BINS) -> float:
     """Expected calibration error: sum over bins of |accuracy - confidence| x bin share."""
     count, mean_conf, acc = reliability(probs, labels, num_bins)
     filled = count > 0
     return float(np.sum(count[filled] * np.abs(acc[filled] - mean_conf[filled])) / count.sum())
+
+
+class CORP(NamedTuple):
+    """A CORP reliability curve at the sorted confidences."""
+
+    confidence: np.ndarray  # [n] sorted top-label confidences
+    calibrated: np.ndarray  # [n] isotonic fit of correctness: the recalibrated probability
+    band_low: np.ndarray  # [n] pointwise bootstrap band of the fit
+    band_high: np.ndarray
+    miscalibration: float  # MCB: Brier of the forecasts minus Brier of the recalibrated
+
+
+def corp(probs: np.ndarray, labels: np.ndarray, level: float = 0.9, num_boot: int = 200,
+         seed: int = 0) -> CORP:
+    """CORP reliability of the top-label confidence (isotonic regression via scikit-learn),
+    with a pointwise bootstrap band (rows resampled with replacement) at ``level``."""
+    conf = np.max(probs, axis=-1).astype(np.float64)
+    correct = (predict(probs) == labels).astype(np.float64)
+    order = np.argsort(conf, kind="stable")
+    conf, correct = conf[order], correct[order]
+
+    def fit(x, y):
+        return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
+
+    calibrated = fit(conf, correct).predict(conf)
+    rng = np.random.default_rng(seed)
+    boots = np.empty((num_boot, len(conf)))
+    for b in range(num_boot):
+        idx = rng.integers(0, len(conf), len(conf))
+        boots[b] = fit(conf[idx], correct[idx]).predict(conf)
+    alpha = (1.0 - level) / 2
+    low, high = np.quantile(boots, [alpha, 1.0 - alpha], axis=0)
+    mcb = float(np.mean((conf - correct) ** 2) - np.mean((calibrated - correct) ** 2))
+    return CORP(conf, calibrated, low, high, mcb)
 
 
 def summary(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:

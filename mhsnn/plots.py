@@ -14,7 +14,8 @@ import numpy as np
 from mhsnn import metrics
 from mhsnn.io import atomic_write_bytes
 
-STYLE = {"mh_mean": ("C0", "o", "-"), "mh_bma": ("C1", "s", "-"), "pt_mean": ("C4", "o", "-"),
+STYLE = {"mh_mean": ("C0", "o", "-"), "mh_bma": ("C1", "s", "-"), "mh_vote": ("C7", "D", "-"),
+         "pt_vote": ("C8", "D", "-"), "pt_mean": ("C4", "o", "-"),
          "pt_bma": ("C5", "s", "-"), "sg_offline": ("C2", "^", "--"),
          "sg_in_loop": ("C3", "v", "--"), "sg_offline_literal": ("C2", "^", ":"),
          "sg_in_loop_literal": ("C3", "v", ":")}
@@ -68,18 +69,35 @@ def accuracy_vs_ntrain(summary: list[dict], path: Path, title: str) -> None:
     save(fig, path)
 
 
-def reliability_diagram(probs_by_method: dict[str, tuple[np.ndarray, np.ndarray]], path: Path,
-                        title: str) -> None:
-    """Accuracy against confidence (10 bins) of each method's pooled test predictions."""
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot([0.5, 1], [0.5, 1], color="grey", lw=0.8)
-    for method, (probs, labels) in probs_by_method.items():
-        count, conf, acc = metrics.reliability(probs, labels)
-        keep = count > 0
-        color, marker, ls = _style(method)
-        ax.plot(conf[keep], acc[keep], color=color, marker=marker, ls=ls,
-                label=f"{method} (ECE {metrics.ece(probs, labels):.3f})")
-    ax.set(xlabel="confidence", ylabel="accuracy", title=title, xlim=(0.45, 1.02),
-           ylim=(0.0, 1.02))
-    ax.legend(fontsize=7)
+def reliability_diagram(panels: dict[float, dict[str, tuple[np.ndarray, np.ndarray]]],
+                        path: Path, title: str) -> None:
+    """CORP reliability (isotonic fit of top-label correctness on confidence, 90% bootstrap
+    band) of each method's pooled test predictions: a row per sigma, a column per method."""
+    sigmas = list(panels)
+    methods = list(dict.fromkeys(m for by_method in panels.values() for m in by_method))
+    fig, axes = plt.subplots(len(sigmas), len(methods), figsize=(2.4 * len(methods),
+                                                                 2.5 * len(sigmas)),
+                             sharex=True, sharey=True, squeeze=False)
+    for i, sigma in enumerate(sigmas):
+        for j, method in enumerate(methods):
+            ax = axes[i, j]
+            ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+            if method in panels[sigma]:
+                probs, labels = panels[sigma][method]
+                c = metrics.corp(probs, labels)
+                color = _style(method)[0]
+                ax.fill_between(c.confidence, c.band_low, c.band_high, color=color, alpha=0.2,
+                                step="post")
+                ax.step(c.confidence, c.calibrated, where="post", color=color)
+                ax.text(0.02, 0.95, f"MCB {c.miscalibration:.3f}\nECE {metrics.ece(probs, labels):.3f}",
+                        fontsize=6, va="top", transform=ax.transAxes)
+            if i == 0:
+                ax.set_title(method, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"sigma = {sigma:g}\nCEP (accuracy)", fontsize=7)
+            if i == len(sigmas) - 1:
+                ax.set_xlabel("confidence", fontsize=7)
+    for ax in axes.ravel():
+        ax.set(xlim=(0, 1.0), ylim=(0, 1.02))
+    fig.suptitle(title)
     save(fig, path)

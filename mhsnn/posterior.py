@@ -23,7 +23,7 @@ import numpy as np
 
 from mhsnn import chips, data, keys, snn
 from mhsnn.chips import Chip
-from mhsnn.metrics import probabilities
+from mhsnn.metrics import probabilities, votes
 
 
 class Problem(NamedTuple):
@@ -35,6 +35,7 @@ class Problem(NamedTuple):
     test_spikes: jax.Array  # [F, T, Nte, 30]
     test_labels: jax.Array  # [F, Nte]
     test_mask: jax.Array  # [F, Nte]
+    test_index: jax.Array  # [F, Nte] row of each test sample in the data set (-1: padding)
 
     @property
     def num_steps(self) -> int:
@@ -77,6 +78,7 @@ def make_problem(dataset: data.Dataset, splits: list[data.Split], root: jax.Arra
                    ((0, 0), (0, n_test - len(split.test)), (0, 0))),
             _pad(dataset.y[split.test], n_test),
             _pad(np.ones(len(split.test), np.float32), n_test),
+            np.concatenate([split.test, np.full(n_test - len(split.test), -1)]).astype(np.int32),
         ))
     return Problem(*(jnp.asarray(np.stack(field)) for field in zip(*parts)))
 
@@ -164,3 +166,11 @@ def test_probabilities(theta, problem, chip, settings: SNNSettings,
                        key: jax.Array | None = None) -> jax.Array:
     """Predictive class probabilities [F, M, Nte, O] on the test set (see metrics)."""
     return probabilities(counts_on(theta, problem.test_spikes, chip, settings, key))
+
+
+def test_predictive(theta, problem, chip, settings: SNNSettings,
+                    key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """(class probabilities, one-hot decisions) [F, M, Nte, O] of one test query: summed
+    over posterior draws they give the BMA and the vote fraction."""
+    counts = counts_on(theta, problem.test_spikes, chip, settings, key)
+    return probabilities(counts), votes(counts)

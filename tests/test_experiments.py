@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "mh.num_steps=200", "--set", "mh.num_chains=2", "--set", "mh.chunk_size=50",
         "--set", "mh.num_draws=10", "--set", "folds=2", "--set", "sigmas=[0, 3]",
         "--set", "sg.epochs=2", "--set", "sg.seeds=1", "--set", "sg.epochs_per_chunk=1"]
-METHODS = {"mh_mean", "mh_bma", "sg_offline", "sg_in_loop", "sg_offline_literal",
+METHODS = {"mh_mean", "mh_bma", "mh_vote", "sg_offline", "sg_in_loop", "sg_offline_literal",
            "sg_in_loop_literal"}
 
 
@@ -40,6 +40,22 @@ def test_sigma_sweep_end_to_end(tmp_path):
     assert manifest["config"]["mh"]["num_steps"] == 200 and "jax" in manifest["versions"]
     for png in ("accuracy_vs_sigma.png", "reliability.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    # Every reported accuracy, NLL and Brier follows from the predictions file by sklearn.
+    from sklearn.metrics import accuracy_score, brier_score_loss, log_loss
+
+    preds = _rows(tmp_path / "sigma_sweep_predictions.csv")
+    for row in rows:
+        cell = [p for p in preds if p["method"] == row["method"] and p["fold"] == row["fold"]
+                and p["sigma"] == row["sigma"]]
+        scores = []
+        for member in dict.fromkeys(p["member"] for p in cell):
+            ps = [p for p in cell if p["member"] == member]
+            y = np.array([int(p["label"]) for p in ps])
+            probs = np.array([[float(p["p_0"]), float(p["p_1"])] for p in ps])
+            scores.append((accuracy_score(y, probs.argmax(1)), log_loss(y, probs, labels=[0, 1]),
+                           brier_score_loss(y, probs, labels=[0, 1])))
+        for i, name in enumerate(("test_accuracy", "nll", "brier")):
+            assert abs(np.mean([s[i] for s in scores]) - float(row[name])) < 1e-5, (row, name)
     import arviz as az  # one InferenceData file per fold and sigma, its lp R-hat as reported
 
     files = sorted((tmp_path / "arviz").glob("sigma_sweep__mh__fold*__sigma*.nc"))
@@ -55,7 +71,7 @@ def test_data_efficiency_end_to_end(tmp_path):
     data_efficiency.main([*TINY, "--set", "n_train=[10, 30]", "--set", "methods=['mh', 'sg_offline']",
                           "--set", "sg.literal=false", "--out", str(tmp_path)])
     rows = _rows(tmp_path / "data_efficiency.csv")
-    assert len(rows) == 3 * 2 * 2 * 2  # methods x n_train x sigmas x folds
+    assert len(rows) == 4 * 2 * 2 * 2  # methods (mh: W*, BMA, votes) x n_train x sigmas x folds
     assert {r["n_train"] for r in rows} == {"10", "30"}
     assert {int(r["n_test"]) for r in rows if r["n_train"] == "10"} == {559}
     assert (tmp_path / "accuracy_vs_ntrain.png").exists()
