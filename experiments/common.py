@@ -357,6 +357,11 @@ def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str
     cells = cfg.sigmas if cells is None else cells
     labels = cfg.sigmas if labels is None else labels
     rows, diag, raw = [], [], {}
+    n_train = int(np.asarray(problem.train_mask).sum(-1).max())
+
+    def cost(method: str) -> dict:  # chip sample presentations one cell's training took
+        return {**(extra or {}), "presentations": training_presentations(method, cfg, n_train)}
+
     for method in ("mh", "pt"):
         if method not in cfg.methods:
             continue
@@ -364,9 +369,11 @@ def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str
                      keys.derive(root, "method", name, method),
                      keys.derive(root, "evaluate", name, method), method == "pt", cells,
                      labels=labels)
-        rows += cell_rows(f"{method}_mean", out["mean_probs"], problem, labels, False, extra)
-        rows += cell_rows(f"{method}_bma", out["bma_probs"], problem, labels, True, extra)
-        rows += cell_rows(f"{method}_vote", out["vote_probs"], problem, labels, True, extra)
+        rows += cell_rows(f"{method}_mean", out["mean_probs"], problem, labels, False,
+                          cost(method))
+        rows += cell_rows(f"{method}_bma", out["bma_probs"], problem, labels, True, cost(method))
+        rows += cell_rows(f"{method}_vote", out["vote_probs"], problem, labels, True,
+                          cost(method))
         diag += mh_diagnostic_rows(out, labels, {"method": method, **(extra or {})})
         raw[f"{method}_mean"], raw[f"{method}_bma"] = out["mean_probs"], out["bma_probs"]
         raw[f"{method}_vote"] = out["vote_probs"]
@@ -374,7 +381,7 @@ def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str
         out = run_sg(stages, f"{stage_prefix}{method}", cfg, problem,
                      keys.derive(root, "method", name, method),
                      keys.derive(root, "evaluate", name, method), in_loop, hyper, cells)
-        new = cell_rows(method, out["probs"], problem, labels, False, extra)
+        new = cell_rows(method, out["probs"], problem, labels, False, cost(method))
         for r, (s, f) in zip(new, [(s, f) for s in range(len(cells))
                                    for f in range(out["failed"].shape[0])]):
             r["failed_cells"] = int(out["failed"][f, s].sum())
