@@ -36,6 +36,13 @@ def test_sigma_sweep_end_to_end(tmp_path):
     assert all(0.0 <= float(r["test_accuracy"]) <= 1.0 for r in rows)
     diag = _rows(tmp_path / "mh_diagnostics.csv")
     assert len(diag) == 4 and {"rhat_logdensity", "ess_weights_min"} <= set(diag[0])
+    # Chip presentations per cell, by hand: MH 2 chains x (200 steps + the start) x N rows;
+    # SG in the loop 1 seed x 2 epochs x N; SG offline none.
+    from mhsnn import data
+    n = max(len(s.train) for s in data.kfold_splits(data.load().y, 2, 0))
+    cost = {r["method"]: int(r["presentations"]) for r in rows}
+    assert cost["mh_bma"] == cost["mh_mean"] == 2 * 201 * n
+    assert cost["sg_in_loop"] == 2 * n and cost["sg_offline"] == 0
     manifest = json.loads((tmp_path / "sigma_sweep_manifest.json").read_text())
     assert manifest["config"]["mh"]["num_steps"] == 200 and "jax" in manifest["versions"]
     for png in ("accuracy_vs_sigma.png", "reliability.png"):
