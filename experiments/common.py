@@ -148,8 +148,6 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
     burn_in = None if m.burn_in < 0 else m.burn_in
     schedule = Schedule.with_draws(m.num_steps, burn_in, m.num_draws)
     chunk = min(m.chunk_size, m.num_steps)
-    if tempered:  # at least ~5 doubling rounds of schedule adaptation inside the burn-in
-        chunk = max(1, min(chunk, schedule.burn_in // 32))
     settings = settings_of(cfg, problem)
     K = cfg.pt.num_temperatures
     if tempered:

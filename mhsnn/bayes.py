@@ -225,8 +225,10 @@ def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
         return np.broadcast_to(cells.sum(2, keepdims=True), cells.shape).reshape(x.shape)
 
     state = init_chains(key_run, inner, kernel, schedule, observe)
+    # Adaptation rounds in units of burn_in / 32 steps (about 5 doubling rounds), whatever
+    # the chunk size: a different mh.chunk_size changes no draw.
     advance = tempered_advance(make_advance(kernel, schedule, chunk_size, observe), schedule,
-                               chunk_size, pool, adapt=K > 1)
+                               max(1, schedule.burn_in // 32), pool, adapt=K > 1)
     return state, advance, pool
 
 

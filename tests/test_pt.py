@@ -93,3 +93,18 @@ def test_barrier_and_inverse():
                 np.interp(0.75, lam, betas), 1.0]
     np.testing.assert_allclose(new, expected, atol=1e-6)
     assert new[2] < 0.25  # half the barrier lies in the first interval
+
+
+def test_chunk_size_changes_no_draw_nor_the_adapted_schedule():
+    def gauss_lik(x):
+        return -0.5 * jnp.sum((x - 3.0) ** 2) / 0.1
+
+    def run(chunk):
+        return sample_pt(jax.random.key(5), lambda x: -0.5 * jnp.sum(x**2), gauss_lik,
+                         jnp.zeros((4, 1)), num_steps=640, step_size=0.8, num_temperatures=4,
+                         chunk_size=chunk)
+
+    a, b = run(7), run(1000)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    np.testing.assert_array_equal(a.betas, b.betas)
+    assert not np.allclose(a.betas, np.linspace(0, 1, 4))  # the schedule did adapt

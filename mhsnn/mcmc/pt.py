@@ -221,10 +221,10 @@ def rejection_rates(state: PTState, pool=None) -> np.ndarray:
     return 1.0 - prob / np.maximum(tries, 1.0)
 
 
-def adaptation_rounds(burn_in: int, chunk: int) -> list[int]:
-    """Chunks per round, doubling (1, 2, 4, ...), filling the burn-in's whole chunks."""
+def adaptation_rounds(burn_in: int, unit: int) -> list[int]:
+    """Units of ``unit`` steps per round, doubling (1, 2, 4, ...), within the burn-in."""
     rounds, total, n = [], 0, 1
-    while total + n <= burn_in // chunk:
+    while total + n <= burn_in // unit:
         rounds.append(n)
         total += n
         n *= 2

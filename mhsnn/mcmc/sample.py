@@ -166,12 +166,15 @@ def make_advance(kernel: Kernel, schedule: Schedule, chunk_size: int,
 
         return jax.lax.cond(is_draw, keep_draw, lambda s: s, new)
 
-    def body(state, _):
-        state = jax.lax.cond(state.step < schedule.num_steps, one_step, lambda s: s, state)
-        return state, None
-
     @jax.jit
-    def advance(state: ChainState) -> ChainState:
+    def advance(state: ChainState, stop=schedule.num_steps) -> ChainState:
+        """Up to ``chunk_size`` more steps, none at or past step ``stop`` (a traced
+        scalar: any stop reuses the one compilation; skipped steps draw no keys)."""
+        limit = jnp.minimum(stop, schedule.num_steps)
+
+        def body(state, _):
+            return jax.lax.cond(state.step < limit, one_step, lambda s: s, state), None
+
         return jax.lax.scan(body, state, None, length=chunk_size)[0]
 
     return advance
@@ -394,31 +397,35 @@ class PTResult(MCMCResult):
     recommended_temperatures: int = None  # about 2 Lambda + 1 (Syed et al. 2021)
 
 
-def tempered_advance(advance: Callable, schedule: Schedule, chunk: int, pool: Callable,
+def tempered_advance(advance: Callable, schedule: Schedule, round_unit: int, pool: Callable,
                      adapt: bool = True) -> Callable[[ChainState], ChainState]:
     """Wrap a PT ``advance`` with the schedule's life cycle, decided by the step count alone
-    (so a run resumed from a checkpoint takes the same decisions):
+    (so neither the chunk size nor a resume from a checkpoint changes any draw):
 
-    - during burn-in, Pigeons-style rounds of doubling length (1, 2, 4, ... chunks); after each
-      the betas are re-placed from the pooled swap rejection rates (``pool`` sums the
-      statistics of the chains that share a schedule and broadcasts them back);
+    - during burn-in, Pigeons-style rounds of doubling length (1, 2, 4, ... x ``round_unit``
+      steps); after each the betas are re-placed from the pooled swap rejection rates
+      (``pool`` sums the statistics of the chains that share a schedule and broadcasts them
+      back). A call stops early at a round's end, so the adaptation lands on that step;
     - at the end of burn-in the schedule is frozen and the swap statistics and round-trip
       counts restart, so the report covers the kept part of the run.
     """
-    ends, total = set(), 0
-    for n in (pt.adaptation_rounds(schedule.burn_in, chunk) if adapt else []):
+    ends, total = [], 0
+    for n in (pt.adaptation_rounds(schedule.burn_in, round_unit) if adapt else []):
         total += n
-        ends.add(total * chunk)
+        ends.append(total * round_unit)
+    marks = sorted({*ends, schedule.burn_in})
 
     def wrapped(state: ChainState) -> ChainState:
-        state = advance(state)
+        step = int(state.step)
+        stop = next((m for m in marks if m > step), schedule.num_steps)
+        state = advance(state, stop)
         step, inner = int(state.step), state.inner
         if step in ends:
             rejection = pt.rejection_rates(inner, pool)
             betas = pt.adapt_betas(rejection, np.asarray(inner.betas))
             inner = pt.reset_swap_stats(inner._replace(
                 betas=jnp.asarray(betas, jnp.float32).reshape(inner.betas.shape)))
-        if step - chunk < schedule.burn_in <= step:
+        if step == schedule.burn_in:
             inner = pt.reset_swap_stats(inner)._replace(
                 round_trips=jnp.zeros_like(inner.round_trips))
         return state._replace(inner=inner)
@@ -481,9 +488,9 @@ def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callabl
     inner = pt.init(replicas, jnp.broadcast_to(jnp.asarray(start, jnp.float32),
                                                (positions.shape[0], K)), lp, ll)
     state = init_chains(key, inner, kernel, schedule)
-    chunk = min(chunk_size, num_steps, max(1, schedule.burn_in // 128) if adapt else num_steps)
-    advance = tempered_advance(make_advance(kernel, schedule, chunk), schedule, chunk, pool_all,
-                               adapt)
+    chunk = min(chunk_size, num_steps)
+    advance = tempered_advance(make_advance(kernel, schedule, chunk), schedule,
+                               max(1, schedule.burn_in // 128), pool_all, adapt)
     state = run_chunks(state, advance, schedule, chunk)
     report = pt_report(state.inner, schedule, pool_all)
     log_z = pt.log_evidence(state.inner)
