@@ -145,7 +145,7 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
     F, S, C = problem.train_spikes.shape[0], len(cells), m.num_chains
     chip = grid_chip(F, cells, C)
     hyper = bayes.MHHyper(m.step_size, m.lik_std, m.prior_std, m.init_mean, m.init_std)
-    burn_in = None if m.burn_in < 0 else m.burn_in
+    burn_in = config.burn_in_steps(m)
     schedule = Schedule.with_draws(m.num_steps, burn_in, m.num_draws)
     chunk = min(m.chunk_size, m.num_steps)
     settings = settings_of(cfg, problem)
@@ -211,9 +211,6 @@ def write_inference_data(stages: Stages, stage: str, outcome: dict, labels: list
                 outcome["acceptance"][f, s], attrs)
 
 
-SG_LITERAL = {"learning_rate": 1e-3, "init_mean1": 0.0, "init_std1": 0.1, "init_mean2": 0.0,
-              "init_std2": 0.1}
-
 
 def sg_variants(cfg: Config) -> list[tuple[str, bool, sgd.SGHyper]]:
     """(method name, in_loop, hyper) for each SG run the config asks for."""
@@ -226,7 +223,8 @@ def sg_variants(cfg: Config) -> list[tuple[str, bool, sgd.SGHyper]]:
             continue
         out.append((f"sg_{mode}", mode == "in_loop", tuned))
         if g.literal:
-            out.append((f"sg_{mode}_literal", mode == "in_loop", tuned._replace(**SG_LITERAL)))
+            out.append((f"sg_{mode}_literal", mode == "in_loop",
+                        tuned._replace(**sgd.PAPER_LITERAL)))
     return out
 
 

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from experiments import common
-from mhsnn import bayes, chips, data, keys, metrics, posterior
+from mhsnn import bayes, chips, config, data, keys, metrics, posterior, snn
 from mhsnn.io import write_csv
 from mhsnn.mcmc.sample import Progress, Schedule
 
@@ -34,7 +34,7 @@ class NumpyChip:
     """
 
     def __init__(self, sigma: float = 2.0, threshold_spread: float = 0.0, seed: int = 0,
-                 alpha: float = 0.9, sizes: tuple[int, ...] = chips.PAPER_NETWORK):
+                 alpha: float = snn.ALPHA, sizes: tuple[int, ...] = chips.PAPER_NETWORK):
         rng = np.random.default_rng(seed)
         self.sigma, self.alpha, self.sizes = np.float32(sigma), np.float32(alpha), sizes
         self.thresholds = np.maximum(
@@ -83,7 +83,7 @@ def run(cfg, out, mode) -> list[dict]:
     simulator = NumpyChip(sigma=2.0, threshold_spread=0.2, seed=cfg.seed, sizes=settings.sizes)
     train_chip = chips.ExternalChip(simulator, (F, C))
     hyper = bayes.MHHyper(m.step_size, m.lik_std, m.prior_std, m.init_mean, m.init_std)
-    schedule = Schedule.with_draws(m.num_steps, None if m.burn_in < 0 else m.burn_in,
+    schedule = Schedule.with_draws(m.num_steps, config.burn_in_steps(m),
                                    m.num_draws)
     # Test queries go to a second handle on the same chip so that training queries (the
     # cost of learning) are counted apart from evaluation queries.

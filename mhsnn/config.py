@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from typing import Any
 
+from mhsnn import snn
+
 PRESETS = ("quick", "paper")
 METHODS = ("mh", "sg_offline", "sg_in_loop")  # the default methods
 ALL_METHODS = (*METHODS, "pt")
@@ -29,13 +31,14 @@ class ConfigError(ValueError):
 
 LAYOUTS = ("auto", "fused", "hoisted", "reference")  # "auto": the backend's (snn.default_layout)
 MAX_WEIGHTS = 100_000
+BURN_IN_HALF = -1  # mh.burn_in's "the first half" (see burn_in_steps)
 DATASETS = ("breast_cancer", "iris", "wine", "digits")  # mhsnn.data.BUILTIN
 
 
 @dataclass(frozen=True)
 class SNNConfig:
-    alpha: float = 0.9  # membrane decay
-    threshold: float = 1.0  # firing threshold mu
+    alpha: float = snn.ALPHA  # membrane decay
+    threshold: float = snn.THRESHOLD  # firing threshold mu
     time_steps: int = 10  # T: length of the Poisson spike trains
     hidden: tuple[int, ...] = (3,)  # hidden layer widths; [] is a single layer
     layout: str = "auto"  # the likelihood kernel (snn.LAYOUTS); auto: fused on CPU, else hoisted
@@ -51,7 +54,7 @@ class DataConfig:
 class MHConfig:
     num_chains: int = 16  # per (fold, sigma) cell
     num_steps: int = 50_000  # MH steps per chain, burn-in included
-    burn_in: int = -1  # -1: the first half, as in the paper
+    burn_in: int = BURN_IN_HALF  # -1: the first half, as in the paper
     step_size: float = 0.5  # c: proposal standard deviation (results/tuning/mh_tuning.csv)
     lik_std: float = 0.02  # v: log L = -MSE / (2 v^2)
     prior_std: float = 5.0  # p: Gaussian prior N(0, p^2 I) on every weight
@@ -105,6 +108,11 @@ class Config:
     pt: PTConfig = field(default_factory=PTConfig)
     sg: SGConfig = field(default_factory=SGConfig)
     es: ESConfig = field(default_factory=ESConfig)
+
+
+def burn_in_steps(mh: MHConfig) -> int | None:
+    """mh.burn_in as the samplers take it: None (the first half) for BURN_IN_HALF."""
+    return None if mh.burn_in == BURN_IN_HALF else mh.burn_in
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:
@@ -301,7 +309,7 @@ def validate(cfg: Config) -> Config:
     m = cfg.mh
     _check(m.num_chains >= 1, "mh.num_chains", m.num_chains, ">= 1")
     _check(m.num_steps >= 2, "mh.num_steps", m.num_steps, ">= 2")
-    _check(m.burn_in == -1 or 0 <= m.burn_in < m.num_steps, "mh.burn_in", m.burn_in,
+    _check(m.burn_in == BURN_IN_HALF or 0 <= m.burn_in < m.num_steps, "mh.burn_in", m.burn_in,
            f"-1 (half) or in [0, mh.num_steps={m.num_steps})")
     for name in ("step_size", "lik_std", "prior_std", "init_std"):
         _finite_positive(f"mh.{name}", getattr(m, name))

@@ -88,8 +88,8 @@ class SNNSettings(NamedTuple):
     layout (``snn.LAYOUTS``; resolve ``snn.default_layout()`` on the host, as the
     experiments do). All static: they decide the compiled shapes."""
 
-    alpha: float = 0.9
-    threshold: float = 1.0
+    alpha: float = snn.ALPHA
+    threshold: float = snn.THRESHOLD
     sizes: tuple[int, ...] = snn.PAPER_NETWORK  # (features, hidden..., classes)
     layout: str = "fused"
 

@@ -37,6 +37,12 @@ class SGHyper(NamedTuple):
     init_std2: float = 0.1
 
 
+# The paper's settings taken literally (Adam at 1e-3, small zero-mean weights): the
+# "*_literal" baseline rows; they leave the network silent (PAPER.md).
+PAPER_LITERAL = {"learning_rate": 1e-3, "init_mean1": 0.0, "init_std1": 0.1, "init_mean2": 0.0,
+                 "init_std2": 0.1}
+
+
 class TrainState(NamedTuple):
     theta: jax.Array  # [P]
     opt_state: optax.OptState

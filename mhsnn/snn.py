@@ -43,6 +43,8 @@ from mhsnn.chips import Chip, LayerChip
 Params = dict[str, jax.Array]  # {"w1": [..., F, H1], ..., "wL": [..., H_{L-1}, O]}
 
 PAPER_NETWORK = chips.PAPER_NETWORK  # (30, 3, 2)
+ALPHA = 0.9  # membrane decay (PAPER.md); every default below and in the config is this one
+THRESHOLD = 1.0  # firing threshold mu
 
 
 def surrogate(x: jax.Array) -> jax.Array:
@@ -136,8 +138,8 @@ def _check_key(chip: Chip, key) -> jax.Array | None:
     return key if chips.is_noisy(chip) else None
 
 
-def run(params: Params, spikes: jax.Array, *, chip: Chip | None = None, alpha: float = 0.9,
-        threshold: float = 1.0, in_loop: bool = False, key: jax.Array | None = None) -> jax.Array:
+def run(params: Params, spikes: jax.Array, *, chip: Chip | None = None, alpha: float = ALPHA,
+        threshold: float = THRESHOLD, in_loop: bool = False, key: jax.Array | None = None) -> jax.Array:
     """Output spike counts [N, O] of one weight set on spikes [T, N, F].
 
     ``in_loop=True`` gives chip values with the ideal model's derivative (chip-in-the-loop).
@@ -167,8 +169,8 @@ def run(params: Params, spikes: jax.Array, *, chip: Chip | None = None, alpha: f
     return count
 
 
-def forward(params: Params, spikes: jax.Array, *, chip: Chip | None = None, alpha: float = 0.9,
-            threshold: float = 1.0, in_loop: bool = False,
+def forward(params: Params, spikes: jax.Array, *, chip: Chip | None = None, alpha: float = ALPHA,
+            threshold: float = THRESHOLD, in_loop: bool = False,
             key: jax.Array | None = None) -> jax.Array:
     """Output spike rates [N, O] (counts / T) of one weight set."""
     counts = run(params, spikes, chip=chip, alpha=alpha, threshold=threshold, in_loop=in_loop,
@@ -177,7 +179,7 @@ def forward(params: Params, spikes: jax.Array, *, chip: Chip | None = None, alph
 
 
 def run_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
-                alpha: float = 0.9, threshold: float = 1.0,
+                alpha: float = ALPHA, threshold: float = THRESHOLD,
                 key: jax.Array | None = None) -> jax.Array:
     """Output spike counts [C, N, O] of C weight sets (every "wI" with a leading [C] axis).
 
@@ -197,7 +199,7 @@ def run_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
 
 
 def forward_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
-                    alpha: float = 0.9, threshold: float = 1.0,
+                    alpha: float = ALPHA, threshold: float = THRESHOLD,
                     key: jax.Array | None = None) -> jax.Array:
     """Output spike rates [C, N, O] of C weight sets."""
     counts = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold, key=key)
@@ -244,7 +246,7 @@ def check_layout(layout: str) -> str:
 
 
 def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask: jax.Array,
-                     *, chip: Chip | None = None, alpha: float = 0.9, threshold: float = 1.0,
+                     *, chip: Chip | None = None, alpha: float = ALPHA, threshold: float = THRESHOLD,
                      layout: str = "fused", chain_block: int | None = None,
                      key: jax.Array | None = None) -> jax.Array:
     """Summed squared error [C] of C weight sets' output rates against ``targets`` [N, O]:
