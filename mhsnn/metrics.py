@@ -42,13 +42,19 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean negative log-likelihood of the true labels (scikit-learn's ``log_loss``)."""
-    return float(log_loss(labels, np.asarray(probs, np.float64), labels=_classes(probs)))
+    return float(log_loss(labels, _float64(probs), labels=_classes(probs)))
 
 
 def brier(probs: np.ndarray, labels: np.ndarray) -> float:
     """Brier score (scikit-learn's ``brier_score_loss``; binary: of class 1)."""
-    return float(brier_score_loss(labels, np.asarray(probs, np.float64),
-                                  labels=_classes(probs)))
+    return float(brier_score_loss(labels, _float64(probs), labels=_classes(probs)))
+
+
+def _float64(probs) -> np.ndarray:
+    """float64 rows summing to 1 to float64 precision (float32 sums are off by ~1e-7, which
+    scikit-learn's check flags)."""
+    p = np.asarray(probs, np.float64)
+    return p / p.sum(axis=-1, keepdims=True)
 
 
 def _classes(probs) -> list[int]:
