@@ -289,7 +289,16 @@ def _labels(labels) -> list[dict]:
     return [lab if isinstance(lab, dict) else {"sigma": float(lab)} for lab in labels]
 
 
-def chain_cells(outcome: dict, problem: posterior.Problem, sigmas) -> list[tuple[int, int, dict]]:
+def logdensity_diagnostics(logdensity: np.ndarray) -> dict[str, float]:
+    """R-hat and ESS of one cell's log density draws [chains, draws]: the
+    permutation-invariant summary of an SNN posterior run."""
+    lds = logdensity[..., None]
+    return {"rhat_logdensity": float(diagnostics.rhat(lds)[0]),
+            "ess_logdensity": float(diagnostics.ess(lds)[0])}
+
+
+def chain_cells(outcome: dict, problem: posterior.Problem,
+                sigmas) -> list[tuple[int, int, dict]]:
     """Per (cell s, fold f) of an MCMC outcome: (s, f, {sigma, fold, rhat_logdensity,
     ess_logdensity, acc_mean (each chain's W* alone, averaged), acc_bma (all chains'
     draws pooled)})."""
@@ -298,11 +307,9 @@ def chain_cells(outcome: dict, problem: posterior.Problem, sigmas) -> list[tuple
         for f in range(problem.train_spikes.shape[0]):
             mask = np.asarray(problem.test_mask[f]).astype(bool)
             labels = np.asarray(problem.test_labels[f])[mask]
-            lds = outcome["draws_logdensity"][f, s][..., None]
             out.append((s, f, {
                 "sigma": float(sigma), "fold": f,
-                "rhat_logdensity": float(diagnostics.rhat(lds)[0]),
-                "ess_logdensity": float(diagnostics.ess(lds)[0]),
+                **logdensity_diagnostics(outcome["draws_logdensity"][f, s]),
                 "acc_mean": float(np.mean([metrics.accuracy(p[mask], labels)
                                            for p in outcome["mean_probs"][f, s]])),
                 "acc_bma": metrics.accuracy(outcome["bma_probs"][f, s].mean(0)[mask], labels)}))
@@ -317,11 +324,9 @@ def mh_diagnostic_rows(outcome: dict, labels, extra: dict | None = None) -> list
         for f in range(draws.shape[0]):
             r_w = diagnostics.rhat(draws[f, s])
             e_w = diagnostics.ess(draws[f, s])
-            r_ld = diagnostics.rhat(lds[f, s][..., None])[0]
-            e_ld = diagnostics.ess(lds[f, s][..., None])[0]
             rows.append({**label, "fold": f, **(extra or {}),
                          "acceptance": float(outcome["acceptance"][f, s].mean()),
-                         "rhat_logdensity": float(r_ld), "ess_logdensity": float(e_ld),
+                         **logdensity_diagnostics(lds[f, s]),
                          "rhat_weights_median": float(np.median(r_w)),
                          "rhat_weights_max": float(np.max(r_w)),
                          "ess_weights_median": float(np.median(e_w)),
@@ -436,14 +441,22 @@ def write_manifest(out: Path, cfg: Config, experiment: str, wall: float, stages:
         stages.complete()
 
 
+def group_rows(rows: list[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
+    """Rows grouped by their values of ``keys``, groups in order of first appearance."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return groups
+
+
 def summarise(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
     """Mean and std of test accuracy over folds per (method, *keys)."""
-    groups: dict[tuple, list[float]] = {}
-    for r in rows:
-        groups.setdefault((r["method"], *(r[k] for k in keys)), []).append(r["test_accuracy"])
-    return [{"method": g[0], **dict(zip(keys, g[1:])), "mean": float(np.mean(v)),
-             "std": float(np.std(v)), "folds": len(v)} for g, v in groups.items()]
-
+    out = []
+    for g, group in group_rows(rows, ("method", *keys)).items():
+        v = [r["test_accuracy"] for r in group]
+        out.append({"method": g[0], **dict(zip(keys, g[1:])), "mean": float(np.mean(v)),
+                    "std": float(np.std(v)), "folds": len(v)})
+    return out
 
 
 def pooled_predictions(raw: dict[str, np.ndarray], problem, sigma_index: int):

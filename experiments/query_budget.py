@@ -113,17 +113,15 @@ def run(cfg, out, mode) -> list[dict]:
 
         def finish(state, chip=chip, name=name):
             k_eval = keys.derive(key, "evaluate", EXPERIMENT, name)
-            probs = jax.jit(lambda th: posterior.test_probabilities(th, problem, chip,
-                                                                    settings, k_eval))
-            return {"probs": np.stack([np.asarray(probs(s)) for s in state[1]]),
+            return {"probs": np.stack([np.asarray(sgd.deployed_probabilities(
+                        snap, problem, chip, settings, k_eval)) for snap in state[1]]),
                     "used": np.asarray(state[2])}
 
-        def progress(state, name=name, per_gen=per_gen, shown=[0]):  # noqa: B006
-            taken = int(np.count_nonzero(np.asarray(state[2])))
-            if taken > shown[0]:  # a line per budget point reached
-                shown[0] = taken
-                print(f"[{name}] {int(state[0].generation) * per_gen:.3g} presentations "
-                      "per cell", file=sys.stderr, flush=True)
+        def progress(state, name=name, per_gen=per_gen):  # a line per budget point reached
+            used = int(state[0].generation) * per_gen
+            if used in np.asarray(state[2]):
+                print(f"[{name}] {used:.3g} presentations per cell", file=sys.stderr,
+                      flush=True)
 
         total = budgets[-1] + chunk_presentations
         outcome = stages.run(name, lambda init=init: init, step,

@@ -83,18 +83,16 @@ def run(cfg, out, mode) -> list[dict]:
 def summarise(rows: list[dict]) -> list[dict]:
     """Mean over folds per (sampler, sigma)."""
     out = []
-    for sampler in dict.fromkeys(r["sampler"] for r in rows):
-        for sigma in dict.fromkeys(r["sigma"] for r in rows):
-            g = [r for r in rows if r["sampler"] == sampler and r["sigma"] == sigma]
-            out.append({"sampler": sampler, "sigma": sigma, "folds": len(g),
-                        "presentations": g[0]["presentations"],
-                        "ess_per_million": float(np.mean(
-                            [r["ess_per_million_presentations"] for r in g])),
-                        **{k: float(np.mean([r[k] for r in g]))
-                           for k in ("ess_logdensity", "rhat_logdensity", "acceptance",
-                                     "step_size", "acc_mean", "acc_bma")},
-                        "acc_bma_std": float(np.std([r["acc_bma"] for r in g])),
-                        "wall_s": g[0]["wall_s"]})
+    for (sampler, sigma), g in common.group_rows(rows, ("sampler", "sigma")).items():
+        out.append({"sampler": sampler, "sigma": sigma, "folds": len(g),
+                    "presentations": g[0]["presentations"],
+                    "ess_per_million": float(np.mean(
+                        [r["ess_per_million_presentations"] for r in g])),
+                    **{k: float(np.mean([r[k] for r in g]))
+                       for k in ("ess_logdensity", "rhat_logdensity", "acceptance",
+                                 "step_size", "acc_mean", "acc_bma")},
+                    "acc_bma_std": float(np.std([r["acc_bma"] for r in g])),
+                    "wall_s": g[0]["wall_s"]})
     return out
 
 

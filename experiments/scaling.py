@@ -95,7 +95,7 @@ def run(cfg, out, mode) -> list[dict]:
 def summarise(rows: list[dict], diag: list[dict]) -> list[dict]:
     """Per (network, method, sigma): accuracy over folds, and the MH/PT diagnostics."""
     out = []
-    for (network, method, sigma), group in _groups(rows, ("network", "method", "sigma")).items():
+    for (network, method, sigma), group in common.group_rows(rows, ("network", "method", "sigma")).items():
         acc = [r["test_accuracy"] for r in group]
         row = {"dataset": group[0]["dataset"], "network": network,
                "weights": group[0]["weights"], "method": method, "sigma": sigma,
@@ -110,13 +110,6 @@ def summarise(rows: list[dict], diag: list[dict]) -> list[dict]:
                         for k in ("acceptance", "rhat_logdensity", "ess_logdensity")})
         out.append(row)
     return out
-
-
-def _groups(rows, keys):
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
-    return groups
 
 
 def _figure(summary, path, cfg) -> None:

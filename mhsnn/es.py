@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mhsnn import chips, posterior
+from mhsnn import chips, posterior, snn
 
 STRATEGIES = ("snes", "open_es", "cma_es", "sep_cma_es", "spsa")
 
@@ -150,8 +150,6 @@ def grid_trainer(key: jax.Array, problem: posterior.Problem, chip: chips.Chip, h
     search means (default N(init_mean, init_std^2 I) draws)."""
     posterior.check_network(problem, settings)
     F, M = chips.grid_shape(chip)
-    from mhsnn import snn
-
     dim = snn.num_weights(settings.sizes)
     algo = strategy(hyper, dim)
     objective = objective_fn(problem, chip, hyper, settings)

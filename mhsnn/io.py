@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -23,26 +24,20 @@ def umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename over it: a failure at
-    any point leaves the previous file as it was.
-
-    The file gets the permissions a plainly created file would (0666 less the umask), not
-    ``mkstemp``'s 0600. In a multi-process job only process 0 writes (the others hold the
-    same values). An OSError is raised again as ``WriteError`` naming ``path``.
-    """
-    if not sharding.is_writer():
-        return
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside ``path`` to write; on success it gets the permissions a
+    plainly created file would (0666 less the umask, not ``mkstemp``'s 0600) and is renamed
+    over ``path``, so a failure at any point leaves the previous file as it was. An OSError
+    is raised again as ``WriteError`` naming ``path``."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o666 & ~umask())
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
+        os.close(fd)
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
     except OSError as err:
         if tmp is not None:
@@ -52,6 +47,19 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through ``atomic_path``, fsynced before the rename.
+
+    In a multi-process job only process 0 writes (the others hold the same values).
+    """
+    if not sharding.is_writer():
+        return
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def atomic_write_text(path: Path, text: str) -> None:

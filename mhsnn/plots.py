@@ -89,7 +89,8 @@ def reliability_diagram(panels: dict[float, dict[str, tuple[np.ndarray, np.ndarr
                 ax.fill_between(c.confidence, c.band_low, c.band_high, color=color, alpha=0.2,
                                 step="post")
                 ax.step(c.confidence, c.calibrated, where="post", color=color)
-                ax.text(0.02, 0.95, f"MCB {c.miscalibration:.3f}\nECE {metrics.ece(probs, labels):.3f}",
+                score = f"MCB {c.miscalibration:.3f}\nECE {metrics.ece(probs, labels):.3f}"
+                ax.text(0.02, 0.95, score,
                         fontsize=6, va="top", transform=ax.transAxes)
             if i == 0:
                 ax.set_title(method, fontsize=8)

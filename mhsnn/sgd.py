@@ -171,6 +171,10 @@ def train_grid(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: SG
 def deployed_probabilities(theta: jax.Array, problem: posterior.Problem, chip,
                            settings: posterior.SNNSettings, key: jax.Array) -> jax.Array:
     """Test probabilities [F, M, Nte, O] of trained weights [F, M, P] deployed on the chip;
-    ``key`` (the tree's "evaluate" key) draws a noisy chip's read noise."""
-    return jax.jit(lambda th: posterior.test_probabilities(th, problem, chip, settings, key))(theta)
+    ``key`` (the tree's "evaluate" key) draws a noisy chip's read noise. Compiled once per
+    shape: problem, chip and key are traced, so calls in a loop reuse the compilation."""
+    return _test_probabilities(theta, problem, chip, settings, key)
+
+
+_test_probabilities = jax.jit(posterior.test_probabilities, static_argnums=(3,))
 

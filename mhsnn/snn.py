@@ -139,7 +139,8 @@ def _check_key(chip: Chip, key) -> jax.Array | None:
 
 
 def run(params: Params, spikes: jax.Array, *, chip: Chip | None = None, alpha: float = ALPHA,
-        threshold: float = THRESHOLD, in_loop: bool = False, key: jax.Array | None = None) -> jax.Array:
+        threshold: float = THRESHOLD, in_loop: bool = False,
+        key: jax.Array | None = None) -> jax.Array:
     """Output spike counts [N, O] of one weight set on spikes [T, N, F].
 
     ``in_loop=True`` gives chip values with the ideal model's derivative (chip-in-the-loop).
@@ -246,15 +247,16 @@ def check_layout(layout: str) -> str:
 
 
 def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask: jax.Array,
-                     *, chip: Chip | None = None, alpha: float = ALPHA, threshold: float = THRESHOLD,
-                     layout: str = "fused", chain_block: int | None = None,
+                     *, chip: Chip | None = None, alpha: float = ALPHA,
+                     threshold: float = THRESHOLD, layout: str = "fused",
+                     chain_block: int | None = None,
                      key: jax.Array | None = None) -> jax.Array:
     """Summed squared error [C] of C weight sets' output rates against ``targets`` [N, O]:
     sum_n mask[n] * sum_k (counts[c, n, k] / T - targets[n, k])^2.
 
     The MH likelihood's hot path. Counts are identical on every layout; only the order of
     the final sum over samples can differ. ``chain_block`` (default ``fused_block_size``)
-    splits the "fused" layout's sets into blocks run one after another; results are
+    splits the "fused" and "reference" layouts' sets into blocks run one after another; results are
     identical either way. A noisy chip's read noise depends on the layout and the blocks.
     """
     check_layout(layout)
@@ -286,9 +288,9 @@ def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask
 
 def fused_block_size(num_sets: int, currents_per_set: int = 10 * 455 * 3) -> int:
     """Weight sets per block of the "fused" and "reference" layouts: a block's first-layer
-    currents [T, N, H1, block] are kept to about 1.75M floats (128 sets of the paper network on 455
-    rows; measured on the 2-core CPU: 93k chain-steps/s in blocks of 64 at 1,024 sets,
-    against 33k in one block)."""
+    currents [T, N, H1, block] are kept to about 1.75M floats (128 sets of the paper network
+    on 455 rows; measured on the 2-core CPU: 93k chain-steps/s in blocks of 64 at 1,024
+    sets, against 33k in one block)."""
     cap = max(1, min(128, (128 * 10 * 455 * 3) // max(currents_per_set, 1)))
     if num_sets <= cap:
         return num_sets

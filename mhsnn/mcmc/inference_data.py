@@ -16,8 +16,6 @@ numbers as ``mhsnn.mcmc.diagnostics`` (NumPyro). ArviZ is an optional dependency
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -44,16 +42,8 @@ def write(path: Path, draws: np.ndarray, logdensity: np.ndarray, acceptance: np.
         dims={"weights": ["weight"]}, coords={"weight": np.arange(draws.shape[-1])},
         attrs={k: _attr(v) for k, v in attrs.items()})
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with io.atomic_path(path) as tmp:
         data.to_netcdf(tmp)
-        os.chmod(tmp, 0o666 & ~io.umask())
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise io.WriteError(err.errno, f"cannot write {path}: {err.strerror or err}") from None
     return path
 
 
