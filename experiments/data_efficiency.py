@@ -11,38 +11,38 @@ data_efficiency_manifest.json to --out.
 
 from __future__ import annotations
 
-from experiments import common
-from mhsnn import data, plots, posterior
+from experiments import runners, tables
+from mhsnn import data, experiment, plots, posterior
 from mhsnn.io import write_csv
 
 EXPERIMENT = "data_efficiency"
 
 
 def run(cfg, out, mode) -> list[dict]:
-    run_ = common.start(out, cfg, EXPERIMENT, mode, n_train=True)
+    run_ = experiment.start(out, cfg, EXPERIMENT, mode, n_train=True)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     rows, diag = [], []
     for n in cfg.n_train:
         splits = data.subset_splits(ds.y, n, cfg.folds, cfg.seed)
         problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, f"n_train={n}")
-        r, d, _ = common.method_rows(stages, cfg, problem, key, f"n_train={n}", f"n{n}_",
+        r, d, _ = runners.method_rows(stages, cfg, problem, key, f"n_train={n}", f"n{n}_",
                                      {"n_train": n})
         rows += r
         diag += d
-    summary = common.summarise(rows, ("sigma", "n_train"))
+    summary = tables.summarise(rows, ("sigma", "n_train"))
     write_csv(out / "data_efficiency.csv", rows)
     write_csv(out / "data_efficiency_summary.csv", summary)
     if diag:
         write_csv(out / "data_efficiency_mh_diagnostics.csv", diag)
     plots.accuracy_vs_ntrain(summary, out / "accuracy_vs_ntrain.png",
                              f"data efficiency ({cfg.preset} preset, {cfg.folds} repeats)")
-    common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
-    common.print_table(summary, ("sigma", "n_train"))
+    experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
+    tables.print_table(summary, ("sigma", "n_train"))
     return rows
 
 
 def main(argv=None) -> None:
-    common.cli(run, __doc__, argv)
+    experiment.cli(run, __doc__, argv)
 
 
 if __name__ == "__main__":

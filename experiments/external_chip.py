@@ -17,8 +17,8 @@ import time
 import jax
 import numpy as np
 
-from experiments import common
-from mhsnn import bayes, chips, config, data, keys, metrics, posterior, snn
+from experiments import methods, tables
+from mhsnn import bayes, chips, config, data, experiment, keys, metrics, posterior, snn
 from mhsnn.io import write_csv
 from mhsnn.mcmc.sample import Progress, Schedule
 
@@ -73,11 +73,11 @@ class NumpyChip:
 
 def run(cfg, out, mode) -> list[dict]:
     t0 = time.perf_counter()
-    ds = common.load_data(cfg, folds=5)
+    ds = experiment.load_data(cfg, folds=5)
     root = jax.random.key(cfg.seed)
     splits = data.kfold_splits(ds.y, 5, cfg.seed)[: cfg.folds]
     problem = posterior.make_problem(ds, splits, root, cfg.snn.time_steps, EXPERIMENT)
-    settings = common.settings_of(cfg, problem)
+    settings = methods.settings_of(cfg, problem)
     out.mkdir(parents=True, exist_ok=True)
     F, C, m = len(splits), cfg.mh.num_chains, cfg.mh
     simulator = NumpyChip(sigma=2.0, threshold_spread=0.2, seed=cfg.seed, sizes=settings.sizes)
@@ -103,8 +103,7 @@ def run(cfg, out, mode) -> list[dict]:
         probs = np.asarray(test_probs(position))
         accs, pooled = [], []
         for f in range(F):
-            mask = np.asarray(problem.test_mask[f]).astype(bool)
-            labels = np.asarray(problem.test_labels[f])[mask]
+            mask, labels = tables.test_split(problem, f)
             accs += [metrics.accuracy(p[mask], labels) for p in probs[f]]
             pooled.append(metrics.accuracy(probs[f].mean(0)[mask], labels))
         rows.append({"step": int(state.step), "train_queries": train_chip.queries,
@@ -116,7 +115,7 @@ def run(cfg, out, mode) -> list[dict]:
     rate = chain_steps / (time.perf_counter() - wall)
     write_csv(out / "external_chip.csv", rows)
     _figure(rows, out / "external_chip.png")
-    common.write_manifest(out, cfg, EXPERIMENT, time.perf_counter() - t0, None,
+    experiment.write_manifest(out, cfg, EXPERIMENT, time.perf_counter() - t0, None,
                           {"callback_chain_steps_per_s": rate,
                            "train_queries": train_chip.queries,
                            "train_presentations": train_chip.presentations,
@@ -142,7 +141,7 @@ def _figure(rows, path) -> None:
 
 
 def main(argv=None) -> None:
-    common.cli(run, __doc__, argv, DEFAULTS)
+    experiment.cli(run, __doc__, argv, DEFAULTS)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import jax
 
-from experiments import common
-from mhsnn import chips, data, keys, posterior
+from experiments import methods, runners, tables
+from mhsnn import chips, data, experiment, keys, posterior
 from mhsnn.io import write_csv
 
 EXPERIMENT = "nonidealities"
@@ -39,24 +39,24 @@ def kinds(key: jax.Array, sizes) -> dict[str, list[tuple[float, chips.Chip]]]:
 
 
 def run(cfg, out, mode) -> list[dict]:
-    run_ = common.start(out, cfg, EXPERIMENT, mode)
+    run_ = experiment.start(out, cfg, EXPERIMENT, mode)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)
-    sizes = common.settings_of(cfg, problem).sizes
+    sizes = methods.settings_of(cfg, problem).sizes
     rows, diag = [], []
     for kind, cells in kinds(keys.derive(key, "chip", "mismatch", 0), sizes).items():
         labels = [{"nonideality": kind, "strength": float(s)} for s, _ in cells]
-        r, d, _ = common.method_rows(stages, cfg, problem, key, f"{EXPERIMENT}/{kind}",
+        r, d, _ = runners.method_rows(stages, cfg, problem, key, f"{EXPERIMENT}/{kind}",
                                      f"{kind}_", cells=[c for _, c in cells], labels=labels)
         rows += r
         diag += d
-    summary = common.summarise(rows, ("nonideality", "strength"))
+    summary = tables.summarise(rows, ("nonideality", "strength"))
     write_csv(out / "nonidealities.csv", rows)
     write_csv(out / "nonidealities_summary.csv", summary)
     write_csv(out / "nonidealities_mh_diagnostics.csv", diag)
     _figure(summary, out / "nonidealities.png")
-    common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
+    experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     for r in summary:
         print(f"{r['method']:12s} {r['nonideality']:13s} {r['strength']:5g}  "
               f"{r['mean']:.3f} +- {r['std']:.3f}")
@@ -82,7 +82,7 @@ def _figure(summary, path) -> None:
 
 
 def main(argv=None) -> None:
-    common.cli(run, __doc__, argv, DEFAULTS)
+    experiment.cli(run, __doc__, argv, DEFAULTS)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
-from mhsnn import data, es, keys, posterior, sgd, snn
+from experiments import methods, runners, tables
+from mhsnn import data, es, experiment, keys, posterior, sgd, snn
 from mhsnn.io import write_csv
 
 EXPERIMENT = "query_budget"
@@ -47,11 +47,11 @@ THRESHOLDS = (0.85, 0.88)
 
 
 def run(cfg, out, mode) -> list[dict]:
-    run_ = common.start(out, cfg, EXPERIMENT, mode)
+    run_ = experiment.start(out, cfg, EXPERIMENT, mode)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)
-    settings = common.settings_of(cfg, problem)
+    settings = methods.settings_of(cfg, problem)
     network = "-".join(map(str, settings.sizes))
     n_train = int(np.asarray(problem.train_mask).sum(-1).max())
     budgets = BUDGETS[cfg.preset]
@@ -60,7 +60,7 @@ def run(cfg, out, mode) -> list[dict]:
 
     def record(method, presentations, probs):  # probs [F, S, R, Nte, O]
         pooled = method.endswith("_bma")
-        for r in common.cell_rows(method, probs, problem, cfg.sigmas, pooled):
+        for r in tables.cell_rows(method, probs, problem, cfg.sigmas, pooled):
             rows.append({"method": method, "network": network, "sigma": r["sigma"],
                          "fold": r["fold"], "presentations": int(presentations),
                          "test_accuracy": r["test_accuracy"]})
@@ -75,11 +75,11 @@ def run(cfg, out, mode) -> list[dict]:
                 cfg.mh, num_steps=steps, chunk_size=min(cfg.mh.chunk_size, steps),
                 num_draws=min(cfg.mh.num_draws, steps // 2)))
             name = f"{sampler}_{steps}"
-            outcome = common.run_mh(stages, name, run_cfg, problem,
+            outcome = runners.run_mh(stages, name, run_cfg, problem,
                                     keys.derive(key, "method", EXPERIMENT, name),
                                     keys.derive(key, "evaluate", EXPERIMENT, name),
                                     sampler=sampler)
-            used = common.training_presentations("mh", run_cfg, n_train)
+            used = methods.training_presentations("mh", run_cfg, n_train)
             prefix = "mh" if sampler == "rw" else sampler
             if sampler == "rw":
                 record(f"{prefix}_mean", used, outcome["mean_probs"])
@@ -92,7 +92,7 @@ def run(cfg, out, mode) -> list[dict]:
                            g.init_mean2, g.init_std2)
     for name in ES_METHODS:
         hyper = es_hyper(cfg, name)
-        chip = common.grid_chip(F, cfg.sigmas, 1)
+        chip = methods.grid_chip(F, cfg.sigmas, 1)
         per_gen = es.population_size(hyper) * n_train
         chunk_presentations = per_gen * GENERATIONS_PER_CHUNK
         k_run = keys.derive(key, "method", EXPERIMENT, name)
@@ -131,7 +131,7 @@ def run(cfg, out, mode) -> list[dict]:
             record(name, used, outcome["probs"][i][:, :, None])
 
     # SG in the loop: the weights after every chunk of epochs.
-    chip = common.grid_chip(F, cfg.sigmas, g.seeds)
+    chip = methods.grid_chip(F, cfg.sigmas, g.seeds)
     state, advance = sgd.grid_trainer(keys.derive(key, "method", EXPERIMENT, "sg_in_loop"),
                                       problem, chip, sg_hyper, True, settings,
                                       g.epochs_per_chunk)
@@ -147,7 +147,7 @@ def run(cfg, out, mode) -> list[dict]:
     write_csv(out / "query_budget.csv", rows)
     write_csv(out / "query_budget_summary.csv", summary)
     _figure(rows, out / "query_budget.png", network)
-    common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
+    experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     for r in summary:
         print("  ".join(f"{k}={v}" for k, v in r.items()))
     return rows
@@ -212,7 +212,7 @@ def _figure(rows, path, network) -> None:
 
 
 def main(argv=None) -> None:
-    common.cli(run, __doc__, argv, DEFAULTS)
+    experiment.cli(run, __doc__, argv, DEFAULTS)
 
 
 if __name__ == "__main__":

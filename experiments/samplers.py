@@ -26,8 +26,8 @@ import dataclasses
 
 import numpy as np
 
-from experiments import common
-from mhsnn import data, keys, posterior
+from experiments import methods, runners, tables
+from mhsnn import data, experiment, keys, posterior
 from mhsnn.io import write_csv
 
 EXPERIMENT = "samplers"
@@ -37,7 +37,7 @@ NUM_LEAPFROG = 3
 
 
 def run(cfg, out, mode) -> list[dict]:
-    run_ = common.start(out, cfg, EXPERIMENT, mode)
+    run_ = experiment.start(out, cfg, EXPERIMENT, mode)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)
@@ -47,17 +47,17 @@ def run(cfg, out, mode) -> list[dict]:
     for sampler in SAMPLERS:
         run_cfg = cfg if sampler != "pt" else dataclasses.replace(cfg, mh=dataclasses.replace(
             cfg.mh, num_steps=max(cfg.mh.num_steps // K, 2)))
-        outcome = common.run_mh(stages, sampler, run_cfg, problem,
+        outcome = runners.run_mh(stages, sampler, run_cfg, problem,
                                 keys.derive(key, "method", EXPERIMENT, sampler),
                                 keys.derive(key, "evaluate", EXPERIMENT, sampler),
                                 tempered=sampler == "pt",
                                 sampler="rw" if sampler == "pt" else sampler)
-        presentations = common.training_presentations("pt" if sampler == "pt" else "mh",
+        presentations = methods.training_presentations("pt" if sampler == "pt" else "mh",
                                                       run_cfg, n_train)
         steps = run_cfg.mh.num_steps
         grads = {"mala": steps + 1, "hmc": steps * NUM_LEAPFROG + 1}.get(sampler, 0)
         wall = stages.timings.get(sampler, float("nan"))
-        for s, f, cell in common.chain_cells(outcome, problem, cfg.sigmas):
+        for s, f, cell in tables.chain_cells(outcome, problem, cfg.sigmas):
             ess = cell["ess_logdensity"]
             rows.append({"sampler": sampler, "sigma": cell["sigma"], "fold": f,
                          "presentations": presentations, "ess_logdensity": ess,
@@ -72,7 +72,7 @@ def run(cfg, out, mode) -> list[dict]:
     write_csv(out / "samplers.csv", rows)
     write_csv(out / "samplers_summary.csv", summary)
     _figure(summary, out / "samplers.png", cfg)
-    common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
+    experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     for r in summary:
         print(f"{r['sampler']:9s} sigma={r['sigma']:g}  ESS/1e6 pres {r['ess_per_million']:7.2f}"
               f"  R-hat {r['rhat_logdensity']:.2f}  acc.rate {r['acceptance']:.3f}  "
@@ -83,7 +83,7 @@ def run(cfg, out, mode) -> list[dict]:
 def summarise(rows: list[dict]) -> list[dict]:
     """Mean over folds per (sampler, sigma)."""
     out = []
-    for (sampler, sigma), g in common.group_rows(rows, ("sampler", "sigma")).items():
+    for (sampler, sigma), g in tables.group_rows(rows, ("sampler", "sigma")).items():
         out.append({"sampler": sampler, "sigma": sigma, "folds": len(g),
                     "presentations": g[0]["presentations"],
                     "ess_per_million": float(np.mean(
@@ -121,7 +121,7 @@ def _figure(summary, path, cfg) -> None:
 
 
 def main(argv=None) -> None:
-    common.cli(run, __doc__, argv, DEFAULTS)
+    experiment.cli(run, __doc__, argv, DEFAULTS)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ import dataclasses
 
 import numpy as np
 
-from experiments import common
-from mhsnn import config, data, posterior, snn
+from experiments import methods, runners, tables
+from mhsnn import config, data, experiment, posterior, snn
 from mhsnn.io import write_csv
 
 EXPERIMENT = "scaling"
@@ -49,8 +49,8 @@ def networks(cfg):
 
 def run(cfg, out, mode) -> list[dict]:
     for name in NETWORKS:  # every data set must take the folds before anything is written
-        common.load_data(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, name=name)))
-    run_ = common.start(out, cfg, EXPERIMENT, mode)
+        experiment.load_data(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, name=name)))
+    run_ = experiment.start(out, cfg, EXPERIMENT, mode)
     stages, key = run_.stages, run_.key
     problems, rows, diag = {}, [], []
     for name, net_cfg in networks(cfg):
@@ -70,12 +70,12 @@ def run(cfg, out, mode) -> list[dict]:
         other = dataclasses.replace(net_cfg, methods=tuple(m for m in cfg.methods if m != "pt"))
         for run_cfg in ([other] if other.methods else []) + ([pt_cfg] if "pt" in cfg.methods
                                                              else []):
-            r, d, _ = common.method_rows(stages, run_cfg, problem, key, f"{EXPERIMENT}/{label}",
+            r, d, _ = runners.method_rows(stages, run_cfg, problem, key, f"{EXPERIMENT}/{label}",
                                          f"{label}_", extra)
             for row in r:
                 method = row["method"].rsplit("_", 1)[0] if row["method"].endswith(
                     ("_mean", "_bma", "_vote")) else row["method"]
-                row["presentations"] = common.training_presentations(method, run_cfg, n_train)
+                row["presentations"] = methods.training_presentations(method, run_cfg, n_train)
                 row["wall_s"] = stages.timings.get(f"{label}_{method}", float("nan"))
             rows += r
             diag += d
@@ -84,7 +84,7 @@ def run(cfg, out, mode) -> list[dict]:
     write_csv(out / "scaling_summary.csv", summary)
     write_csv(out / "scaling_mh_diagnostics.csv", diag)
     _figure(summary, out / "scaling.png", cfg)
-    common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
+    experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     for r in summary:
         print(f"{r['network']:10s} {r['method']:11s} sigma={r['sigma']:g}  {r['mean']:.3f} "
               f"+- {r['std']:.3f}  acc.rate {r.get('acceptance', float('nan')):.3f}  "
@@ -95,7 +95,7 @@ def run(cfg, out, mode) -> list[dict]:
 def summarise(rows: list[dict], diag: list[dict]) -> list[dict]:
     """Per (network, method, sigma): accuracy over folds, and the MH/PT diagnostics."""
     out = []
-    for (network, method, sigma), group in common.group_rows(rows, ("network", "method", "sigma")).items():
+    for (network, method, sigma), group in tables.group_rows(rows, ("network", "method", "sigma")).items():
         acc = [r["test_accuracy"] for r in group]
         row = {"dataset": group[0]["dataset"], "network": network,
                "weights": group[0]["weights"], "method": method, "sigma": sigma,
@@ -143,7 +143,7 @@ def _figure(summary, path, cfg) -> None:
 
 
 def main(argv=None) -> None:
-    common.cli(run, __doc__, argv, DEFAULTS)
+    experiment.cli(run, __doc__, argv, DEFAULTS)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from experiments import common
-from mhsnn import data, keys, posterior
+from experiments import runners, tables
+from mhsnn import data, experiment, keys, posterior
 from mhsnn.io import write_csv
 
 EXPERIMENT = "tempering"
@@ -24,7 +24,7 @@ DEFAULTS = ["folds=2", "sigmas=[0, 3]", "pt.num_temperatures=8", "mh.num_steps=1
 
 
 def run(cfg, out, mode) -> list[dict]:
-    run_ = common.start(out, cfg, EXPERIMENT, mode, folds=5)
+    run_ = experiment.start(out, cfg, EXPERIMENT, mode, folds=5)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, 5, cfg.seed)[: cfg.folds]
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)
@@ -34,11 +34,11 @@ def run(cfg, out, mode) -> list[dict]:
     rows = []
     for name, run_cfg, tempered in (("mh", cfg, False), ("pt", pt_cfg, True)):
         t_stage = time.perf_counter()
-        outcome = common.run_mh(stages, name, run_cfg, problem,
+        outcome = runners.run_mh(stages, name, run_cfg, problem,
                                 keys.derive(key, "method", EXPERIMENT, name),
                                 keys.derive(key, "evaluate", EXPERIMENT, name), tempered)
         wall = stages.timings.get(name, time.perf_counter() - t_stage)
-        for s, f, cell in common.chain_cells(outcome, problem, cfg.sigmas):
+        for s, f, cell in tables.chain_cells(outcome, problem, cfg.sigmas):
             ess = cell["ess_logdensity"]
             row = {"method": name, "sigma": cell["sigma"], "fold": f,
                    "steps_per_chain": run_cfg.mh.num_steps, "replicas": K if tempered else 1,
@@ -55,7 +55,7 @@ def run(cfg, out, mode) -> list[dict]:
             rows.append(row)
     write_csv(out / "tempering.csv", rows)
     _figure(rows, out / "tempering.png")
-    common.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
+    experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     for r in rows:
         print(f"{r['method']} sigma={r['sigma']:g} fold={r['fold']}  R-hat {r['rhat_logdensity']:.2f}"
               f"  ESS/s {r['ess_per_s']:.2f}  W* {r['acc_mean']:.3f}  BMA {r['acc_bma']:.3f}"
@@ -81,7 +81,7 @@ def _figure(rows, path) -> None:
 
 
 def main(argv=None) -> None:
-    common.cli(run, __doc__, argv, DEFAULTS)
+    experiment.cli(run, __doc__, argv, DEFAULTS)
 
 
 if __name__ == "__main__":

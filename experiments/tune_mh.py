@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import tables
 from mhsnn import bayes, chips, data, keys, metrics, posterior, snn
 from mhsnn.io import atomic_write_text
 from mhsnn.mcmc.sample import Progress, Schedule
@@ -71,8 +72,7 @@ def main(argv=None) -> None:
         sl = slice(i * C, (i + 1) * C)
         acc_mean, acc_bma = [], []
         for f in range(F):
-            m = np.asarray(problem.test_mask[f]).astype(bool)
-            labels = np.asarray(problem.test_labels[f])[m]
+            m, labels = tables.test_split(problem, f)
             acc_mean += [metrics.accuracy(p[m], labels) for p in out.mean_probs[f, sl]]
             acc_bma.append(metrics.accuracy(out.bma_probs[f, sl].mean(0)[m], labels))
         rows.append({**combo, "prior_std": 5.0, "steps": args.steps, "chains": C,

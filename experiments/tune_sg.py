@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import tables
 from experiments.tune_mh import inner_splits
 from mhsnn import chips, keys, metrics, posterior, sgd, snn
 from mhsnn.data import load_breast_cancer
@@ -56,8 +57,7 @@ def main(argv=None) -> None:
                                                       keys.derive(root, "evaluate", "tune_sg", "sg")))
         accs = []
         for f in range(len(splits)):
-            m = np.asarray(problem.test_mask[f]).astype(bool)
-            labels = np.asarray(problem.test_labels[f])[m]
+            m, labels = tables.test_split(problem, f)
             accs += [metrics.accuracy(p[m], labels) for p in probs[f]]
         rows.append({"learning_rate": lr, "init": name, "epochs": args.epochs,
                      "seeds": args.seeds, "val_accuracy": float(np.mean(accs)),

@@ -70,14 +70,20 @@ def main(argv=None) -> None:
         print_config(rest)
         return
     if command == "reproduce":
-        from experiments import common, data_efficiency, sigma_sweep
+        from mhsnn import experiment
 
-        cfg, out, mode = common.parse_args(rest, "mhsnn reproduce: " + COMMANDS[command][1])
-        for module in (sigma_sweep, data_efficiency):
-            common.main_guard(lambda m=module: m.run(cfg, out, mode))
+        cfg, out, mode = experiment.parse_args(rest, "mhsnn reproduce: " + COMMANDS[command][1])
+        for name in ("sigma_sweep", "data_efficiency"):
+            run = _experiment(name).run
+            experiment.main_guard(lambda r=run: r(cfg, out, mode))
         return
-    module = importlib.import_module(f"experiments.{COMMANDS[command][0]}")
-    module.main(rest)
+    _experiment(COMMANDS[command][0]).main(rest)
+
+
+def _experiment(name: str):
+    """An experiment module by name: the registry above is this command's only tie to the
+    ``experiments`` package, whose modules depend on the library, never the reverse."""
+    return importlib.import_module(f"experiments.{name}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mhsnn import experiment, runs
 from mhsnn import io as mio
-from mhsnn import runs
 from mhsnn.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,8 +127,6 @@ def test_failed_write_names_the_path_and_keeps_the_previous_checkpoint(tmp_path,
 
 
 def test_main_guard_exit_codes(capsys):
-    from experiments import common
-
     def fail(exc):
         def fn():
             raise exc
@@ -137,7 +135,7 @@ def test_main_guard_exit_codes(capsys):
     for exc, code in ((mio.WriteError(errno.ENOSPC, "cannot write /x/y.csv: No space left"), 1),
                       (ConfigError("bad"), 2), (runs.Terminated("[mh] stopped by SIGTERM"), 143)):
         with pytest.raises(SystemExit) as ex:
-            common.main_guard(fail(exc))
+            experiment.main_guard(fail(exc))
         err = capsys.readouterr().err.strip()
         assert ex.value.code == code and len(err.splitlines()) == 1
     assert "--resume" in err

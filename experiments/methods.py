@@ -1,0 +1,62 @@
+"""The config translated into methods: the network settings, the chip grid, the SG runs, and
+what each method's training costs in chip presentations."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mhsnn import chips, config, posterior, sgd, snn
+from mhsnn.config import Config
+
+
+def settings_of(cfg: Config, problem: posterior.Problem) -> posterior.SNNSettings:
+    """The network of the config on this problem's data, its layout resolved on the host."""
+    layout = snn.default_layout() if cfg.snn.layout == "auto" else cfg.snn.layout
+    return posterior.SNNSettings(
+        alpha=cfg.snn.alpha, threshold=cfg.snn.threshold, layout=layout,
+        sizes=config.network(cfg, problem.num_features, problem.num_classes))
+
+
+def grid_chip(num_folds: int, cells, per_cell: int) -> chips.Chip:
+    """Chip leaves [F, S * per_cell, ...]: the s-th cell's chip for the s-th block of chains
+    (or seeds). ``cells`` is a list of chips with the same fields, or of sigma values."""
+    cells = [c if isinstance(c, chips.Chip) else chips.polynomial(c) for c in cells]
+    stacked = chips.stack(cells)
+    return jax.tree.map(lambda leaf: jnp.broadcast_to(
+        jnp.repeat(leaf, per_cell, axis=0), (num_folds, leaf.shape[0] * per_cell, *leaf.shape[1:])),
+        stacked)
+
+
+def sg_variants(cfg: Config) -> list[tuple[str, bool, sgd.SGHyper]]:
+    """(method name, in_loop, hyper) for each SG run the config asks for."""
+    g = cfg.sg
+    tuned = sgd.SGHyper(g.learning_rate, g.epochs, g.batch_size, g.init_mean1, g.init_std1,
+                        g.init_mean2, g.init_std2)
+    out = []
+    for mode in ("offline", "in_loop"):
+        if f"sg_{mode}" not in cfg.methods:
+            continue
+        out.append((f"sg_{mode}", mode == "in_loop", tuned))
+        if g.literal:
+            out.append((f"sg_{mode}_literal", mode == "in_loop",
+                        tuned._replace(**sgd.PAPER_LITERAL)))
+    return out
+
+
+def training_presentations(method: str, cfg: Config, n_train: int) -> int:
+    """Chip sample presentations (one weight set on one sample) one cell's training costs.
+
+    mh: chains x (steps + 1) x N (the start, then one proposal per step on every training
+    row); pt: the same times K replicas (``cfg.mh.num_steps`` is PT's own step count);
+    sg_offline: 0 (trained on the model; deploying it is an evaluation); sg_in_loop:
+    seeds x epochs x N (every row once per epoch, forward on the chip). Test-set evaluation
+    is not counted.
+    """
+    m = cfg.mh
+    base = method.removesuffix("_literal")
+    counts = {"mh": m.num_chains * (m.num_steps + 1) * n_train,
+              "pt": m.num_chains * cfg.pt.num_temperatures * (m.num_steps + 1) * n_train,
+              "sg_offline": 0, "sg_in_loop": cfg.sg.seeds * cfg.sg.epochs * n_train}
+    return counts[base]
+

@@ -1,0 +1,177 @@
+"""The checkpointed runners: MH / PT and SG on a folds x cells grid, and all the config's
+methods on one problem as result rows."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments.methods import grid_chip, settings_of, sg_variants, training_presentations
+from experiments.tables import cell_rows, labels_of, mh_diagnostic_rows
+from mhsnn import bayes, config, keys, posterior, sgd, sharding
+from mhsnn.config import Config, ConfigError
+from mhsnn.mcmc import pt
+from mhsnn.mcmc.sample import Progress, Schedule, pt_report
+from mhsnn.runs import Stages
+
+
+def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
+           key: jax.Array, eval_key: jax.Array, tempered: bool = False,
+           cells=None, sampler: str = "rw", labels=None) -> dict[str, np.ndarray]:
+    """MH (or PT) on folds x cells x chains: per-chain W* and BMA test probabilities, draws.
+
+    ``key`` drives the run, ``eval_key`` the evaluation queries (the tree's "method" and
+    "evaluate" keys); ``cells``: the chips of the grid (default: ``cfg.sigmas``);
+    ``sampler``: the kernel when not tempered (``bayes.SAMPLERS``; "rw" is Algorithm 1).
+    With ``mh.arviz`` the draws of every (fold, cell) also go to ``out/arviz/`` as ArviZ
+    InferenceData (``labels``, default ``cfg.sigmas``, name the cells there)."""
+    m = cfg.mh
+    cells = cfg.sigmas if cells is None else cells
+    F, S, C = problem.train_spikes.shape[0], len(cells), m.num_chains
+    chip = grid_chip(F, cells, C)
+    hyper = bayes.MHHyper(m.step_size, m.lik_std, m.prior_std, m.init_mean, m.init_std)
+    burn_in = config.burn_in_steps(m)
+    schedule = Schedule.with_draws(m.num_steps, burn_in, m.num_draws)
+    chunk = min(m.chunk_size, m.num_steps)
+    settings = settings_of(cfg, problem)
+    K = cfg.pt.num_temperatures
+    if tempered:
+        state0, advance, pool = bayes.setup_pt(key, problem, chip, hyper, settings, schedule,
+                                               chunk, K, C)
+    else:
+        state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk,
+                                      sampler=sampler, chains_per_cell=C)
+    shape = (F, S, C)
+
+    def finish(state):
+        out = bayes.evaluate(state, problem, chip, settings, schedule, eval_key)
+        result = {"mean_probs": out.mean_probs.reshape(*shape, *out.mean_probs.shape[2:]),
+                  "bma_probs": out.bma_probs.reshape(*shape, *out.bma_probs.shape[2:]),
+                  "vote_probs": out.vote_probs.reshape(*shape, *out.vote_probs.shape[2:]),
+                  "acceptance": out.acceptance_rate.reshape(shape),
+                  "draws": out.draws.reshape(*shape, *out.draws.shape[2:]),
+                  "draws_logdensity": np.asarray(state.draws_logdensity).reshape(
+                      *shape, schedule.num_draws)}
+        if hasattr(state.inner, "log_step_size"):  # the step the kept draws used
+            result["step_size"] = np.exp(np.asarray(state.inner.log_step_size)).reshape(shape)
+        if tempered:
+            report = pt_report(state.inner, schedule, pool)
+            result.update(betas=np.asarray(state.inner.betas).reshape(*shape, K),
+                          swap_acceptance=report["swap_acceptance"].reshape(*shape, K - 1),
+                          round_trips_per_1000=report["round_trips_per_1000"].reshape(shape),
+                          log_evidence=pt.log_evidence(state.inner).reshape(shape))
+        return result
+
+    chains = F * S * C * (K if tempered else 1)
+    try:  # the chain axis across all devices of the job
+        state0 = sharding.shard_chains(state0, S * C)
+    except ValueError as err:
+        raise ConfigError(f"mh.num_chains={C}: {err}") from None
+    outcome = stages.run(stage, lambda: state0, advance,
+                         lambda s: int(s.step) >= schedule.num_steps, finish,
+                         Progress(stage, schedule, chains))
+    if m.arviz and sharding.is_writer():
+        write_inference_data(stages, stage, outcome, labels_of(cfg.sigmas if labels is None
+                                                             else labels), settings)
+    return outcome
+
+
+def write_inference_data(stages: Stages, stage: str, outcome: dict, labels: list[dict],
+                         settings: posterior.SNNSettings) -> None:
+    """One ArviZ NetCDF file per (fold, cell) of an MCMC stage under ``out/arviz/``."""
+    from mhsnn.mcmc import inference_data
+
+    for s, label in enumerate(labels):
+        for f in range(outcome["draws"].shape[0]):
+            attrs = {"experiment": stages.experiment, "stage": stage, "fold": f, **label,
+                     "network": "-".join(map(str, settings.sizes))}
+            if "betas" in outcome:
+                attrs.update(betas=outcome["betas"][f, s].mean(0),
+                             swap_acceptance=outcome["swap_acceptance"][f, s].mean(0))
+            cell = "_".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}"
+                            for k, v in label.items())
+            inference_data.write(
+                stages.out / "arviz" / f"{stages.experiment}__{stage}__fold{f}__{cell}.nc",
+                outcome["draws"][f, s], outcome["draws_logdensity"][f, s],
+                outcome["acceptance"][f, s], attrs)
+
+
+def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, key: jax.Array,
+           eval_key: jax.Array, in_loop: bool, hyper: sgd.SGHyper,
+           cells=None) -> dict[str, np.ndarray]:
+    """SG cells trained (offline: once per fold and seed, on the ideal model) and tested on
+    each cell's chip with ``eval_key``'s queries."""
+    cells = cfg.sigmas if cells is None else cells
+    F, S, R = problem.train_spikes.shape[0], len(cells), cfg.sg.seeds
+    settings = settings_of(cfg, problem)
+    train_chip = grid_chip(F, cells if in_loop else [0.0], R)
+    state0, run_chunk = sgd.grid_trainer(key, problem, train_chip, hyper, in_loop, settings,
+                                         cfg.sg.epochs_per_chunk)
+
+    def finish(state):
+        theta = state.theta if in_loop else jnp.tile(state.theta, (1, S, 1))
+        test_chip = grid_chip(F, cells, R)
+        probs = np.asarray(sgd.deployed_probabilities(theta, problem, test_chip, settings,
+                                                      eval_key))
+        failed = np.asarray(state.failed)
+        failed = failed if in_loop else np.tile(failed, (1, S))
+        return {"probs": probs.reshape(F, S, R, *probs.shape[2:]),
+                "failed": failed.reshape(F, S, R)}
+
+    t0 = time.perf_counter()
+
+    def progress(state):
+        ep = int(state.epoch.min())
+        print(f"[{stage}] epoch {ep}/{hyper.epochs}  {time.perf_counter() - t0:.0f}s",
+              file=sys.stderr, flush=True)
+
+    return stages.run(stage, lambda: state0, run_chunk,
+                      lambda s: int(s.epoch.min()) >= hyper.epochs, finish, progress)
+
+
+def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str,
+                stage_prefix: str = "", extra: dict | None = None, cells=None,
+                labels=None) -> tuple[list[dict], list[dict], dict]:
+    """All methods of the config on one problem: (result rows, diagnostic rows, raw probs).
+
+    Each method's keys are ``keys.derive(root, "method" | "evaluate", name, method)``;
+    ``cells`` (chips) and ``labels`` (their row columns) default to ``cfg.sigmas``."""
+    cells = cfg.sigmas if cells is None else cells
+    labels = cfg.sigmas if labels is None else labels
+    rows, diag, raw = [], [], {}
+    n_train = int(np.asarray(problem.train_mask).sum(-1).max())
+
+    def cost(method: str) -> dict:  # chip sample presentations one cell's training took
+        return {**(extra or {}), "presentations": training_presentations(method, cfg, n_train)}
+
+    for method in ("mh", "pt"):
+        if method not in cfg.methods:
+            continue
+        out = run_mh(stages, f"{stage_prefix}{method}", cfg, problem,
+                     keys.derive(root, "method", name, method),
+                     keys.derive(root, "evaluate", name, method), method == "pt", cells,
+                     labels=labels)
+        rows += cell_rows(f"{method}_mean", out["mean_probs"], problem, labels, False,
+                          cost(method))
+        rows += cell_rows(f"{method}_bma", out["bma_probs"], problem, labels, True, cost(method))
+        rows += cell_rows(f"{method}_vote", out["vote_probs"], problem, labels, True,
+                          cost(method))
+        diag += mh_diagnostic_rows(out, labels, {"method": method, **(extra or {})})
+        raw[f"{method}_mean"], raw[f"{method}_bma"] = out["mean_probs"], out["bma_probs"]
+        raw[f"{method}_vote"] = out["vote_probs"]
+    for method, in_loop, hyper in sg_variants(cfg):
+        out = run_sg(stages, f"{stage_prefix}{method}", cfg, problem,
+                     keys.derive(root, "method", name, method),
+                     keys.derive(root, "evaluate", name, method), in_loop, hyper, cells)
+        new = cell_rows(method, out["probs"], problem, labels, False, cost(method))
+        for r, (s, f) in zip(new, [(s, f) for s in range(len(cells))
+                                   for f in range(out["failed"].shape[0])]):
+            r["failed_cells"] = int(out["failed"][f, s].sum())
+        rows += new
+        raw[method] = out["probs"]
+    return rows, diag, raw
+

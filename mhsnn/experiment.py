@@ -1,0 +1,165 @@
+"""An experiment's life outside its science: the shared command line, the start (data checked
+before any write), the manifest, and the exit codes.
+
+A run's stages are checkpointed by ``mhsnn.runs.Stages``: ``--resume`` skips finished stages
+and continues an unfinished one from its last chunk, ending with the same bytes as an
+uninterrupted run; ``--fresh`` discards another run's checkpoints first.
+
+Exit codes: 0 done; 2 bad input (config, data, checkpoint) or a folder in use, with one line
+and nothing written; 1 a failed write (disk full, permissions), one line naming the path, the
+previous checkpoint intact; 143 stopped by SIGTERM after checkpointing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+
+from mhsnn import config, data, runs, sharding
+from mhsnn.config import Config, ConfigError
+from mhsnn.io import write_json
+from mhsnn.runs import Stages
+
+CODE_VERSION = "2"  # bump when a change makes old checkpoints meaningless (2: the key tree)
+
+
+def parse_args(argv, description: str,
+               defaults: list[str] = ()) -> tuple[Config, Path, str]:
+    """Parse the shared options; a bad value exits with code 2 and one line, nothing written.
+
+    ``defaults`` are ``KEY=VALUE`` settings of this experiment, applied before the user's
+    ``--set`` (which override them). Returns (config, output folder, mode): mode is "new",
+    "resume" or "fresh" (``runs.MODES``)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--preset", default="quick", help="quick (default) or paper")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config field, e.g. mh.num_steps=2000 (repeatable)")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (results/<preset>/)")
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--resume", action="store_true",
+                     help="continue the unfinished checkpoints of this experiment in --out")
+    how.add_argument("--fresh", action="store_true",
+                     help="discard this experiment's unfinished checkpoints in --out first")
+    ap.add_argument("--distributed", action="store_true",
+                    help="join a multi-process job with jax.distributed (see README)")
+    args = ap.parse_args(argv)
+    try:
+        cfg = config.build(args.preset, [*defaults, *args.sets])
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    out = args.out if args.out is not None else Path("results") / cfg.preset
+    try:
+        if args.distributed:  # before anything touches a JAX backend
+            sharding.initialize_distributed()
+    except (ValueError, RuntimeError) as err:
+        print(f"error: --distributed: {str(err).strip().splitlines()[0]} (outside Slurm, Open "
+              "MPI or TPU, set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID)",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    return cfg, out, "resume" if args.resume else "fresh" if args.fresh else "new"
+
+
+class Run(NamedTuple):
+    """What every experiment starts from: its stages, the data set, the root key."""
+
+    stages: Stages
+    dataset: data.Dataset
+    key: jax.Array
+    t0: float
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def load_data(cfg: Config, folds: int | None = None, n_train: bool = False) -> data.Dataset:
+    """The config's data set, checked against the network, the folds (``folds``, default
+    ``cfg.folds``) and, with ``n_train``, the training sizes, before any write; anything
+    wrong is a ConfigError of one line."""
+    try:
+        dataset = data.load(cfg.data.path or cfg.data.name)
+        data.check_folds(dataset.y, cfg.folds if folds is None else folds)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    lo, hi = data.n_train_range(dataset.y)
+    for n in cfg.n_train if n_train else ():
+        if not lo <= n <= hi:
+            raise ConfigError(f"n_train={list(cfg.n_train)}: values must be in [{lo}, {hi}] "
+                              "for this data set (every class on both sides of the split)")
+    config.network(cfg, dataset.X.shape[1], int(dataset.y.max()) + 1)
+    return dataset
+
+
+def start(out: Path, cfg: Config, experiment: str, mode: bool | str, folds: int | None = None,
+          n_train: bool = False) -> Run:
+    """Load the data, check it (see ``load_data``), create the output folder and the stage
+    book-keeping."""
+    t0 = time.perf_counter()
+    dataset = load_data(cfg, folds, n_train)
+    stages = Stages(out, config.to_dict(cfg), experiment, mode, CODE_VERSION)
+    return Run(stages, dataset, jax.random.key(cfg.seed), t0)
+
+
+def manifest(cfg: Config, experiment: str, wall: float, stages: Stages | None,
+             extra: dict | None = None) -> dict:
+    """Config, seed, versions, commit, device, wall and per-stage times."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=False, cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        commit = ""
+    versions = {}
+    for pkg in ("jax", "jaxlib", "optax", "numpyro", "scikit-learn", "numpy", "matplotlib"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {"experiment": experiment, "config": config.to_dict(cfg), "seed": cfg.seed,
+            "versions": versions, "python": platform.python_version(), "git_commit": commit,
+            "device": str(jax.devices()[0]), "platform": jax.default_backend(),
+            "num_devices": jax.device_count(), "num_processes": jax.process_count(),
+            "wall_s": round(wall, 2),
+            "stage_wall_s (compile included)": {
+                k: round(v, 2) for k, v in (stages.timings if stages else {}).items()},
+            **(extra or {})}
+
+
+def write_manifest(out: Path, cfg: Config, experiment: str, wall: float, stages: Stages | None,
+                   extra: dict | None = None) -> None:
+    """The run's last write; it completes the run (its checkpoints go, ``--out`` is freed)."""
+    write_json(out / f"{experiment}_manifest.json",
+               manifest(cfg, experiment, wall, stages, extra))
+    if stages is not None:
+        stages.complete()
+
+
+def cli(run: Callable, doc: str, argv=None, defaults: list[str] = ()) -> None:
+    """An experiment's ``main``: parse the shared options, then ``run(cfg, out, mode)``."""
+    cfg, out, mode = parse_args(argv, doc.splitlines()[0], defaults)
+    main_guard(lambda: run(cfg, out, mode))
+
+
+def main_guard(fn: Callable[[], None]) -> None:
+    """Run an experiment, turning the ways it can stop into one line and an exit code (see the
+    module docstring)."""
+    try:
+        fn()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(runs.EXIT_BAD_INPUT) from None
+    except runs.Terminated as err:
+        print(f"{err}; rerun the same command with --resume to continue", file=sys.stderr)
+        raise SystemExit(runs.EXIT_TERMINATED) from None
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(runs.EXIT_WRITE_FAILED) from None
+
