@@ -60,10 +60,10 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
             result["step_size"] = np.exp(np.asarray(state.inner.log_step_size)).reshape(shape)
         if tempered:
             report = pt_report(state.inner, schedule, pool)
-            result.update(betas=np.asarray(state.inner.betas).reshape(*shape, K),
+            result.update(betas=np.asarray(state.inner.state.betas).reshape(*shape, K),
                           swap_acceptance=report["swap_acceptance"].reshape(*shape, K - 1),
                           round_trips_per_1000=report["round_trips_per_1000"].reshape(shape),
-                          log_evidence=pt.log_evidence(state.inner).reshape(shape))
+                          log_evidence=pt.log_evidence(state.inner.tally).reshape(shape))
         return result
 
     chains = F * S * C * (K if tempered else 1)

@@ -20,12 +20,11 @@ from mhsnn.mcmc.sample import (
     ChainState,
     Kernel,
     Schedule,
+    build_pt,
     init_chains,
     make_advance,
     mh_kernel,
-    pt_kernel,
     run_chunks,
-    tempered_advance,
 )
 
 
@@ -209,13 +208,9 @@ def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
     def log_prior(theta):
         return posterior.log_prior(theta, _col(hyper.prior_std, shape)[..., None])
 
-    step_size = _col(hyper.step_size, shape)[..., None, None]
-    kernel = pt_kernel(log_prior, log_lik, step_size)
     key_init, key_run = jax.random.split(key)
-    dim = snn.num_weights(settings.sizes)
-    replicas = jnp.repeat(init_positions(key_init, hyper, shape, dim)[:, :, None], K, axis=2)
+    positions = init_positions(key_init, hyper, shape, snn.num_weights(settings.sizes))
     betas = jnp.broadcast_to(jnp.asarray(pt.linear_betas(K), jnp.float32), (F, M, K))
-    inner = jax.jit(pt.init, static_argnums=(2, 3))(replicas, betas, log_prior, log_lik)
 
     def observe(theta, key):
         return posterior.test_predictive(theta, problem, chip, settings)
@@ -224,11 +219,9 @@ def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
         cells = x.reshape(F, M // chains_per_cell, chains_per_cell, x.shape[-1])
         return np.broadcast_to(cells.sum(2, keepdims=True), cells.shape).reshape(x.shape)
 
-    state = init_chains(key_run, inner, kernel, schedule, observe)
-    # Adaptation rounds in units of burn_in / 32 steps (about 5 doubling rounds), whatever
-    # the chunk size: a different mh.chunk_size changes no draw.
-    advance = tempered_advance(make_advance(kernel, schedule, chunk_size, observe), schedule,
-                               max(1, schedule.burn_in // 32), pool, adapt=K > 1)
+    state, advance = build_pt(key_run, log_prior, log_lik, positions, betas,
+                              _col(hyper.step_size, shape)[..., None, None], schedule,
+                              chunk_size, pool, adapt=True, observe=observe)
     return state, advance, pool
 
 

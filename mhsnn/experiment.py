@@ -29,7 +29,8 @@ from mhsnn.config import Config, ConfigError
 from mhsnn.io import write_json
 from mhsnn.runs import Stages
 
-CODE_VERSION = "2"  # bump when a change makes old checkpoints meaningless (2: the key tree)
+CODE_VERSION = "3"  # bump when a change makes old checkpoints meaningless
+# (2: the key tree; 3: PT state split into PTState + PTTally)
 
 
 def parse_args(argv, description: str,

@@ -51,19 +51,39 @@ def _state(K, log_lik_values):
 
 def test_deo_alternates_even_and_odd_pairs():
     state = _state(5, [0.0] * 5)  # equal likelihoods: every proposed swap is accepted
-    s1 = pt.deo_swap(jax.random.key(0), state)
-    np.testing.assert_array_equal(np.asarray(s1.swap_attempts[0]), [1, 0, 1, 0])
+    s1, proposed, accepted, _, _ = pt.deo_swap(jax.random.key(0), state)
+    np.testing.assert_array_equal(np.asarray(proposed[0]), [1, 0, 1, 0])
+    np.testing.assert_array_equal(np.asarray(accepted[0]), [1, 0, 1, 0])
     np.testing.assert_array_equal(np.asarray(s1.position[0, :, 0]), [1, 0, 3, 2, 4])
-    s2 = pt.deo_swap(jax.random.key(1), s1)
-    np.testing.assert_array_equal(np.asarray(s2.swap_attempts[0]), [1, 1, 1, 1])
+    s2, proposed, _, _, _ = pt.deo_swap(jax.random.key(1), s1)
+    np.testing.assert_array_equal(np.asarray(proposed[0]), [0, 1, 0, 1])
     np.testing.assert_array_equal(np.asarray(s2.position[0, :, 0]), [1, 3, 0, 4, 2])
+
+
+def test_kernel_info_sums_into_the_tally():
+    """BlackJAX shape: the kernel returns (PTState, PTInfo); the tally is the sum of the
+    infos (two rounds of 5 slots: every pair proposed once)."""
+    state = _state(5, [0.0] * 5)
+    flat = lambda x: jnp.zeros(x.shape[:-1])
+    chain = pt.PTChain(state, pt.init_tally(state))
+    infos = []
+    for k in range(2):
+        chain, info = pt.step(jax.random.key(k), chain, flat, flat, 0.1)
+        infos.append(info)
+    assert isinstance(info, pt.PTInfo) and info.is_accepted.shape == (1, 5)
+    total = sum(np.asarray(i.swap_proposed, int) for i in infos)
+    np.testing.assert_array_equal(np.asarray(chain.tally.swap_attempts), total)
+    np.testing.assert_array_equal(total[0], [1, 1, 1, 1])
+    np.testing.assert_allclose(np.asarray(chain.tally.swap_prob_sum),
+                               sum(np.asarray(i.swap_prob) for i in infos))
+    assert int(chain.tally.ss_count[0]) == 2
 
 
 def test_swap_probability_formula():
     # Pair (0, 1) with betas 0 and 0.25: log a = (0.25 - 0) (l0 - l1) = 0.25 (-2 - 2) = -1.
     state = _state(5, [-2.0, 2.0, 0.0, 0.0, 0.0])
-    s1 = pt.deo_swap(jax.random.key(0), state)
-    np.testing.assert_allclose(float(s1.swap_prob_sum[0, 0]), np.exp(-1.0), rtol=1e-6)
+    _, _, _, prob, _ = pt.deo_swap(jax.random.key(0), state)
+    np.testing.assert_allclose(float(prob[0, 0]), np.exp(-1.0), rtol=1e-6)
 
 
 def test_adaptation_equalises_rejection_rates_on_a_gaussian():

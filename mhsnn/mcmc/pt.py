@@ -14,6 +14,9 @@ and the new betas invert it on a uniform grid, which equalises the rejection rat
 burn-in the schedule is frozen, so the kept draws come from a fixed, valid Markov chain.
 
 Positions are [..., K, dim]; ``log_prior_fn`` and ``log_likelihood_fn`` map [..., dim] to [...].
+``kernel(key, PTState, ...) -> (PTState, PTInfo)`` is one step, as BlackJAX's kernels are;
+``PTTally`` sums the infos (swap counts, round trips, stepping-stone terms) since the last
+reset, and ``PTChain`` pairs the two for the chunked driver (``step``).
 """
 
 from __future__ import annotations
@@ -30,22 +33,47 @@ SWAP_KEY = 7  # fold_in constant: the swap key is derived so that K = 1 is exact
 
 
 class PTState(NamedTuple):
+    """The sampler's state: where the replicas are and which temperature each slot holds."""
+
     position: jax.Array  # [..., K, dim]; slot k is at temperature betas[k]
     log_prior: jax.Array  # [..., K]
     log_lik: jax.Array  # [..., K]
     betas: jax.Array  # [..., K] (broadcastable), increasing, last = 1
     ids: jax.Array  # [..., K] int32: which replica sits in slot k
     phase: jax.Array  # [..., K] int32 per replica: 0 unknown, 1 left beta=0, 2 reached beta=1
-    round_trips: jax.Array  # [...] completed 0 -> 1 -> 0 trips, all replicas of the chain
-    swap_accepts: jax.Array  # [..., K-1] accepted swaps per neighbouring pair (since reset)
-    swap_attempts: jax.Array  # [..., K-1]
-    swap_prob_sum: jax.Array  # [..., K-1] sum of swap acceptance probabilities (since reset)
     parity: jax.Array  # int32 scalar: 0 -> even pairs next, 1 -> odd
-    # Stepping stone (since reset): running logsumexp over steps of (b_{k+1} - b_k) l_k
-    # (forward, samples at b_k) and of -(b_{k+1} - b_k) l_{k+1} (backward, at b_{k+1}).
+
+
+class PTInfo(NamedTuple):
+    """What one step did (BlackJAX style: the kernel returns it beside the state)."""
+
+    is_accepted: jax.Array  # [..., K] the local move of each slot
+    swap_proposed: jax.Array  # [..., K-1] bool: the pairs this round proposed
+    swap_accepted: jax.Array  # [..., K-1] bool
+    swap_prob: jax.Array  # [..., K-1] acceptance probability of each proposed swap, else 0
+    round_trips: jax.Array  # [...] int32: 0 -> 1 -> 0 trips completed by this round
+
+
+class PTTally(NamedTuple):
+    """Sums of ``PTInfo`` (and the stepping-stone terms) since the last reset; the schedule
+    adaptation, the swap report and the evidence read them."""
+
+    swap_accepts: jax.Array  # [..., K-1]
+    swap_attempts: jax.Array  # [..., K-1]
+    swap_prob_sum: jax.Array  # [..., K-1]
+    round_trips: jax.Array  # [...]
+    # Stepping stone: running logsumexp over steps of (b_{k+1} - b_k) l_k (forward, samples
+    # at b_k) and of -(b_{k+1} - b_k) l_{k+1} (backward, at b_{k+1}).
     ss_forward: jax.Array  # [..., K-1]
     ss_backward: jax.Array  # [..., K-1]
     ss_count: jax.Array  # [...] steps accumulated
+
+
+class PTChain(NamedTuple):
+    """What the chunked driver carries per chain: the state and its tally."""
+
+    state: PTState
+    tally: PTTally
 
 
 def linear_betas(num_temperatures: int) -> np.ndarray:
@@ -58,12 +86,17 @@ def init(position: jax.Array, betas: jax.Array, log_prior_fn, log_likelihood_fn)
     lead = position.shape[:-1]
     K = lead[-1]
     lp, ll = _finite(log_prior_fn(position)), _finite(log_likelihood_fn(position))
-    zeros = jnp.zeros((*lead[:-1], max(K - 1, 0)), jnp.float32)
     return PTState(position, lp, ll, jnp.asarray(betas, jnp.float32),
                    jnp.broadcast_to(jnp.arange(K, dtype=jnp.int32), lead),
-                   jnp.zeros(lead, jnp.int32), jnp.zeros(lead[:-1], jnp.int32), zeros, zeros,
-                   zeros, jnp.zeros((), jnp.int32), zeros - jnp.inf, zeros - jnp.inf,
-                   jnp.zeros(lead[:-1], jnp.int32))
+                   jnp.zeros(lead, jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def init_tally(state: PTState) -> PTTally:
+    """Empty sums for ``state``'s chains."""
+    lead = state.log_lik.shape[:-1]
+    zeros = jnp.zeros((*lead, max(state.log_lik.shape[-1] - 1, 0)), jnp.float32)
+    count = jnp.zeros(lead, jnp.int32)
+    return PTTally(zeros, zeros, zeros, count, zeros - jnp.inf, zeros - jnp.inf, count)
 
 
 def _finite(x):
@@ -91,18 +124,22 @@ def local_move(key, state: PTState, log_prior_fn, log_likelihood_fn, step_size):
     return state._replace(position=moved[0], log_prior=moved[1], log_lik=moved[2]), accepted
 
 
-def deo_swap(key, state: PTState) -> PTState:
-    """One deterministic even-odd swap round over neighbouring slots."""
+def deo_swap(key, state: PTState):
+    """One deterministic even-odd swap round over neighbouring slots: (state, proposed,
+    accepted, probability [..., K-1], round trips completed [...])."""
     K = state.position.shape[-2]
     if K < 2:
-        return state._replace(parity=1 - state.parity)
+        none = jnp.zeros((*state.log_lik.shape[:-1], 0))
+        return (state._replace(parity=1 - state.parity), none.astype(bool), none.astype(bool),
+                none, jnp.zeros(state.log_lik.shape[:-1], jnp.int32))
     betas = jnp.broadcast_to(state.betas, state.log_lik.shape)
     ll = state.log_lik
     log_a = (betas[..., 1:] - betas[..., :-1]) * (ll[..., :-1] - ll[..., 1:])
     log_a = jnp.where(jnp.isnan(log_a), -jnp.inf, log_a)
     prob = jnp.exp(jnp.minimum(log_a, 0.0))
     pair = jnp.arange(K - 1)
-    proposed = (pair % 2) == state.parity  # even round: pairs (0,1), (2,3), ... (0-based)
+    # even round: pairs (0,1), (2,3), ... (0-based)
+    proposed = jnp.broadcast_to((pair % 2) == state.parity, prob.shape)
     u = jax.random.uniform(key, prob.shape)
     swap = proposed & (u < prob)
     # slot j takes from j+1 if pair j swaps, from j-1 if pair j-1 swaps, else stays.
@@ -119,16 +156,14 @@ def deo_swap(key, state: PTState) -> PTState:
     phase = state.phase
     bottom, top = ids[..., 0], ids[..., -1]
     phase_bottom = jnp.take_along_axis(phase, bottom[..., None], -1)[..., 0]
-    trips = state.round_trips + (phase_bottom == 2)
+    trips = (phase_bottom == 2).astype(jnp.int32)
     phase = _set(phase, bottom, jnp.ones_like(bottom))
     phase_top = jnp.take_along_axis(phase, top[..., None], -1)[..., 0]
     phase = _set(phase, top, jnp.where(phase_top == 1, 2, phase_top))
-    return state._replace(
+    state = state._replace(
         position=take(state.position, 1), log_prior=take(state.log_prior),
-        log_lik=take(state.log_lik), ids=ids, phase=phase, round_trips=trips,
-        swap_accepts=state.swap_accepts + swap, swap_attempts=state.swap_attempts + proposed,
-        swap_prob_sum=state.swap_prob_sum + jnp.where(proposed, prob, 0.0),
-        parity=1 - state.parity)
+        log_lik=take(state.log_lik), ids=ids, phase=phase, parity=1 - state.parity)
+    return state, proposed, swap, jnp.where(proposed, prob, 0.0), trips
 
 
 def _set(x, index, value):
@@ -137,28 +172,40 @@ def _set(x, index, value):
     return jnp.where(onehot, value[..., None], x)
 
 
-def step(key, state: PTState, log_prior_fn, log_likelihood_fn, step_size):
-    """Local moves then a DEO swap round; returns (state, accepted of the beta = 1 slot)."""
+def kernel(key, state: PTState, log_prior_fn, log_likelihood_fn, step_size
+           ) -> tuple[PTState, PTInfo]:
+    """One PT step: local moves in every replica, then a DEO swap round."""
     state, accepted = local_move(key, state, log_prior_fn, log_likelihood_fn, step_size)
-    state = deo_swap(jax.random.fold_in(key, SWAP_KEY), state)
-    return accumulate_stepping_stone(state), accepted[..., -1]
+    state, proposed, swapped, prob, trips = deo_swap(jax.random.fold_in(key, SWAP_KEY), state)
+    return state, PTInfo(accepted, proposed, swapped, prob, trips)
 
 
-def accumulate_stepping_stone(state: PTState) -> PTState:
-    """Add this step's replicas to the stepping-stone sums (see ``log_evidence``)."""
+def tally(sums: PTTally, state: PTState, info: PTInfo) -> PTTally:
+    """Add one step's info and its replicas' stepping-stone terms (see ``log_evidence``)."""
+    sums = sums._replace(swap_accepts=sums.swap_accepts + info.swap_accepted,
+                         swap_attempts=sums.swap_attempts + info.swap_proposed,
+                         swap_prob_sum=sums.swap_prob_sum + info.swap_prob,
+                         round_trips=sums.round_trips + info.round_trips,
+                         ss_count=sums.ss_count + 1)
     if state.position.shape[-2] < 2:
-        return state._replace(ss_count=state.ss_count + 1)
+        return sums
     betas = jnp.broadcast_to(state.betas, state.log_lik.shape)
     gap = betas[..., 1:] - betas[..., :-1]
     # A replica with l = -inf contributes exp(-inf) = 0 forward; gap * l is NaN at gap 0.
     fwd = jnp.where(gap > 0, gap * state.log_lik[..., :-1], 0.0)
     bwd = jnp.where(gap > 0, -gap * state.log_lik[..., 1:], 0.0)
-    return state._replace(ss_forward=jnp.logaddexp(state.ss_forward, fwd),
-                          ss_backward=jnp.logaddexp(state.ss_backward, bwd),
-                          ss_count=state.ss_count + 1)
+    return sums._replace(ss_forward=jnp.logaddexp(sums.ss_forward, fwd),
+                         ss_backward=jnp.logaddexp(sums.ss_backward, bwd))
 
 
-def log_evidence(state: PTState) -> np.ndarray:
+def step(key, chain: PTChain, log_prior_fn, log_likelihood_fn, step_size
+         ) -> tuple[PTChain, PTInfo]:
+    """``kernel`` with the tally kept up to date: the driver's step."""
+    state, info = kernel(key, chain.state, log_prior_fn, log_likelihood_fn, step_size)
+    return PTChain(state, tally(chain.tally, state, info)), info
+
+
+def log_evidence(sums: PTTally) -> np.ndarray:
     """Stepping-stone estimate of log Z = log integral prior x likelihood, per chain [...].
 
     log Z = sum_k log E_{b_k}[exp((b_{k+1} - b_k) l)] (forward) = -sum_k log
@@ -166,9 +213,9 @@ def log_evidence(state: PTState) -> np.ndarray:
     replicas' draws since the last reset; the two are biased in opposite directions and
     their mean is returned (as Pigeons.jl reports both). Exact for a normalised prior.
     """
-    n = np.maximum(np.asarray(state.ss_count, np.float64), 1.0)[..., None]
-    forward = np.sum(np.asarray(state.ss_forward, np.float64) - np.log(n), axis=-1)
-    backward = -np.sum(np.asarray(state.ss_backward, np.float64) - np.log(n), axis=-1)
+    n = np.maximum(np.asarray(sums.ss_count, np.float64), 1.0)[..., None]
+    forward = np.sum(np.asarray(sums.ss_forward, np.float64) - np.log(n), axis=-1)
+    backward = -np.sum(np.asarray(sums.ss_backward, np.float64) - np.log(n), axis=-1)
     return 0.5 * (forward + backward)
 
 
@@ -200,22 +247,25 @@ def adapt_betas(rejection: np.ndarray, betas: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(out, axis=-1)
 
 
-def reset_swap_stats(state: PTState) -> PTState:
-    """Restart the swap statistics and the stepping-stone sums (a new schedule)."""
-    z = jnp.zeros_like(state.swap_accepts)
-    return state._replace(swap_accepts=z, swap_attempts=z, swap_prob_sum=z,
-                          ss_forward=z - jnp.inf, ss_backward=z - jnp.inf,
-                          ss_count=jnp.zeros_like(state.ss_count))
+def reset_tally(sums: PTTally, round_trips: bool = False) -> PTTally:
+    """Restart the swap statistics and the stepping-stone sums (a new schedule); with
+    ``round_trips``, the round-trip count too."""
+    z = jnp.zeros_like(sums.swap_accepts)
+    return sums._replace(swap_accepts=z, swap_attempts=z, swap_prob_sum=z,
+                         ss_forward=z - jnp.inf, ss_backward=z - jnp.inf,
+                         ss_count=jnp.zeros_like(sums.ss_count),
+                         round_trips=jnp.zeros_like(sums.round_trips) if round_trips
+                         else sums.round_trips)
 
 
-def rejection_rates(state: PTState, pool=None) -> np.ndarray:
+def rejection_rates(sums: PTTally, pool=None) -> np.ndarray:
     """Swap rejection per neighbouring pair, 1 - mean acceptance probability [..., K-1].
 
     ``pool`` (optional) sums the statistics over the chains that share a schedule and
     broadcasts the sums back to every chain.
     """
-    prob = np.asarray(state.swap_prob_sum, np.float64)
-    tries = np.asarray(state.swap_attempts, np.float64)
+    prob = np.asarray(sums.swap_prob_sum, np.float64)
+    tries = np.asarray(sums.swap_attempts, np.float64)
     if pool is not None:
         prob, tries = pool(prob), pool(tries)
     return 1.0 - prob / np.maximum(tries, 1.0)

@@ -111,9 +111,13 @@ def adaptive_kernel(step_fn: Callable, burn_in: int, target: float) -> Kernel:
 
 
 def pt_kernel(log_prior_fn: Callable, log_likelihood_fn: Callable, step_size) -> Kernel:
-    """The parallel-tempering kernel in the driver's terms; the target is the beta = 1 slot."""
-    return Kernel(lambda key, s: pt.step(key, s, log_prior_fn, log_likelihood_fn, step_size),
-                  pt.target)
+    """The parallel-tempering kernel in the driver's terms (its inner state a ``pt.PTChain``);
+    the target is the beta = 1 slot."""
+    def step(key, chain):
+        chain, info = pt.step(key, chain, log_prior_fn, log_likelihood_fn, step_size)
+        return chain, info.is_accepted[..., -1]
+
+    return Kernel(step, lambda chain: pt.target(chain.state))
 
 
 def init_chains(key: jax.Array, inner: Any, kernel: Kernel, schedule: Schedule,
@@ -419,18 +423,47 @@ def tempered_advance(advance: Callable, schedule: Schedule, round_unit: int, poo
         step = int(state.step)
         stop = next((m for m in marks if m > step), schedule.num_steps)
         state = advance(state, stop)
-        step, inner = int(state.step), state.inner
+        step, (pts, sums) = int(state.step), state.inner
         if step in ends:
-            rejection = pt.rejection_rates(inner, pool)
-            betas = pt.adapt_betas(rejection, np.asarray(inner.betas))
-            inner = pt.reset_swap_stats(inner._replace(
-                betas=jnp.asarray(betas, jnp.float32).reshape(inner.betas.shape)))
+            betas = pt.adapt_betas(pt.rejection_rates(sums, pool), np.asarray(pts.betas))
+            pts = pts._replace(betas=jnp.asarray(betas, jnp.float32).reshape(pts.betas.shape))
+            sums = pt.reset_tally(sums)
         if step == schedule.burn_in:
-            inner = pt.reset_swap_stats(inner)._replace(
-                round_trips=jnp.zeros_like(inner.round_trips))
-        return state._replace(inner=inner)
+            sums = pt.reset_tally(sums, round_trips=True)
+        return state._replace(inner=pt.PTChain(pts, sums))
 
     return wrapped
+
+
+# PT adaptation rounds are 1, 2, 4, ... units of burn_in / 128 steps: 7 rounds (127 units)
+# fill the burn-in. (32 gave 5 rounds and left the rejection rates of a sharp Gaussian
+# 0.16 apart instead of < 0.15: tests/test_pt.py.)
+ROUNDS_PER_BURN_IN = 128
+
+
+def build_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callable,
+             positions: jax.Array, betas: jax.Array, step_size, schedule: Schedule,
+             chunk_size: int, pool: Callable, adapt: bool, observe: Callable | None = None
+             ) -> tuple[ChainState, Callable[[ChainState], ChainState]]:
+    """(initial ChainState, advance) of parallel tempering: the one assembly that
+    ``sample_pt`` and the experiments' grid (``bayes.setup_pt``) share.
+
+    ``positions`` [..., dim] start every replica of their chain; ``betas`` [..., K] is the
+    starting schedule; the density functions map [..., K, dim] to [..., K]. With ``adapt``
+    the schedule adapts in Pigeons-style doubling rounds of ``burn_in / ROUNDS_PER_BURN_IN``
+    steps (7 rounds fill the burn-in), counted in steps whatever the chunk size, from the
+    swap statistics ``pool`` sums over the chains sharing a schedule."""
+    K = betas.shape[-1]
+    replicas = jnp.repeat(positions[..., None, :], K, axis=-2)
+    inner = jax.jit(pt.init, static_argnums=(2, 3))(replicas, betas, log_prior_fn,
+                                                    log_likelihood_fn)
+    kernel = pt_kernel(log_prior_fn, log_likelihood_fn, step_size)
+    state = init_chains(key, pt.PTChain(inner, pt.init_tally(inner)), kernel, schedule,
+                        observe)
+    advance = tempered_advance(make_advance(kernel, schedule, chunk_size, observe), schedule,
+                               max(1, schedule.burn_in // ROUNDS_PER_BURN_IN), pool,
+                               adapt=adapt and K > 1)
+    return state, advance
 
 
 def pool_all(x: np.ndarray) -> np.ndarray:
@@ -438,10 +471,10 @@ def pool_all(x: np.ndarray) -> np.ndarray:
     return np.broadcast_to(x.sum(0, keepdims=True), x.shape)
 
 
-def pt_report(inner: pt.PTState, schedule: Schedule, pool: Callable) -> dict:
+def pt_report(inner: pt.PTChain, schedule: Schedule, pool: Callable) -> dict:
     """Schedule, swap acceptance, barrier and round trips after burn-in."""
-    rejection = pt.rejection_rates(inner, pool)
-    trips = np.asarray(inner.round_trips)
+    rejection = pt.rejection_rates(inner.tally, pool)
+    trips = np.asarray(inner.tally.round_trips)
     kept = max(schedule.num_steps - schedule.burn_in, 1)
     return {"swap_acceptance": 1.0 - rejection, "barrier": rejection.sum(-1),
             "round_trips": trips, "round_trips_per_1000": trips * 1000.0 / kept}
@@ -483,18 +516,14 @@ def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callabl
             raise ValueError(f"betas: {betas}, must be {K} increasing values in [0, 1] ending at 1")
     lp = jax.vmap(jax.vmap(log_prior_fn))
     ll = jax.vmap(jax.vmap(log_likelihood_fn))
-    kernel = pt_kernel(lp, ll, step_size)
-    replicas = jnp.repeat(positions[:, None], K, axis=1)
-    inner = pt.init(replicas, jnp.broadcast_to(jnp.asarray(start, jnp.float32),
-                                               (positions.shape[0], K)), lp, ll)
-    state = init_chains(key, inner, kernel, schedule)
     chunk = min(chunk_size, num_steps)
-    advance = tempered_advance(make_advance(kernel, schedule, chunk), schedule,
-                               max(1, schedule.burn_in // 128), pool_all, adapt)
+    state, advance = build_pt(key, lp, ll, positions, jnp.broadcast_to(
+        jnp.asarray(start, jnp.float32), (positions.shape[0], K)), step_size, schedule, chunk,
+        pool_all, adapt)
     state = run_chunks(state, advance, schedule, chunk)
     report = pt_report(state.inner, schedule, pool_all)
-    log_z = pt.log_evidence(state.inner)
-    return PTResult(**summarize(state, schedule), betas=np.asarray(state.inner.betas)[0],
+    log_z = pt.log_evidence(state.inner.tally)
+    return PTResult(**summarize(state, schedule), betas=np.asarray(state.inner.state.betas)[0],
                     swap_acceptance=report["swap_acceptance"][0],
                     barrier=float(report["barrier"][0]),
                     round_trips=report["round_trips"],
