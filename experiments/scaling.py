@@ -9,6 +9,9 @@ the loop, 5 folds, at each sigma of the config (default 0 and 3):
     wine           13-8-3
     iris           4-8-3
 
+and, on the widest one-hidden-layer breast-cancer network, ``snn.time_steps`` in
+``TIME_STEPS`` beside the config's (MH and SG only: do longer spike trains lift the cap?).
+
 MH and PT use the paper network's c, v and p on every network (not re-tuned per size).
 Writes scaling.csv (per fold), scaling_summary.csv (per network, method and sigma: test
 accuracy mean and std, MH/PT acceptance, R-hat and ESS of the log density, stage wall time,
@@ -32,11 +35,13 @@ DEFAULTS = ["sigmas=[0, 3]", "methods=['mh', 'pt', 'sg_offline', 'sg_in_loop']",
             "sg.literal=false", "mh.num_steps=4000", "mh.num_draws=20"]
 NETWORKS = {"breast_cancer": [(3,), (8,), (16,), (32,), (16, 8)], "digits": [(32,)],
             "wine": [(8,)], "iris": [(8,)]}
+TIME_STEPS = (25, 50)  # extra spike-train lengths on breast_cancer 30-32-2 (no PT: time)
 DIGITS_STEPS = 1000  # quick preset: digits' 1,437 rows x 64-32-10 cost ~1k chain-steps/s here
 
 
 def networks(cfg):
-    """(data set, config for one network) in the order of ``NETWORKS``."""
+    """(data set, config for one network) in the order of ``NETWORKS``, then the
+    ``TIME_STEPS`` variants of the widest breast-cancer network."""
     for name, widths in NETWORKS.items():
         for hidden in widths:
             mh = cfg.mh
@@ -45,6 +50,13 @@ def networks(cfg):
             yield name, dataclasses.replace(
                 cfg, mh=mh, data=dataclasses.replace(cfg.data, name=name, path=""),
                 snn=dataclasses.replace(cfg.snn, hidden=hidden))
+    widest = max((w for w in NETWORKS["breast_cancer"] if len(w) == 1), key=lambda w: w[0])
+    for T in TIME_STEPS:
+        if T != cfg.snn.time_steps:
+            yield "breast_cancer", dataclasses.replace(
+                cfg, methods=tuple(m for m in cfg.methods if m != "pt"),
+                data=dataclasses.replace(cfg.data, name="breast_cancer", path=""),
+                snn=dataclasses.replace(cfg.snn, hidden=widest, time_steps=T))
 
 
 def run(cfg, out, mode) -> list[dict]:
@@ -54,22 +66,26 @@ def run(cfg, out, mode) -> list[dict]:
     stages, key = run_.stages, run_.key
     problems, rows, diag = {}, [], []
     for name, net_cfg in networks(cfg):
-        if name not in problems:
+        T = net_cfg.snn.time_steps
+        if (name, T) not in problems:  # the config's T keeps its problem name (and keys)
             ds = data.load(name)
             splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
-            problems[name] = posterior.make_problem(ds, splits, key, cfg.snn.time_steps,
-                                                    f"{EXPERIMENT}/{name}")
-        problem = problems[name]
+            problems[name, T] = posterior.make_problem(
+                ds, splits, key, T, f"{EXPERIMENT}/{name}" + (
+                    "" if T == cfg.snn.time_steps else f"/T{T}"))
+        problem = problems[name, T]
         sizes = config.network(net_cfg, problem.num_features, problem.num_classes)
-        label = "-".join(map(str, sizes))
-        extra = {"dataset": name, "network": label, "weights": snn.num_weights(sizes)}
+        label = "-".join(map(str, sizes)) + ("" if T == cfg.snn.time_steps else f"_T{T}")
+        extra = {"dataset": name, "network": label, "weights": snn.num_weights(sizes),
+                 "time_steps": T}
         n_train = int(np.asarray(problem.train_mask).sum(-1).max())
         K = net_cfg.pt.num_temperatures
         pt_cfg = dataclasses.replace(net_cfg, methods=("pt",), mh=dataclasses.replace(
             net_cfg.mh, num_steps=max(net_cfg.mh.num_steps // K, 2)))
-        other = dataclasses.replace(net_cfg, methods=tuple(m for m in cfg.methods if m != "pt"))
-        for run_cfg in ([other] if other.methods else []) + ([pt_cfg] if "pt" in cfg.methods
-                                                             else []):
+        other = dataclasses.replace(net_cfg,
+                                    methods=tuple(m for m in net_cfg.methods if m != "pt"))
+        for run_cfg in ([other] if other.methods else []) + (
+                [pt_cfg] if "pt" in net_cfg.methods else []):
             r, d, _ = runners.method_rows(stages, run_cfg, problem, key, f"{EXPERIMENT}/{label}",
                                          f"{label}_", extra)
             for row in r:
@@ -98,7 +114,8 @@ def summarise(rows: list[dict], diag: list[dict]) -> list[dict]:
     for (network, method, sigma), group in tables.group_rows(rows, ("network", "method", "sigma")).items():
         acc = [r["test_accuracy"] for r in group]
         row = {"dataset": group[0]["dataset"], "network": network,
-               "weights": group[0]["weights"], "method": method, "sigma": sigma,
+               "weights": group[0]["weights"], "time_steps": group[0]["time_steps"],
+               "method": method, "sigma": sigma,
                "mean": float(np.mean(acc)), "std": float(np.std(acc)), "folds": len(acc),
                "wall_s": group[0]["wall_s"], "presentations": group[0]["presentations"]}
         sampler = method.rsplit("_", 1)[0] if method.endswith(("_mean", "_bma", "_vote")) \
@@ -123,14 +140,19 @@ def _figure(summary, path, cfg) -> None:
             rs = sorted((r for r in summary if r["method"] == method and r["sigma"] == sigma),
                         key=lambda r: r["weights"])
             color, marker, ls = STYLE.get(method, ("k", "x", "-"))
-            bc = [r for r in rs if r["dataset"] == "breast_cancer"]
+            bc = [r for r in rs if r["dataset"] == "breast_cancer"
+                  and r["time_steps"] == cfg.snn.time_steps]
             ax.errorbar([r["weights"] for r in bc], [r["mean"] for r in bc],
                         [r["std"] for r in bc], color=color, marker=marker, ls=ls, capsize=2,
                         label=method)
             others = [r for r in rs if r["dataset"] != "breast_cancer"]
             ax.scatter([r["weights"] for r in others], [r["mean"] for r in others],
                        color=color, marker=marker, facecolors="none")
-        for r in {r["network"]: r for r in summary if r["sigma"] == sigma}.values():
+            longer = [r for r in rs if r["time_steps"] != cfg.snn.time_steps]
+            ax.scatter([r["weights"] * 1.15 for r in longer], [r["mean"] for r in longer],
+                       color=color, marker="^", s=14)
+        for r in {r["network"]: r for r in summary if r["sigma"] == sigma
+                  and r["time_steps"] == cfg.snn.time_steps}.values():
             ax.annotate(f"{r['dataset'].split('_')[0]} {r['network']}", (r["weights"], 0.02),
                         rotation=90, fontsize=6, ha="center", va="bottom", color="grey")
         ax.set(xscale="log", xlabel="weights", title=f"sigma = {sigma:g}", ylim=(0.0, 1.0))
@@ -138,7 +160,8 @@ def _figure(summary, path, cfg) -> None:
     axes[0, 0].set_ylabel(f"test accuracy ({cfg.folds} folds)")
     axes[0, -1].legend(fontsize=7)
     fig.suptitle(f"accuracy against network size ({cfg.preset} preset; filled: breast cancer, "
-                 "open: digits, wine, iris)")
+                 "open: digits, wine, iris; triangles: 30-32-2 at T = "
+                 f"{', '.join(map(str, TIME_STEPS))})")
     save(fig, path)
 
 
