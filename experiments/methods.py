@@ -15,7 +15,8 @@ def settings_of(cfg: Config, problem: posterior.Problem) -> posterior.SNNSetting
     layout = snn.default_layout() if cfg.snn.layout == "auto" else cfg.snn.layout
     return posterior.SNNSettings(
         alpha=cfg.snn.alpha, threshold=cfg.snn.threshold, layout=layout,
-        sizes=config.network(cfg, problem.num_features, problem.num_classes))
+        sizes=config.network(cfg, problem.num_features, problem.num_classes),
+        likelihood=cfg.likelihood, softmax_scale=cfg.softmax_scale)
 
 
 def grid_chip(num_folds: int, cells, per_cell: int) -> chips.Chip:

@@ -64,7 +64,7 @@ def init_positions(key: jax.Array, hyper: MHHyper, shape: tuple[int, int],
             + _col(hyper.init_std, shape)[..., None] * noise)
 
 
-SAMPLERS = ("rw", "rw_adapt", "demc", "mala", "hmc")
+SAMPLERS = ("rw", "rw_adapt", "rw_adapt_diag", "demc", "mala", "hmc")
 
 
 def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
@@ -75,7 +75,9 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
 
     ``sampler``: "rw" (random-walk MH with step ``hyper.step_size``, Algorithm 1),
     "rw_adapt" (its step adapted during burn-in toward 0.234 acceptance, pooled over the
-    chains of each cell), "demc" (differential evolution, the chains of a cell being the
+    chains of each cell), "rw_adapt_diag" (also a diagonal proposal covariance learnt from
+    the cell's chains in burn-in, ``adapt.adaptive_diagonal``), "demc" (differential
+    evolution, the chains of a cell being the
     population), "mala" / "hmc" (proposals driven by the ideal model's surrogate gradient of
     the log posterior, accepted on the chip's; the step adapts during burn-in toward 0.574 /
     0.65 per cell, starting from ``hyper.step_size`` / 10). Cells are consecutive blocks of
@@ -128,8 +130,9 @@ def _grid_kernel(sampler, logdensity, positions, problem, chip, hyper, settings,
     F, M = shape
     cells = M // per_cell
 
-    def pool(prob):  # mean acceptance per cell, broadcast back to its chains
-        return jnp.repeat(prob.reshape(F, cells, per_cell).mean(-1), per_cell, axis=1)
+    def pool(x):  # mean over each cell's chains, broadcast back to them ([F, M, ...])
+        return jnp.repeat(x.reshape(F, cells, per_cell, *x.shape[2:]).mean(2), per_cell,
+                          axis=1)
 
     if sampler == "demc":
         # Each half of a cell's chains moves in turn, so the density is asked for n < M
@@ -159,13 +162,20 @@ def _grid_kernel(sampler, logdensity, positions, problem, chip, hyper, settings,
 
         to_cells = positions.reshape(F, cells, per_cell, positions.shape[-1])
         return Kernel(step, target), jax.jit(lambda p: demc.init(p, ld_cells))(to_cells)
-    if sampler == "rw_adapt":
-        def step_fn(key, state, eps):
-            state, info = mh.kernel(key, state, logdensity, eps[..., None])
+    if sampler in ("rw_adapt", "rw_adapt_diag"):
+        diagonal = sampler == "rw_adapt_diag"
+
+        def step_fn(key, state, eps):  # eps [F, M] or, with diagonal scales, [F, M, P]
+            state, info = mh.kernel(key, state, logdensity, eps if diagonal else eps[..., None])
             return state, info.acceptance_rate, info.is_accepted
 
         inner = jax.jit(lambda p: mh.init(p, logdensity))(positions)
         start, target = _col(hyper.step_size, shape), adapt.TARGETS["rw"]
+        if diagonal:
+            step = adapt.adaptive_diagonal(step_fn, schedule.burn_in, target,
+                                           lambda st: st.position, pool, pool)
+            return (Kernel(step, lambda st: (st.inner.position, st.inner.logdensity)),
+                    adapt.init_diagonal(inner, start, positions))
     else:
         grad = model_gradient_fn(problem, hyper, settings)
 

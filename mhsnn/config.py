@@ -102,6 +102,8 @@ class Config:
     sigmas: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)  # chip non-linearity strengths
     n_train: tuple[int, ...] = (10, 20, 40, 80, 160, 455)  # data-efficiency sizes N_t
     methods: tuple[str, ...] = METHODS  # mh, pt, sg_offline, sg_in_loop
+    likelihood: str = "mse"  # of MH, PT and SG: mse (the paper's) or categorical (softmax)
+    softmax_scale: float = 10.0  # categorical: p(y | x, W) = softmax(scale x output rates)
     data: DataConfig = field(default_factory=DataConfig)
     snn: SNNConfig = field(default_factory=SNNConfig)
     mh: MHConfig = field(default_factory=MHConfig)
@@ -295,6 +297,9 @@ def validate(cfg: Config) -> Config:
         _check(n >= 2, "n_train", list(cfg.n_train), "values >= 2")
     _check(bool(cfg.data.path) or cfg.data.name in DATASETS, "data.name", cfg.data.name,
            f"one of {', '.join(DATASETS)} (or set data.path to a .npz or .csv file)")
+    _check(cfg.likelihood in ("mse", "categorical"), "likelihood", cfg.likelihood,
+           "mse or categorical")
+    _finite_positive("softmax_scale", cfg.softmax_scale)
     _check(len(cfg.methods) >= 1 and all(m in ALL_METHODS for m in cfg.methods), "methods",
            list(cfg.methods), f"a non-empty list drawn from {', '.join(ALL_METHODS)}")
     _check(1 <= cfg.pt.num_temperatures <= 64, "pt.num_temperatures", cfg.pt.num_temperatures,

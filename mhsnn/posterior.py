@@ -92,6 +92,10 @@ class SNNSettings(NamedTuple):
     threshold: float = snn.THRESHOLD
     sizes: tuple[int, ...] = snn.PAPER_NETWORK  # (features, hidden..., classes)
     layout: str = "fused"
+    # The likelihood the rates enter (static: it decides the compiled loss): "mse", the
+    # paper's Gaussian on the rates, or "categorical", softmax(softmax_scale x rates).
+    likelihood: str = "mse"
+    softmax_scale: float = 10.0
 
 
 def check_network(problem: Problem, settings: SNNSettings) -> None:
@@ -132,11 +136,22 @@ def counts_on(theta: jax.Array, spikes: jax.Array, chip: Chip | chips.ExternalCh
 def mse(theta: jax.Array, problem: Problem, chip, settings: SNNSettings,
         key: jax.Array | None = None) -> jax.Array:
     """Training MSE [F, M] between output rates on the chip and one-hot labels."""
+    total = summed_loss(theta, problem, chip, settings, key, ("mse", 1.0))
+    return total / (problem.num_classes * jnp.sum(problem.train_mask, axis=-1, keepdims=True))
+
+
+def summed_loss(theta: jax.Array, problem: Problem, chip, settings: SNNSettings,
+                key: jax.Array | None, loss: tuple[str, float]) -> jax.Array:
+    """Per-sample ``snn.sample_loss`` of the rates on the chip, summed over the real
+    training rows, [F, M]."""
     mask = problem.train_mask
     if isinstance(chip, chips.ExternalChip):
         rates = counts_on(theta, problem.train_spikes, chip, settings, key) / problem.num_steps
-        sq = jnp.sum((rates - problem.train_targets[:, None]) ** 2, axis=-1)  # [F, M, N]
-        total = jnp.sum(sq * mask[:, None], axis=-1)
+        O = rates.shape[-1]
+        per_sample = snn.sample_loss([rates[..., k] for k in range(O)],
+                                     [problem.train_targets[:, None, :, k] for k in range(O)],
+                                     *loss)  # [F, M, N]
+        return jnp.sum(per_sample * mask[:, None], axis=-1)
     else:
         keys = jax.random.split(key, theta.shape[0]) if chips.is_noisy(chip) else None
 
@@ -144,17 +159,30 @@ def mse(theta: jax.Array, problem: Problem, chip, settings: SNNSettings,
             return snn.sq_error_batched(snn.unflatten(theta_f, settings.sizes), spikes_f,
                                         targets_f, mask_f, chip=chip_f, alpha=settings.alpha,
                                         threshold=settings.threshold, layout=settings.layout,
-                                        key=key_f)
+                                        key=key_f, loss=loss[0], scale=loss[1])
 
-        total = jax.vmap(per_fold)(theta, problem.train_spikes, problem.train_targets, mask,
-                                   chip, keys)
-    return total / (problem.num_classes * jnp.sum(mask, axis=-1, keepdims=True))
+        return jax.vmap(per_fold)(theta, problem.train_spikes, problem.train_targets, mask,
+                                  chip, keys)
 
 
 def log_likelihood(theta, problem, chip, lik_std, settings: SNNSettings,
                    key: jax.Array | None = None) -> jax.Array:
-    """-MSE / (2 v^2), [F, M]."""
+    """[F, M]: -MSE / (2 v^2) (the paper's, ``settings.likelihood`` "mse"), or the
+    categorical sum_n log softmax(s rates_n)_{y_n} with s = ``settings.softmax_scale``
+    ("categorical"; ``lik_std`` unused)."""
+    if settings.likelihood == "categorical":
+        return -summed_loss(theta, problem, chip, settings, key,
+                            ("categorical", settings.softmax_scale))
     return -mse(theta, problem, chip, settings, key) / (2.0 * lik_std**2)
+
+
+def predictive(counts: jax.Array, settings: SNNSettings, num_steps: int) -> jax.Array:
+    """Class probabilities [..., O] of one weight set from its output counts: the smoothed
+    count share (``metrics.probabilities``) under the MSE likelihood, the likelihood's own
+    softmax(s counts / T) under the categorical one."""
+    if settings.likelihood == "categorical":
+        return jax.nn.softmax(settings.softmax_scale * counts / num_steps, axis=-1)
+    return probabilities(counts)
 
 
 def log_prior(theta: jax.Array, prior_std) -> jax.Array:
@@ -165,7 +193,8 @@ def log_prior(theta: jax.Array, prior_std) -> jax.Array:
 def test_probabilities(theta, problem, chip, settings: SNNSettings,
                        key: jax.Array | None = None) -> jax.Array:
     """Predictive class probabilities [F, M, Nte, O] on the test set (see metrics)."""
-    return probabilities(counts_on(theta, problem.test_spikes, chip, settings, key))
+    return predictive(counts_on(theta, problem.test_spikes, chip, settings, key), settings,
+                      problem.num_steps)
 
 
 def test_predictive(theta, problem, chip, settings: SNNSettings,
@@ -173,4 +202,4 @@ def test_predictive(theta, problem, chip, settings: SNNSettings,
     """(class probabilities, one-hot decisions) [F, M, Nte, O] of one test query: summed
     over posterior draws they give the BMA and the vote fraction."""
     counts = counts_on(theta, problem.test_spikes, chip, settings, key)
-    return probabilities(counts), votes(counts)
+    return predictive(counts, settings, problem.num_steps), votes(counts)

@@ -30,6 +30,7 @@ passed in as a static argument.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -246,13 +247,36 @@ def check_layout(layout: str) -> str:
     return layout
 
 
+LOSSES = ("mse", "categorical")
+
+
+def sample_loss(rates: list, targets: list, loss: str = "mse", scale: float = 1.0):
+    """Per-sample loss from the output rates and one-hot targets, each given as a list over
+    the O classes (so that every layout keeps one output per element):
+
+    - "mse": sum_k (r_k - t_k)^2;
+    - "categorical": -log softmax(scale r)_y = logsumexp_k(scale r_k) - scale sum_k t_k r_k.
+    """
+    if loss == "mse":
+        return sum((r - t) ** 2 for r, t in zip(rates, targets))
+    if loss != "categorical":
+        raise ValueError(f"loss={loss!r}: expected one of {', '.join(LOSSES)}")
+    z = [scale * r for r in rates]
+    top = functools.reduce(jnp.maximum, z)
+    lse = top + jnp.log(sum(jnp.exp(zk - top) for zk in z))
+    return lse - sum(t * zk for t, zk in zip(targets, z))
+
+
 def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask: jax.Array,
                      *, chip: Chip | None = None, alpha: float = ALPHA,
                      threshold: float = THRESHOLD, layout: str = "fused",
                      chain_block: int | None = None,
-                     key: jax.Array | None = None) -> jax.Array:
+                     key: jax.Array | None = None, loss: str = "mse",
+                     scale: float = 1.0) -> jax.Array:
     """Summed squared error [C] of C weight sets' output rates against ``targets`` [N, O]:
-    sum_n mask[n] * sum_k (counts[c, n, k] / T - targets[n, k])^2.
+    sum_n mask[n] * sum_k (counts[c, n, k] / T - targets[n, k])^2; with
+    ``loss="categorical"`` the summed cross-entropy of softmax(``scale`` x rates) instead
+    (``sample_loss``).
 
     The MH likelihood's hot path. Counts are identical on every layout; only the order of
     the final sum over samples can differ. ``chain_block`` (default ``fused_block_size``)
@@ -278,7 +302,7 @@ def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask
         block_ws, block_chip, block_key = inputs
         block_key = None if block_key is None else block_key.reshape(())  # [1] per block
         return kernel(block_ws, sizes, spikes, targets, mask, block_chip, alpha, threshold,
-                      block_key)
+                      block_key, (loss, scale))
 
     keys = None if key is None else jax.random.split(key, max(C // block, 1))
     if block >= C or C % block:
@@ -314,11 +338,17 @@ def _in_blocks(fn, inputs, num_blocks: int):
     return out.reshape(-1, *out.shape[2:])
 
 
-def _reference_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key):
+def _reference_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key, loss):
     params = {f"w{i + 1}": w for i, w in enumerate(ws)}
     rates = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold,
                         key=key) / spikes.shape[0]
-    return jnp.sum(jnp.sum((rates - targets) ** 2, axis=-1) * mask, axis=-1)
+    if loss[0] == "mse":  # kept as one reduction: the committed results' summation order
+        err = jnp.sum((rates - targets) ** 2, axis=-1)
+    else:
+        O = rates.shape[-1]
+        err = sample_loss([rates[..., k] for k in range(O)],
+                          [targets[:, k] for k in range(O)], *loss)
+    return jnp.sum(err * mask, axis=-1)
 
 
 def _first_layer_currents(w1: jax.Array, spikes: jax.Array) -> jax.Array:
@@ -329,7 +359,7 @@ def _first_layer_currents(w1: jax.Array, spikes: jax.Array) -> jax.Array:
     return (spikes.reshape(T * N, F) @ cols).reshape(T, N, H, C)
 
 
-def _fused_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key):
+def _fused_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key, loss):
     T, N, _ = spikes.shape
     C = ws[0].shape[0]
     ws = chips.quantize_sets(chip, ws)
@@ -355,7 +385,8 @@ def _fused_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, ke
         count = [c + s_k for c, s_k in zip(count, s)]
     # One output per element: a second output (or a transpose, or a stack of the per-neuron
     # counts) would make XLA duplicate the whole pass per output element.
-    err = sum((count[k] / T - targets[:, k, None]) ** 2 for k in range(widths[-1]))
+    err = sample_loss([c / T for c in count],
+                      [targets[:, k, None] for k in range(widths[-1])], *loss)
     return mask @ err
 
 
@@ -368,7 +399,7 @@ def _neuron(layer_chip: LayerChip, h: int) -> LayerChip:
                                threshold=pick(layer_chip.threshold))
 
 
-def _hoisted_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key):
+def _hoisted_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key, loss):
     T = spikes.shape[0]
     ws = chips.quantize_sets(chip, ws)
     cur = jnp.transpose(_first_layer_currents(ws[0], spikes), (0, 2, 3, 1))  # [T, H1, C, N]
@@ -392,5 +423,9 @@ def _hoisted_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, 
     vs = [jnp.zeros((h, C, N), jnp.float32) for h in sizes[1:]]
     (_, count), _ = jax.lax.scan(body, (vs, jnp.zeros((sizes[-1], C, N), jnp.float32)),
                                  (jnp.arange(T), cur), unroll=min(T, 32))
-    err = jnp.sum((count / T - targets.T[:, None, :]) ** 2, axis=0)  # [C, N]
+    if loss[0] == "mse":  # kept as one reduction: the committed results' summation order
+        err = jnp.sum((count / T - targets.T[:, None, :]) ** 2, axis=0)  # [C, N]
+    else:
+        err = sample_loss([count[k] / T for k in range(sizes[-1])],
+                          [targets.T[k][None, :] for k in range(sizes[-1])], *loss)
     return err @ mask

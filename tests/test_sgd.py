@@ -57,3 +57,30 @@ def test_non_finite_loss_stops_the_cell_cleanly():
     assert bool(state.failed.all())
     assert np.all(np.isfinite(np.asarray(state.theta)))
 
+
+
+def test_categorical_likelihood_one_definition_for_mh_sg_and_the_predictive():
+    """MH's log likelihood, SG's loss and the predictive all use softmax(s x rates):
+    checked against a float64 cross-entropy computed here from the spike counts."""
+    problem = _problem()  # one split of 64 training rows
+    settings = posterior.SNNSettings(likelihood="categorical", softmax_scale=5.0)
+    theta = 0.5 + jax.random.normal(jax.random.key(1), (1, 3, 96))
+    chip = chips.Chip(sigma=jnp.array([[0.0, 1.5, 3.0]]))
+    ll = np.asarray(posterior.log_likelihood(theta, problem, chip, 0.02, settings))
+    counts = np.asarray(posterior.counts_on(theta, problem.train_spikes, chip, settings),
+                        np.float64)[0]  # [3, N, 2]
+    z = 5.0 * counts / problem.num_steps
+    log_p = z - np.logaddexp(z[..., 0], z[..., 1])[..., None]
+    labels = np.asarray(problem.train_targets[0]).argmax(-1)
+    mask = np.asarray(problem.train_mask[0])
+    expected = (log_p[:, np.arange(len(labels)), labels] * mask).sum(-1)
+    np.testing.assert_allclose(ll[0], expected, rtol=1e-5)
+    for m in range(3):  # SG's minibatch loss over all rows: the mean of the same terms
+        one = chips.Chip(sigma=chip.sigma[0, m])
+        loss = sgd.batch_loss(theta[0, m], problem.train_spikes[0], problem.train_targets[0],
+                              problem.train_mask[0], one, True, settings)
+        np.testing.assert_allclose(float(loss) * mask.sum(), -expected[m], rtol=1e-4)
+    probs = np.asarray(posterior.test_probabilities(theta, problem, chip, settings))
+    test_counts = np.asarray(posterior.counts_on(theta, problem.test_spikes, chip, settings))
+    soft = np.exp(5.0 * test_counts / problem.num_steps)
+    np.testing.assert_allclose(probs, soft / soft.sum(-1, keepdims=True), rtol=1e-5)

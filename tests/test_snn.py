@@ -216,6 +216,33 @@ def test_sq_error_matches_independent_reference(layout, sizes):
     assert len(set(np.round(expected, 6))) > 1  # the sets differ, so a mix-up would show
 
 
+@pytest.mark.parametrize("layout", snn.LAYOUTS)
+@pytest.mark.parametrize("sizes", [(30, 3, 2), (30, 8, 5, 3)], ids=lambda s: "-".join(map(str, s)))
+def test_categorical_loss_matches_hand_computed_cross_entropy(layout, sizes):
+    """-log softmax(s counts / T)_y summed over the real rows, in float64 from reference
+    counts, on every layout (the categorical likelihood of issue 18)."""
+    C, scale = 4, 7.0
+    params, spikes = _network(sizes, C, 40 + len(sizes))
+    N, O = spikes.shape[1], sizes[-1]
+    labels = np.arange(N) % O
+    targets = jax.nn.one_hot(labels, O)
+    mask = np.r_[np.ones(N - 2), np.zeros(2)]
+    sigmas = np.array([0.0, 1.0, 2.0, 3.0], np.float32)
+    expected = []
+    for c in range(C):
+        z = scale * _reference_counts(params, spikes, sigmas[c], c).astype(np.float64) / 10.0
+        log_softmax = z - z.max(-1, keepdims=True)
+        log_softmax -= np.log(np.exp(log_softmax).sum(-1, keepdims=True))
+        expected.append(-(log_softmax[np.arange(N), labels] * mask).sum())
+    got = snn.sq_error_batched(params, spikes, targets, jnp.asarray(mask, jnp.float32),
+                               chip=chips.polynomial(sigmas), layout=layout,
+                               loss="categorical", scale=scale)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5)
+    assert len(set(np.round(expected, 5))) > 1
+    with pytest.raises(ValueError, match="loss='hinge'"):
+        snn.sample_loss([jnp.zeros(2)], [jnp.zeros(2)], "hinge")
+
+
 def _chip_kinds(C, sizes):
     key = jax.random.key(30)
     sig = chips.polynomial(jnp.linspace(0.0, 3.0, C))

@@ -44,3 +44,61 @@ def adaptive(step_fn: Callable, burn_in: int, target: float,
         return AdaptState(inner, log_step, state.count + 1), accepted
 
     return step
+
+
+class DiagonalAdaptState(NamedTuple):
+    """``AdaptState`` plus a per-coordinate proposal scale learnt from the chains."""
+
+    inner: Any  # the kernel's state
+    log_step_size: jax.Array  # [...] per pool
+    count: jax.Array  # int32 scalar: steps taken
+    mean: jax.Array  # [..., dim] running mean of the pooled chains' positions in the window
+    sq: jax.Array  # [..., dim] running mean of their squares
+    scale: jax.Array  # [..., dim] the proposal's relative scale per coordinate (mean 1)
+
+
+def init_diagonal(inner: Any, step_size, position: jax.Array) -> DiagonalAdaptState:
+    zeros = jnp.zeros_like(position)
+    return DiagonalAdaptState(inner, jnp.log(jnp.asarray(step_size, jnp.float32)),
+                              jnp.zeros((), jnp.int32), zeros, zeros, jnp.ones_like(position))
+
+
+def adaptive_diagonal(step_fn: Callable, burn_in: int, target: float,
+                      position_fn: Callable[[Any], jax.Array],
+                      pool: Callable[[jax.Array], jax.Array] = jnp.mean,
+                      pool_positions: Callable[[jax.Array], jax.Array] | None = None
+                      ) -> Callable:
+    """Step size and a diagonal proposal covariance, adapted in burn-in (Haario, Saksman and
+    Tamminen 2001, diagonal form, pooled over the chains that share them), then frozen.
+
+    The proposal is N(W, (eps s)^2) per coordinate: eps adapts as in ``adaptive``; s is the
+    posterior standard deviation per coordinate estimated from the chains' positions over
+    the window [burn_in / 4, burn_in) (pooled over chains by ``pool_positions``, mean over
+    axis 0 by default) and normalised to a mean square of 1, so eps keeps its meaning. The
+    first quarter is left out so that the start's spread does not inflate s; s is used from
+    burn_in / 2 on, re-estimated every step until burn-in ends.
+    ``step_fn(key, inner, step_size [..., dim])`` as in ``adaptive``.
+    """
+    start, use = burn_in // 4, burn_in // 2
+    pool_positions = pool_positions or (lambda x: jnp.broadcast_to(
+        jnp.mean(x, axis=0, keepdims=True), x.shape))
+
+    def step(key, state: DiagonalAdaptState):
+        eps = jnp.exp(state.log_step_size)[..., None] * state.scale
+        inner, prob, accepted = step_fn(key, state.inner, eps)
+        gain = (state.count.astype(jnp.float32) + 1.0) ** -DECAY
+        updated = state.log_step_size + gain * (pool(prob) - target)
+        adapting = state.count < burn_in
+        log_step = jnp.where(adapting, updated, state.log_step_size)
+        x = position_fn(inner)
+        in_window = adapting & (state.count >= start)
+        n = jnp.maximum(state.count - start + 1, 1).astype(jnp.float32)
+        mean = jnp.where(in_window, state.mean + (pool_positions(x) - state.mean) / n,
+                         state.mean)
+        sq = jnp.where(in_window, state.sq + (pool_positions(x * x) - state.sq) / n, state.sq)
+        var = jnp.maximum(sq - mean * mean, 0.0) + 1e-12
+        estimate = jnp.sqrt(var / jnp.mean(var, axis=-1, keepdims=True))
+        scale = jnp.where(adapting & (state.count + 1 >= use), estimate, state.scale)
+        return DiagonalAdaptState(inner, log_step, state.count + 1, mean, sq, scale), accepted
+
+    return step

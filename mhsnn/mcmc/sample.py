@@ -230,6 +230,8 @@ class MCMCResult:
     step_size: float | None = None  # the step size the kept draws used (adapted or given)
     logdensity_evals: int = 0  # per chain, the start included: chip queries for a chip
     grad_evals: int = 0  # per chain: gradient (model) evaluations that drove proposals
+    proposal_scale: np.ndarray | None = None  # [dim] with adapt_scales: each coordinate's
+    # proposal std in the kept draws, step_size x the learnt relative scale
 
 
 def summarize(state: ChainState, schedule: Schedule) -> dict:
@@ -266,12 +268,15 @@ def _finish(state: ChainState, schedule: Schedule, step_size, adapted: bool, **c
             ) -> MCMCResult:
     if adapted:
         step_size = float(np.exp(np.asarray(state.inner.log_step_size)))
+    if isinstance(state.inner, adapt.DiagonalAdaptState):
+        counts["proposal_scale"] = step_size * np.asarray(state.inner.scale)[0]
     return MCMCResult(**summarize(state, schedule), step_size=float(step_size), **counts)
 
 
 def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: jax.Array, *,
               num_steps: int, step_size: float, burn_in: int | None = None, thin: int = 1,
               chunk_size: int = 1000, adapt_step_size: bool = False,
+              adapt_scales: bool = False,
               target_acceptance: float = adapt.TARGETS["rw"]) -> MCMCResult:
     """Random-walk Metropolis-Hastings on many chains of any log density.
 
@@ -286,6 +291,9 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
       thin: keep one draw every ``thin`` steps after burn-in.
       adapt_step_size: tune c during burn-in toward ``target_acceptance`` (pooled over all
         chains; frozen after burn-in, see ``mhsnn.mcmc.adapt``).
+      adapt_scales: also learn a per-coordinate proposal scale (a diagonal covariance) from
+        all chains' positions in burn-in (``adapt.adaptive_diagonal``); implies
+        ``adapt_step_size``.
 
     Returns:
       MCMCResult with samples [chains, (num_steps - burn_in) // thin, dim].
@@ -295,11 +303,18 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
     schedule = Schedule.make(num_steps, burn_in, thin)
     batched = jax.vmap(logdensity_fn)
     inner = mh.init(positions, batched)
-    if adapt_step_size:
-        def step_fn(k, st, eps):
-            st, info = mh.kernel(k, st, batched, eps)
-            return st, info.acceptance_rate, info.is_accepted
 
+    def step_fn(k, st, eps):
+        st, info = mh.kernel(k, st, batched, eps)
+        return st, info.acceptance_rate, info.is_accepted
+
+    if adapt_scales:
+        kernel = Kernel(adapt.adaptive_diagonal(step_fn, schedule.burn_in, target_acceptance,
+                                                lambda st: st.position),
+                        lambda state: (state.inner.position, state.inner.logdensity))
+        inner = adapt.init_diagonal(inner, step_size, positions)
+        adapt_step_size = True
+    elif adapt_step_size:
         kernel = adaptive_kernel(step_fn, schedule.burn_in, target_acceptance)
         inner = adapt.init(inner, step_size)
     else:
