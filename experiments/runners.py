@@ -21,14 +21,16 @@ from mhsnn.runs import Stages
 
 def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
            key: jax.Array, eval_key: jax.Array, tempered: bool = False,
-           cells=None, sampler: str = "rw", labels=None) -> dict[str, np.ndarray]:
+           cells=None, sampler: str = "rw", labels=None,
+           resample_chip=None) -> dict[str, np.ndarray]:
     """MH (or PT) on folds x cells x chains: per-chain W* and BMA test probabilities, draws.
 
     ``key`` drives the run, ``eval_key`` the evaluation queries (the tree's "method" and
     "evaluate" keys); ``cells``: the chips of the grid (default: ``cfg.sigmas``);
     ``sampler``: the kernel when not tempered (``bayes.SAMPLERS``; "rw" is Algorithm 1).
     With ``mh.arviz`` the draws of every (fold, cell) also go to ``out/arviz/`` as ArviZ
-    InferenceData (``labels``, default ``cfg.sigmas``, name the cells there)."""
+    InferenceData (``labels``, default ``cfg.sigmas``, name the cells there).
+    ``resample_chip``: see ``bayes.setup`` (pseudo-marginal over a chip distribution)."""
     m = cfg.mh
     cells = cfg.sigmas if cells is None else cells
     F, S, C = problem.train_spikes.shape[0], len(cells), m.num_chains
@@ -44,7 +46,8 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
                                                chunk, K, C)
     else:
         state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk,
-                                      sampler=sampler, chains_per_cell=C)
+                                      sampler=sampler, chains_per_cell=C,
+                                      resample_chip=resample_chip)
     shape = (F, S, C)
 
     def finish(state):
@@ -53,6 +56,7 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
                   "bma_probs": out.bma_probs.reshape(*shape, *out.bma_probs.shape[2:]),
                   "vote_probs": out.vote_probs.reshape(*shape, *out.vote_probs.shape[2:]),
                   "acceptance": out.acceptance_rate.reshape(shape),
+                  "mean": np.asarray(state.mean).reshape(*shape, -1),  # W* per chain
                   "draws": out.draws.reshape(*shape, *out.draws.shape[2:]),
                   "draws_logdensity": np.asarray(state.draws_logdensity).reshape(
                       *shape, schedule.num_draws)}
@@ -120,7 +124,8 @@ def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, 
         failed = np.asarray(state.failed)
         failed = failed if in_loop else np.tile(failed, (1, S))
         return {"probs": probs.reshape(F, S, R, *probs.shape[2:]),
-                "failed": failed.reshape(F, S, R)}
+                "failed": failed.reshape(F, S, R),
+                "theta": np.asarray(theta).reshape(F, S, R, -1)}
 
     t0 = time.perf_counter()
 

@@ -33,7 +33,7 @@ def run(cfg, out, mode) -> list[dict]:
     plots.accuracy_vs_sigma(summary, out / "accuracy_vs_sigma.png",
                             f"sigma sweep ({cfg.preset} preset, {cfg.folds} folds)")
     write_csv(out / "sigma_sweep_predictions.csv",
-              tables.prediction_rows(raw, problem, cfg.sigmas))
+              tables.prediction_rows(raw, problem, cfg.sigmas, tables.probability_name(cfg)))
     ends = sorted({0, len(cfg.sigmas) - 1})
     plots.reliability_diagram(
         {cfg.sigmas[i]: tables.pooled_predictions(raw, problem, i) for i in ends},

@@ -139,16 +139,23 @@ def pooled_predictions(raw: dict[str, np.ndarray], problem, sigma_index: int):
     return out
 
 
-def prediction_rows(raw: dict[str, np.ndarray], problem: posterior.Problem, labels
-                    ) -> list[dict]:
-    """Every test prediction: method, predictive, cell columns, fold, member (chain or seed;
-    "pooled" for the BMA and vote fraction over all chains), sample (the row in the data
-    set), label, p_0 ... p_{K-1}; from these every reported metric can be recomputed."""
+def probability_name(cfg) -> str:
+    """How one weight set's class probabilities are formed under the config's likelihood:
+    "counts" (the smoothed count share, MSE) or "softmax" (the categorical likelihood's)."""
+    return "softmax" if cfg.likelihood == "categorical" else "counts"
+
+
+def prediction_rows(raw: dict[str, np.ndarray], problem: posterior.Problem, labels,
+                    probability: str = "counts") -> list[dict]:
+    """Every test prediction: method, predictive ("votes" for the vote fraction, else
+    ``probability``), cell columns, fold, member (chain or seed; "pooled" for the BMA and
+    vote fraction over all chains), sample (the row in the data set), label, p_0 ...
+    p_{K-1}; from these every reported metric can be recomputed."""
     rows = []
     test_index, test_labels = np.asarray(problem.test_index), np.asarray(problem.test_labels)
     for method, probs in raw.items():
         pooled = method.endswith(("_bma", "_vote"))
-        predictive = "votes" if method.endswith("_vote") else "counts"
+        predictive = "votes" if method.endswith("_vote") else probability
         for s, label in enumerate(labels_of(labels)):
             for f in range(probs.shape[0]):
                 mask = test_split(problem, f)[0]

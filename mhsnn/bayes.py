@@ -70,7 +70,7 @@ SAMPLERS = ("rw", "rw_adapt", "rw_adapt_diag", "demc", "mala", "hmc")
 def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
           settings: posterior.SNNSettings, schedule: Schedule, chunk_size: int,
           observe: bool = True, sampler: str = "rw", chains_per_cell: int | None = None,
-          num_leapfrog: int = 3):
+          num_leapfrog: int = 3, resample_chip: Callable[[jax.Array], Chip] | None = None):
     """(initial ChainState, jitted advance) for a sampler on every chain of the grid.
 
     ``sampler``: "rw" (random-walk MH with step ``hyper.step_size``, Algorithm 1),
@@ -83,15 +83,31 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
     0.65 per cell, starting from ``hyper.step_size`` / 10). Cells are consecutive blocks of
     ``chains_per_cell`` chains. Every sampler makes one chip query (training-set forward)
     per chain and step. ``observe``: accumulate the test-set predictive at every kept draw
-    (the BMA); off, no test query is made inside the run."""
+    (the BMA); off, no test query is made inside the run.
+
+    ``resample_chip(key) -> Chip`` (grid leaves [F, M, ...]): every likelihood query runs on
+    a fresh chip drawn from it (e.g. a new mismatch instance), so exp(log likelihood) is an
+    unbiased estimate of the likelihood averaged over chips, and random-walk MH is
+    pseudo-marginal for the posterior p(W) E_chip[L(D | W, chip)], exact for the chip
+    distribution, as for a noisy chip. ``chip`` then serves the test predictive only."""
     posterior.check_network(problem, settings)
     shape = chips.grid_shape(chip)
     stochastic = chips.is_noisy(chip)
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
-    if sampler != "rw" and (stochastic or not isinstance(chip, Chip)):
+    if sampler != "rw" and (stochastic or not isinstance(chip, Chip)
+                            or resample_chip is not None):
         raise ValueError(f"sampler {sampler!r}: needs a deterministic JAX chip")
     logdensity = log_posterior_fn(problem, chip, hyper, settings)
+    if resample_chip is not None:
+        stochastic = True
+
+        def over_chips(theta, key):  # one fresh chip per query
+            k_chip, k_noise = jax.random.split(key)
+            return log_posterior_fn(problem, resample_chip(k_chip), hyper, settings)(
+                theta, k_noise)
+
+        logdensity = over_chips
     key_init, key_run = jax.random.split(key)
     positions = init_positions(key_init, hyper, shape, snn.num_weights(settings.sizes))
     if sampler == "rw":

@@ -22,9 +22,11 @@ COMMANDS = {
     "scaling": ("scaling", "MH, PT and SG as networks grow, on four data sets"),
     "samplers": ("samplers", "six samplers at equal chip presentations (ESS, accuracy)"),
     "query-budget": ("query_budget", "accuracy against chip presentations: MH, ES, SPSA, SG"),
+    "transfer": ("transfer", "weights trained on one chip, deployed on 20 sibling chips"),
     "benchmark": ("benchmark", "MH chain-steps/s: the engine against BlackJAX and NumPy"),
     "tune-mh": ("tune_mh", "the tuning run that chose MH's c, v and start"),
     "tune-sg": ("tune_sg", "the tuning run that chose SG's learning rate and start"),
+    "tune-es": ("tune_es", "the tuning run that chose each ES's and SPSA's settings"),
     "config": (None, "print the resolved configuration as TOML (--preset, --set)"),
 }
 EXPERIMENT_OPTIONS = ("[--preset quick|paper] [--set KEY=VALUE ...] [--out DIR] "

@@ -117,6 +117,30 @@ def test_diagonal_scales_learn_the_posterior_widths_and_keep_it_exact():
     np.testing.assert_array_equal(d.samples, e.samples)
 
 
+def test_pseudo_marginal_over_random_chips_recovers_the_averaged_posterior():
+    """A toy chip adds a fresh random offset b ~ N(0, tau^2) to the output at every query:
+    L(theta, b) = N(y; theta + b, 1). Averaged over chips, L(theta) = N(y; theta, 1 + tau^2),
+    so with prior N(0, s^2) the posterior is Gaussian with a known mean and variance; MH
+    with a fresh chip per query must sample it (not the fixed-chip posterior)."""
+    y, tau, s = 2.0, 1.5, 2.0
+
+    def noisy_log_lik(theta, key):
+        b = tau * jax.random.normal(key)
+        return -0.5 * (y - theta[0] - b) ** 2 - 0.5 * theta[0] ** 2 / s**2
+
+    res = sample_mh(jax.random.key(8), noisy_log_lik, jnp.zeros((64, 1)), num_steps=6000,
+                    step_size=1.5, noisy=True)
+    v = 1.0 + tau**2
+    post_var = 1.0 / (1.0 / v + 1.0 / s**2)
+    _check_moments(res, [post_var * y / v], [post_var])
+    np.testing.assert_allclose(res.samples.var(), post_var, rtol=0.15)
+    # the fixed-chip (b = 0) posterior is clearly different
+    assert abs(post_var - 1.0 / (1.0 + 1.0 / s**2)) > 0.5
+    with pytest.raises(ValueError, match="noisy"):
+        sample_mh(jax.random.key(8), noisy_log_lik, jnp.zeros((4, 1)), num_steps=10,
+                  step_size=1.0, noisy=True, adapt_step_size=True)
+
+
 def test_stepping_stone_log_evidence_matches_the_analytic_normaliser():
     d, s = 3, 0.5
     y = jnp.array([1.0, -0.5, 2.0])

@@ -276,7 +276,7 @@ def _finish(state: ChainState, schedule: Schedule, step_size, adapted: bool, **c
 def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: jax.Array, *,
               num_steps: int, step_size: float, burn_in: int | None = None, thin: int = 1,
               chunk_size: int = 1000, adapt_step_size: bool = False,
-              adapt_scales: bool = False,
+              adapt_scales: bool = False, noisy: bool = False,
               target_acceptance: float = adapt.TARGETS["rw"]) -> MCMCResult:
     """Random-walk Metropolis-Hastings on many chains of any log density.
 
@@ -294,6 +294,9 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
       adapt_scales: also learn a per-coordinate proposal scale (a diagonal covariance) from
         all chains' positions in burn-in (``adapt.adaptive_diagonal``); implies
         ``adapt_step_size``.
+      noisy: ``logdensity_fn(position, key)`` is a noisy estimate whose exp is unbiased for
+        the likelihood (a noisy chip, or a chip drawn afresh per query): pseudo-marginal MH,
+        exact for the averaged target (see ``mh.kernel``); each chain gets its own key.
 
     Returns:
       MCMCResult with samples [chains, (num_steps - burn_in) // thin, dim].
@@ -301,8 +304,19 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
     positions = _check_positions(init_positions)
     _check_step_size(step_size)
     schedule = Schedule.make(num_steps, burn_in, thin)
-    batched = jax.vmap(logdensity_fn)
-    inner = mh.init(positions, batched)
+    if noisy:
+        if adapt_step_size or adapt_scales:
+            raise ValueError("noisy: step adaptation needs an exact density; give a fixed "
+                             "step_size")
+
+        def batched(x, key):
+            return jax.vmap(logdensity_fn)(x, jax.random.split(key, x.shape[0]))
+
+        key, k_init = jax.random.split(key)
+        inner = mh.init(positions, lambda x: batched(x, k_init))
+    else:
+        batched = jax.vmap(logdensity_fn)
+        inner = mh.init(positions, batched)
 
     def step_fn(k, st, eps):
         st, info = mh.kernel(k, st, batched, eps)
@@ -318,7 +332,7 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
         kernel = adaptive_kernel(step_fn, schedule.burn_in, target_acceptance)
         inner = adapt.init(inner, step_size)
     else:
-        kernel = mh_kernel(batched, step_size)
+        kernel = mh_kernel(batched, step_size, stochastic=noisy)
     state = _drive(key, kernel, inner, schedule, chunk_size)
     return _finish(state, schedule, step_size, adapt_step_size, logdensity_evals=num_steps + 1)
 
