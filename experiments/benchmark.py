@@ -126,15 +126,17 @@ def numpy_loop(problem, steps: int) -> dict:
     def f(v):
         return v + SIGMA / 2 * v**2 + SIGMA / 6 * v**3
 
+    a, th = snn.ALPHA, snn.THRESHOLD
+
     def logdensity(theta):
         w1, w2 = theta[:90].reshape(30, 3), theta[90:].reshape(3, 2)
         v1, v2, count = np.zeros((n, 3)), np.zeros((n, 2)), np.zeros((n, 2))
         for t in range(spikes.shape[0]):
-            u = f(np.clip(0.9 * v1 + 0.1 * spikes[t] @ w1, -1e4, 1e4))
-            s1 = u >= 1.0
+            u = f(np.clip(a * v1 + (1 - a) * spikes[t] @ w1, -1e4, 1e4))
+            s1 = u >= th
             v1 = np.where(s1 | (u < 0), 0.0, u)
-            u = f(np.clip(0.9 * v2 + 0.1 * s1 @ w2, -1e4, 1e4))
-            s2 = u >= 1.0
+            u = f(np.clip(a * v2 + (1 - a) * s1 @ w2, -1e4, 1e4))
+            s2 = u >= th
             v2 = np.where(s2 | (u < 0), 0.0, u)
             count += s2
         mse = np.mean((count / spikes.shape[0] - targets) ** 2)

@@ -42,6 +42,7 @@ DEFAULTS = ["sigmas=[0, 3]", "sg.literal=false", "sg.seeds=1"]
 BUDGETS = {"quick": (3e5, 1e6, 3e6, 1e7, 3e7, 1e8), "paper": (3e5, 1e6, 3e6, 1e7, 3e7, 1e8,
                                                               3e8, 1e9)}
 ES_METHODS = ("snes", "open_es", "cma_es", "spsa")
+WIDE_WEIGHTS, WIDE_MAX_BUDGET = 512, 3e7  # quick preset on a wider network: budgets <= 3e7
 GENERATIONS_PER_CHUNK = 10
 THRESHOLDS = (0.85, 0.88)
 
@@ -55,6 +56,8 @@ def run(cfg, out, mode) -> list[dict]:
     network = "-".join(map(str, settings.sizes))
     n_train = int(np.asarray(problem.train_mask).sum(-1).max())
     budgets = BUDGETS[cfg.preset]
+    if cfg.preset == "quick" and snn.num_weights(settings.sizes) > WIDE_WEIGHTS:
+        budgets = tuple(b for b in budgets if b <= WIDE_MAX_BUDGET)  # ~10x the forward cost
     F, S = problem.train_spikes.shape[0], len(cfg.sigmas)
     rows = []
 
@@ -154,11 +157,13 @@ def run(cfg, out, mode) -> list[dict]:
 
 
 def es_hyper(cfg, strategy: str) -> es.ESHyper:
-    """The config's es.* for one strategy; start and objective are MH's (mh.*)."""
+    """The config's es.* for one strategy (with ``es.tuned``, its tuned settings from
+    ``es.TUNED`` replace them); start and objective are MH's (mh.*)."""
     e, m = cfg.es, cfg.mh
-    return es.ESHyper(strategy, e.population, e.spsa_c if strategy == "spsa" else e.std_init,
-                      e.std_min, e.learning_rate, e.num_perturbations, m.init_mean, m.init_std,
-                      m.lik_std, m.prior_std)
+    hyper = es.ESHyper(strategy, e.population, e.spsa_c if strategy == "spsa" else e.std_init,
+                       e.std_min, e.learning_rate, e.num_perturbations, m.init_mean,
+                       m.init_std, m.lik_std, m.prior_std)
+    return hyper._replace(**es.TUNED.get(strategy, {})) if e.tuned else hyper
 
 
 def _curves(rows):

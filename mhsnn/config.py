@@ -92,6 +92,7 @@ class ESConfig:
     learning_rate: float = 0.05  # Adam step of OpenAI-ES and SPSA
     spsa_c: float = 0.5  # SPSA's perturbation size c
     num_perturbations: int = 4  # SPSA's antithetic pairs per step
+    tuned: bool = True  # query_budget: each strategy's tuned settings (mhsnn.es.TUNED) over these
 
 
 @dataclass(frozen=True)

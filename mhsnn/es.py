@@ -29,6 +29,10 @@ import optax
 from mhsnn import chips, posterior, snn
 
 STRATEGIES = ("snes", "open_es", "cma_es", "sep_cma_es", "spsa")
+# Per strategy, the ESHyper fields chosen on inner validation splits of training rows at
+# MH's tuning budget (experiments/tune_es.py, results/tuning/es_tuning.csv); the
+# query-budget experiment uses them unless es.tuned=false.
+TUNED: dict[str, dict] = {}
 
 
 class ESHyper(NamedTuple):
