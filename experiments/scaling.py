@@ -10,7 +10,8 @@ the loop, 5 folds, at each sigma of the config (default 0 and 3):
     iris           4-8-3
 
 and, on the widest one-hidden-layer breast-cancer network, ``snn.time_steps`` in
-``TIME_STEPS`` beside the config's (MH and SG only: do longer spike trains lift the cap?).
+``TIME_STEPS`` beside the config's (MH and SG only, at the config's largest sigma only: do
+longer spike trains lift the cap? These runs cost T / 10 times as much per step).
 
 MH and PT use the paper network's c, v and p on every network (not re-tuned per size).
 Writes scaling.csv (per fold), scaling_summary.csv (per network, method and sigma: test
@@ -55,6 +56,7 @@ def networks(cfg):
         if T != cfg.snn.time_steps:
             yield "breast_cancer", dataclasses.replace(
                 cfg, methods=tuple(m for m in cfg.methods if m != "pt"),
+                sigmas=(max(cfg.sigmas),),
                 data=dataclasses.replace(cfg.data, name="breast_cancer", path=""),
                 snn=dataclasses.replace(cfg.snn, hidden=widest, time_steps=T))
 
