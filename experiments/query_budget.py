@@ -11,14 +11,17 @@ config's network (default the paper's 30-3-2; ``--set "snn.hidden=[32]"`` for a 
     cma_es, spsa        mean recorded at every budget point (anytime)
     sg_in_loop          surrogate-gradient Adam, forward on the chip, after every 10 epochs
 
-Hyper-parameters: MH's are the tuned ones (results/tuning/mh_tuning.csv); the ES and SPSA
-settings are the config's ``es.*`` (population 64, initial std 1, SPSA c = 0.5, Adam 0.05:
-from the one-split prototype in PAPER.md), NOT tuned on inner splits: the comparison is of
-reasonable settings, not of equally tuned ones. Every strategy minimises MH's negative log
-posterior and starts its mean where the SG baseline starts (``sg.init_*``: hidden weights
-~ N(0.3, 0.3^2), output ~ N(4, 2^2)): from MH's zero-mean start the network is silent, every
-member scores the same, and the prior term pulls the search mean further into silence
-(measured: every strategy but SNES stayed at the silent network's 0.37 at sigma 0). Writes query_budget.csv (method, network, sigma, fold,
+Hyper-parameters: MH's are the tuned ones (results/tuning/mh_tuning.csv); each ES's and
+SPSA's are ``mhsnn.es.TUNED`` (``es.tuned=true``, the default): chosen by
+``experiments/tune_es.py`` on inner validation splits of training rows at MH's tuning
+budget (results/tuning/es_tuning.csv: initial std x population or learning rate, 9
+settings each). Every strategy minimises MH's negative log posterior and starts its mean
+where the SG baseline starts (``sg.init_*``: hidden weights ~ N(0.3, 0.3^2), output
+~ N(4, 2^2)): from MH's zero-mean start the network is silent, every member scores the
+same, and the prior term pulls the search mean further into silence (measured: every
+strategy but SNES stayed at the silent network's 0.37 at sigma 0). The quick preset on a
+network of more than ``WIDE_WEIGHTS`` weights stops at 3e7 presentations (a forward costs
+about 10x the paper network's there). Writes query_budget.csv (method, network, sigma, fold,
 presentations, test_accuracy), query_budget_summary.csv, query_budget.png.
 
     python -m experiments.query_budget [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]

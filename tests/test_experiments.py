@@ -234,7 +234,7 @@ def test_resume_refuses_a_checkpoint_from_another_config(tmp_path, capsys):
 
 
 def test_same_seed_identical_outputs_other_seed_different(tmp_path):
-    small = [*TINY, "--set", "methods=['mh', 'sg_offline']", "--set", "sg.literal=false"]
+    small = [*TINY, "--set", "methods=['mh']"]  # SG's seeding: tests/test_sgd.py
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         sigma_sweep.main([*small, "--set", f"seed={seed}", "--out", str(tmp_path / name)])
     csv_of = {n: (tmp_path / n / "sigma_sweep.csv").read_bytes() for n in "abc"}

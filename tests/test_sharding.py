@@ -71,9 +71,11 @@ def test_two_process_job_resumes_a_killed_run_and_matches_one_process(tmp_path):
     across the processes, the job resumes a checkpoint a one-process run left when killed,
     and its CSVs equal an uninterrupted one-process run's, byte for byte."""
     clean, job = tmp_path / "clean", tmp_path / "job"
-    assert _sweep(clean).wait(timeout=300) == 0
+    reference = _sweep(clean)  # runs beside the run to be killed (two cores)
     _sweep(job, wait_for=job / "checkpoints" / "sigma_sweep__mh__state.npz")
     assert not (job / "sigma_sweep.csv").exists()
+    err = reference.communicate(timeout=300)[1]  # (drains its stderr pipe)
+    assert reference.returncode == 0, err[-2000:]
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
