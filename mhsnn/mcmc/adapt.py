@@ -38,12 +38,17 @@ def adaptive(step_fn: Callable, burn_in: int, target: float,
 
     def step(key, state: AdaptState):
         inner, prob, accepted = step_fn(key, state.inner, jnp.exp(state.log_step_size))
-        gain = (state.count.astype(jnp.float32) + 1.0) ** -DECAY
-        updated = state.log_step_size + gain * (pool(prob) - target)
-        log_step = jnp.where(state.count < burn_in, updated, state.log_step_size)
+        log_step = _robbins_monro(state.log_step_size, state.count, pool(prob), target,
+                                  burn_in)
         return AdaptState(inner, log_step, state.count + 1), accepted
 
     return step
+
+
+def _robbins_monro(log_step, count, acceptance, target: float, burn_in: int):
+    """log eps += t^-DECAY (a - target) during burn-in; unchanged from then on."""
+    gain = (count.astype(jnp.float32) + 1.0) ** -DECAY
+    return jnp.where(count < burn_in, log_step + gain * (acceptance - target), log_step)
 
 
 class DiagonalAdaptState(NamedTuple):
@@ -86,10 +91,9 @@ def adaptive_diagonal(step_fn: Callable, burn_in: int, target: float,
     def step(key, state: DiagonalAdaptState):
         eps = jnp.exp(state.log_step_size)[..., None] * state.scale
         inner, prob, accepted = step_fn(key, state.inner, eps)
-        gain = (state.count.astype(jnp.float32) + 1.0) ** -DECAY
-        updated = state.log_step_size + gain * (pool(prob) - target)
+        log_step = _robbins_monro(state.log_step_size, state.count, pool(prob), target,
+                                  burn_in)
         adapting = state.count < burn_in
-        log_step = jnp.where(adapting, updated, state.log_step_size)
         x = position_fn(inner)
         in_window = adapting & (state.count >= start)
         n = jnp.maximum(state.count - start + 1, 1).astype(jnp.float32)
