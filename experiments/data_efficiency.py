@@ -21,19 +21,22 @@ EXPERIMENT = "data_efficiency"
 def run(cfg, out, mode) -> list[dict]:
     run_ = experiment.start(out, cfg, EXPERIMENT, mode, n_train=True)
     stages, ds, key = run_.stages, run_.dataset, run_.key
-    rows, diag = [], []
+    rows, diag, predictions = [], [], []
     for n in cfg.n_train:
         splits = data.subset_splits(ds.y, n, cfg.folds, cfg.seed)
         problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, f"n_train={n}")
-        r, d, _ = runners.method_rows(stages, cfg, problem, key, f"n_train={n}", f"n{n}_",
-                                     {"n_train": n})
+        r, d, raw = runners.method_rows(stages, cfg, problem, key, f"n_train={n}", f"n{n}_",
+                                       {"n_train": n})
         rows += r
         diag += d
+        predictions += tables.prediction_rows(raw, problem, cfg.sigmas,
+                                              tables.probability_name(cfg), {"n_train": n})
     summary = tables.summarise(rows, ("sigma", "n_train"))
     write_csv(out / "data_efficiency.csv", rows)
     write_csv(out / "data_efficiency_summary.csv", summary)
     if diag:
         write_csv(out / "data_efficiency_mh_diagnostics.csv", diag)
+    tables.write_predictions(out / "data_efficiency_predictions.csv.gz", predictions)
     plots.accuracy_vs_ntrain(summary, out / "accuracy_vs_ntrain.png",
                              f"data efficiency ({cfg.preset} preset, {cfg.folds} repeats)")
     experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)

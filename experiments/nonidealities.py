@@ -11,7 +11,9 @@ SG in the loop (forward on the chip, gradient through the ideal model).
                   pseudo-marginal: see mhsnn.mcmc.mh.kernel)
     saturation    soft saturation level v_max of the membrane (V <- v_max tanh(V / v_max))
 
-Writes nonidealities.csv, nonidealities_summary.csv and nonidealities.png to --out.
+Writes nonidealities.csv, nonidealities_summary.csv, nonidealities_mh_diagnostics.csv,
+nonidealities_predictions.csv.gz (every test prediction, see tables.prediction_rows) and
+nonidealities.png to --out.
 
     python -m experiments.nonidealities [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
@@ -44,17 +46,19 @@ def run(cfg, out, mode) -> list[dict]:
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)
     sizes = methods.settings_of(cfg, problem).sizes
-    rows, diag = [], []
+    rows, diag, predictions = [], [], []
     for kind, cells in kinds(keys.derive(key, "chip", "mismatch", 0), sizes).items():
         labels = [{"nonideality": kind, "strength": float(s)} for s, _ in cells]
-        r, d, _ = runners.method_rows(stages, cfg, problem, key, f"{EXPERIMENT}/{kind}",
-                                     f"{kind}_", cells=[c for _, c in cells], labels=labels)
+        r, d, raw = runners.method_rows(stages, cfg, problem, key, f"{EXPERIMENT}/{kind}",
+                                       f"{kind}_", cells=[c for _, c in cells], labels=labels)
         rows += r
         diag += d
+        predictions += tables.prediction_rows(raw, problem, labels, tables.probability_name(cfg))
     summary = tables.summarise(rows, ("nonideality", "strength"))
     write_csv(out / "nonidealities.csv", rows)
     write_csv(out / "nonidealities_summary.csv", summary)
     write_csv(out / "nonidealities_mh_diagnostics.csv", diag)
+    tables.write_predictions(out / "nonidealities_predictions.csv.gz", predictions)
     _figure(summary, out / "nonidealities.png")
     experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     for r in summary:

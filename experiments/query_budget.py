@@ -21,8 +21,13 @@ where the SG baseline starts (``sg.init_*``: hidden weights ~ N(0.3, 0.3^2), out
 same, and the prior term pulls the search mean further into silence (measured: every
 strategy but SNES stayed at the silent network's 0.37 at sigma 0). The quick preset on a
 network of more than ``WIDE_WEIGHTS`` weights stops at 3e7 presentations (a forward costs
-about 10x the paper network's there). Writes query_budget.csv (method, network, sigma, fold,
-presentations, test_accuracy), query_budget_summary.csv, query_budget.png.
+about 10x the paper network's there), and there full CMA-ES (a d x d covariance and its
+eigendecomposition every generation: ~1M entries at d = 1,024) gives way to sep-CMA-ES
+(diagonal covariance), run with CMA-ES's tuned initial std and population (not re-tuned).
+Writes query_budget.csv (method, network, sigma, fold, presentations, test_accuracy),
+query_budget_summary.csv, query_budget_predictions.csv.gz (every test prediction of each
+method at its last budget point, with its ``presentations``; see tables.prediction_rows)
+and query_budget.png.
 
     python -m experiments.query_budget [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
@@ -62,9 +67,10 @@ def run(cfg, out, mode) -> list[dict]:
     if cfg.preset == "quick" and snn.num_weights(settings.sizes) > WIDE_WEIGHTS:
         budgets = tuple(b for b in budgets if b <= WIDE_MAX_BUDGET)  # ~10x the forward cost
     F, S = problem.train_spikes.shape[0], len(cfg.sigmas)
-    rows = []
+    rows, last = [], {}
 
     def record(method, presentations, probs):  # probs [F, S, R, Nte, O]
+        last[method] = (presentations, probs)
         pooled = method.endswith("_bma")
         for r in tables.cell_rows(method, probs, problem, cfg.sigmas, pooled):
             rows.append({"method": method, "network": network, "sigma": r["sigma"],
@@ -96,7 +102,8 @@ def run(cfg, out, mode) -> list[dict]:
     g = cfg.sg
     sg_hyper = sgd.SGHyper(g.learning_rate, g.epochs, g.batch_size, g.init_mean1, g.init_std1,
                            g.init_mean2, g.init_std2)
-    for name in ES_METHODS:
+    wide = dim > WIDE_WEIGHTS
+    for name in (("sep_cma_es" if wide and m == "cma_es" else m) for m in ES_METHODS):
         hyper = es_hyper(cfg, name)
         chip = methods.grid_chip(F, cfg.sigmas, 1)
         per_gen = es.population_size(hyper) * n_train
@@ -109,7 +116,8 @@ def run(cfg, out, mode) -> list[dict]:
         init = (state0, jnp.zeros((len(budgets), F, S, dim)), jnp.zeros(len(budgets)))
 
         def step(state, advance=advance, hyper=hyper, per_gen=per_gen):
-            es_state, snaps, taken = advance(state[0]), state[1], state[2]
+            # (a resumed state comes back as NumPy arrays: no .at until they are jnp again)
+            es_state, snaps, taken = advance(state[0]), jnp.asarray(state[1]), jnp.asarray(state[2])
             used = int(es_state.generation) * per_gen
             mean = es.mean_of(es_state, hyper, dim)
             for i, b in enumerate(budgets):
@@ -152,6 +160,10 @@ def run(cfg, out, mode) -> list[dict]:
     summary = summarise(rows, budgets)
     write_csv(out / "query_budget.csv", rows)
     write_csv(out / "query_budget_summary.csv", summary)
+    tables.write_predictions(out / "query_budget_predictions.csv.gz", [
+        row for method, (used, probs) in last.items() for row in tables.prediction_rows(
+            {method: probs}, problem, cfg.sigmas, tables.probability_name(cfg),
+            {"network": network, "presentations": int(used)})])
     _figure(rows, out / "query_budget.png", network)
     experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     for r in summary:
@@ -161,12 +173,14 @@ def run(cfg, out, mode) -> list[dict]:
 
 def es_hyper(cfg, strategy: str) -> es.ESHyper:
     """The config's es.* for one strategy (with ``es.tuned``, its tuned settings from
-    ``es.TUNED`` replace them); start and objective are MH's (mh.*)."""
+    ``es.TUNED`` replace them; sep-CMA-ES takes CMA-ES's); start and objective are MH's
+    (mh.*)."""
     e, m = cfg.es, cfg.mh
     hyper = es.ESHyper(strategy, e.population, e.spsa_c if strategy == "spsa" else e.std_init,
                        e.std_min, e.learning_rate, e.num_perturbations, m.init_mean,
                        m.init_std, m.lik_std, m.prior_std)
-    return hyper._replace(**es.TUNED.get(strategy, {})) if e.tuned else hyper
+    tuned = es.TUNED.get(strategy, es.TUNED.get(strategy.removeprefix("sep_"), {}))
+    return hyper._replace(**tuned) if e.tuned else hyper
 
 
 def _curves(rows):

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.methods import grid_chip, settings_of, sg_variants, training_presentations
-from experiments.tables import cell_rows, labels_of, mh_diagnostic_rows
+from experiments.tables import cell_rows, labels_of, mcmc_raw, mh_diagnostic_rows
 from mhsnn import bayes, config, keys, posterior, sgd, sharding
 from mhsnn.config import Config, ConfigError
 from mhsnn.mcmc import pt
@@ -160,14 +160,11 @@ def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str
                      keys.derive(root, "method", name, method),
                      keys.derive(root, "evaluate", name, method), method == "pt", cells,
                      labels=labels)
-        rows += cell_rows(f"{method}_mean", out["mean_probs"], problem, labels, False,
-                          cost(method))
-        rows += cell_rows(f"{method}_bma", out["bma_probs"], problem, labels, True, cost(method))
-        rows += cell_rows(f"{method}_vote", out["vote_probs"], problem, labels, True,
-                          cost(method))
+        for kind, probs in mcmc_raw(out, method).items():  # W* per chain; BMA, votes pooled
+            rows += cell_rows(kind, probs, problem, labels, not kind.endswith("_mean"),
+                              cost(method))
+            raw[kind] = probs
         diag += mh_diagnostic_rows(out, labels, {"method": method, **(extra or {})})
-        raw[f"{method}_mean"], raw[f"{method}_bma"] = out["mean_probs"], out["bma_probs"]
-        raw[f"{method}_vote"] = out["vote_probs"]
     for method, in_loop, hyper in sg_variants(cfg):
         out = run_sg(stages, f"{stage_prefix}{method}", cfg, problem,
                      keys.derive(root, "method", name, method),

@@ -16,7 +16,8 @@ replicas). The samplers (``mhsnn.bayes.SAMPLERS`` and PT):
 Per (sampler, sigma, fold): ESS of the log density across chains (the permutation-invariant
 summary) and ESS per million chip presentations, its R-hat, acceptance, the step the kept
 draws used, test accuracy of W* and of the BMA, model-gradient evaluations, stage wall time.
-Writes samplers.csv, samplers_summary.csv and samplers.png.
+Writes samplers.csv, samplers_summary.csv, samplers_predictions.csv.gz (every test
+prediction, see tables.prediction_rows) and samplers.png.
 
     python -m experiments.samplers [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
@@ -44,7 +45,7 @@ def run(cfg, out, mode) -> list[dict]:
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)
     n_train = int(np.asarray(problem.train_mask).sum(-1).max())
     K = cfg.pt.num_temperatures
-    rows = []
+    rows, predictions = [], []
     for sampler in SAMPLERS:
         run_cfg = cfg if sampler != "pt" else dataclasses.replace(cfg, mh=dataclasses.replace(
             cfg.mh, num_steps=max(cfg.mh.num_steps // K, 2)))
@@ -53,6 +54,8 @@ def run(cfg, out, mode) -> list[dict]:
                                 keys.derive(key, "evaluate", EXPERIMENT, sampler),
                                 tempered=sampler == "pt",
                                 sampler="rw" if sampler == "pt" else sampler)
+        predictions += tables.prediction_rows(tables.mcmc_raw(outcome, sampler), problem,
+                                              cfg.sigmas, tables.probability_name(cfg))
         presentations = methods.training_presentations("pt" if sampler == "pt" else "mh",
                                                       run_cfg, n_train)
         steps = run_cfg.mh.num_steps
@@ -72,6 +75,7 @@ def run(cfg, out, mode) -> list[dict]:
     summary = summarise(rows)
     write_csv(out / "samplers.csv", rows)
     write_csv(out / "samplers_summary.csv", summary)
+    tables.write_predictions(out / "samplers_predictions.csv.gz", predictions)
     _figure(summary, out / "samplers.png", cfg)
     experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     for r in summary:

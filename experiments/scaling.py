@@ -16,7 +16,9 @@ longer spike trains lift the cap? These runs cost T / 10 times as much per step)
 MH and PT use the paper network's c, v and p on every network (not re-tuned per size).
 Writes scaling.csv (per fold), scaling_summary.csv (per network, method and sigma: test
 accuracy mean and std, MH/PT acceptance, R-hat and ESS of the log density, stage wall time,
-chip sample presentations for training), scaling_mh_diagnostics.csv and scaling.png.
+chip sample presentations for training), scaling_mh_diagnostics.csv,
+scaling_predictions.csv.gz (every test prediction, with the data set and network columns;
+see tables.prediction_rows) and scaling.png.
 
     python -m experiments.scaling [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
@@ -66,7 +68,7 @@ def run(cfg, out, mode) -> list[dict]:
         experiment.load_data(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, name=name)))
     run_ = experiment.start(out, cfg, EXPERIMENT, mode)
     stages, key = run_.stages, run_.key
-    problems, rows, diag = {}, [], []
+    problems, rows, diag, predictions = {}, [], [], []
     for name, net_cfg in networks(cfg):
         T = net_cfg.snn.time_steps
         if (name, T) not in problems:  # the config's T keeps its problem name (and keys)
@@ -88,8 +90,8 @@ def run(cfg, out, mode) -> list[dict]:
                                     methods=tuple(m for m in net_cfg.methods if m != "pt"))
         for run_cfg in ([other] if other.methods else []) + (
                 [pt_cfg] if "pt" in net_cfg.methods else []):
-            r, d, _ = runners.method_rows(stages, run_cfg, problem, key, f"{EXPERIMENT}/{label}",
-                                         f"{label}_", extra)
+            r, d, raw = runners.method_rows(stages, run_cfg, problem, key,
+                                           f"{EXPERIMENT}/{label}", f"{label}_", extra)
             for row in r:
                 method = row["method"].rsplit("_", 1)[0] if row["method"].endswith(
                     ("_mean", "_bma", "_vote")) else row["method"]
@@ -97,10 +99,14 @@ def run(cfg, out, mode) -> list[dict]:
                 row["wall_s"] = stages.timings.get(f"{label}_{method}", float("nan"))
             rows += r
             diag += d
+            predictions += tables.prediction_rows(
+                raw, problem, run_cfg.sigmas, tables.probability_name(run_cfg),
+                {"dataset": name, "network": label})
     summary = summarise(rows, diag)
     write_csv(out / "scaling.csv", rows)
     write_csv(out / "scaling_summary.csv", summary)
     write_csv(out / "scaling_mh_diagnostics.csv", diag)
+    tables.write_predictions(out / "scaling_predictions.csv.gz", predictions)
     _figure(summary, out / "scaling.png", cfg)
     experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     for r in summary:

@@ -3,9 +3,12 @@ MCMC diagnostics, summaries, and the per-sample predictions files."""
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 
 from mhsnn import metrics, posterior
+from mhsnn.io import atomic_write_bytes
 from mhsnn.mcmc import diagnostics
 
 
@@ -145,12 +148,19 @@ def probability_name(cfg) -> str:
     return "softmax" if cfg.likelihood == "categorical" else "counts"
 
 
+def mcmc_raw(outcome: dict, method: str) -> dict[str, np.ndarray]:
+    """An MCMC stage's test probabilities [F, S, R, Nte, O] under their method names: the
+    per-chain W* (``_mean``), the BMA and the vote fraction over draws (``_bma``, ``_vote``)."""
+    return {f"{method}_mean": outcome["mean_probs"], f"{method}_bma": outcome["bma_probs"],
+            f"{method}_vote": outcome["vote_probs"]}
+
+
 def prediction_rows(raw: dict[str, np.ndarray], problem: posterior.Problem, labels,
-                    probability: str = "counts") -> list[dict]:
+                    probability: str = "counts", extra: dict | None = None) -> list[dict]:
     """Every test prediction: method, predictive ("votes" for the vote fraction, else
-    ``probability``), cell columns, fold, member (chain or seed; "pooled" for the BMA and
-    vote fraction over all chains), sample (the row in the data set), label, p_0 ...
-    p_{K-1}; from these every reported metric can be recomputed."""
+    ``probability``), ``extra`` columns, cell columns, fold, member (chain or seed; "pooled"
+    for the BMA and vote fraction over all chains), sample (the row in the data set), label,
+    p_0 ... p_{K-1}; from these every reported metric can be recomputed."""
     rows = []
     test_index, test_labels = np.asarray(problem.test_index), np.asarray(problem.test_labels)
     for method, probs in raw.items():
@@ -163,12 +173,26 @@ def prediction_rows(raw: dict[str, np.ndarray], problem: posterior.Problem, labe
                            else list(enumerate(probs[f, s])))
                 for member, p in members:
                     for i in np.flatnonzero(mask):
-                        rows.append({"method": method, "predictive": predictive, **label,
+                        rows.append({"method": method, "predictive": predictive,
+                                     **(extra or {}), **label,
                                      "fold": f, "member": member,
                                      "sample": int(test_index[f, i]),
                                      "label": int(test_labels[f, i]),
                                      **{f"p_{k}": float(v) for k, v in enumerate(p[i])}})
     return rows
+
+
+def write_predictions(path, rows: list[dict]) -> None:
+    """``prediction_rows`` as a gzipped CSV (``<experiment>_predictions.csv.gz``; the
+    probabilities to 4 significant digits, every other float exact): pandas and numpy read
+    it as they read a plain CSV. Gzip's header time is fixed so a rerun is byte-identical."""
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    lines = [",".join(fields)]
+    for r in rows:
+        lines.append(",".join(f"{r[k]:.4g}" if isinstance(r[k], float) and k.startswith("p_")
+                              else f"{r[k]:g}" if isinstance(r[k], float) else str(r[k])
+                              for k in fields))
+    atomic_write_bytes(path, gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
 
 
 def print_table(summary: list[dict], keys: tuple[str, ...]) -> None:

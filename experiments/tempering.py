@@ -5,7 +5,8 @@ chain, PT with K = ``pt.num_temperatures`` replicas runs ``mh.num_steps / K`` st
 the same folds, sigmas, chains, c, v and p. Reported per (method, sigma, fold): R-hat and ESS
 of the log density across chains (the permutation-invariant summary), ESS per second,
 test accuracy of W* and the BMA, and for PT the barrier Lambda, the schedule and round trips.
-Writes tempering.csv and tempering.png to --out (default results/<preset>/).
+Writes tempering.csv, tempering_predictions.csv.gz (every test prediction, see
+tables.prediction_rows) and tempering.png to --out (default results/<preset>/).
 
     python -m experiments.tempering [--preset quick|paper] [--set KEY=VALUE] [--out DIR]
 """
@@ -31,13 +32,15 @@ def run(cfg, out, mode) -> list[dict]:
     K = cfg.pt.num_temperatures
     pt_cfg = dataclasses.replace(cfg, mh=dataclasses.replace(
         cfg.mh, num_steps=max(cfg.mh.num_steps // K, 2)))
-    rows = []
+    rows, predictions = [], []
     for name, run_cfg, tempered in (("mh", cfg, False), ("pt", pt_cfg, True)):
         t_stage = time.perf_counter()
         outcome = runners.run_mh(stages, name, run_cfg, problem,
                                 keys.derive(key, "method", EXPERIMENT, name),
                                 keys.derive(key, "evaluate", EXPERIMENT, name), tempered)
         wall = stages.timings.get(name, time.perf_counter() - t_stage)
+        predictions += tables.prediction_rows(tables.mcmc_raw(outcome, name), problem,
+                                              cfg.sigmas, tables.probability_name(cfg))
         for s, f, cell in tables.chain_cells(outcome, problem, cfg.sigmas):
             ess = cell["ess_logdensity"]
             row = {"method": name, "sigma": cell["sigma"], "fold": f,
@@ -54,6 +57,7 @@ def run(cfg, out, mode) -> list[dict]:
                            betas=" ".join(f"{b:.4f}" for b in outcome["betas"][f, s, 0]))
             rows.append(row)
     write_csv(out / "tempering.csv", rows)
+    tables.write_predictions(out / "tempering_predictions.csv.gz", predictions)
     _figure(rows, out / "tempering.png")
     experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages)
     for r in rows:

@@ -29,15 +29,13 @@ transfer.png.
 
 from __future__ import annotations
 
-import gzip
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from experiments import methods, runners, tables
 from mhsnn import chips, data, experiment, keys, metrics, posterior, sgd
-from mhsnn.io import atomic_write_bytes, write_csv
+from mhsnn.io import write_csv
 
 EXPERIMENT = "transfer"
 DEFAULTS = ["sigmas=[0, 3]", "methods=['mh', 'sg_offline', 'sg_in_loop']",
@@ -123,7 +121,7 @@ def run(cfg, out, mode) -> list[dict]:
     write_csv(out / "transfer.csv", rows)
     write_csv(out / "transfer_summary.csv", summary)
     write_csv(out / "transfer_mh_diagnostics.csv", diag)
-    _write_predictions(out / "transfer_predictions.csv.gz", predictions)
+    tables.write_predictions(out / "transfer_predictions.csv.gz", predictions)
     _figure(summary, out / "transfer.png")
     experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages,
                               {"siblings": NUM_SIBLINGS, "spreads": list(SPREADS)})
@@ -152,17 +150,6 @@ def summarise(rows: list[dict]) -> list[dict]:
             row[f"worst_sibling_{short}"] = min(sib) if short == "accuracy" else max(sib)
         out.append(row)
     return out
-
-
-def _write_predictions(path, rows) -> None:
-    """Gzipped CSV (4 significant digits for the probabilities): every test prediction."""
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    lines = [",".join(fields)]
-    for r in rows:
-        lines.append(",".join(f"{r[k]:.4g}" if isinstance(r[k], float) and k.startswith("p_")
-                              else f"{r[k]:g}" if isinstance(r[k], float) else str(r[k])
-                              for k in fields))
-    atomic_write_bytes(path, gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
 
 
 def _figure(summary, path) -> None:

@@ -90,35 +90,62 @@ def test_an_external_chip_counts_every_presentation_exactly(two_fold_problem):
     assert counter.presentations == gens * pop * F * M * n
 
 
-def test_an_interrupted_es_run_resumes_to_identical_bytes(two_fold_problem, tmp_path):
-    from mhsnn import runs
+# The query-budget experiment cut to one ES (CMA-ES: the richest state, 8 members), two
+# budget points below one MH step of its 32 chains (so no MH stage runs) and a generation
+# per chunk; with KILL_AFTER=n the process SIGKILLs itself as chunk n + 1 starts, after n
+# checkpoints: a real kill -9 at a known place, not a race.
+KILL_SCRIPT = """
+import os, signal, sys
+from experiments import query_budget as q
+q.BUDGETS["quick"], q.ES_METHODS, q.GENERATIONS_PER_CHUNK = (1e3, 1.2e4), ("cma_es",), 1
+kill_after, real = int(os.environ.get("KILL_AFTER", "0")), q.es.grid_trainer
 
-    chip = chips.Chip(sigma=jnp.tile(jnp.array([[0.0, 3.0]]), (2, 1)))
-    hyper = es.ESHyper(strategy="cma_es", population=8)
-    settings = posterior.SNNSettings()
+def grid_trainer(*args, **kwargs):
+    state, advance = real(*args, **kwargs)
+    calls = []
 
-    def run(out, mode, stop_after=None):
-        state0, advance = es.grid_trainer(jax.random.key(0), two_fold_problem, chip, hyper,
-                                          settings, 2)
-        calls = []
+    def dying(state):
+        calls.append(1)
+        if kill_after and len(calls) > kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return advance(state)
+    return state, dying
 
-        def step(state):
-            calls.append(1)
-            if stop_after is not None and len(calls) > stop_after:
-                raise KeyboardInterrupt  # the process dies here
-            return advance(state)
+q.es.grid_trainer = grid_trainer
+q.main(sys.argv[1:])
+"""
+SMALL = ["--set", "folds=2", "--set", "sigmas=[3]", "--set", "mh.num_chains=32",
+         "--set", "es.tuned=false", "--set", "es.population=8", "--set", "sg.epochs=2",
+         "--set", "sg.epochs_per_chunk=1"]
 
-        stages = runs.Stages(out, {"es": 1}, "toy", mode, "test")
-        try:
-            return stages.run("es", lambda: state0, step, lambda s: int(s.generation) >= 10,
-                              lambda s: {"mean": np.asarray(es.mean_of(s, hyper, 96)),
-                                         "best": np.asarray(s.best)})
-        finally:
-            runs.unlock_folder(out)
 
-    whole = run(tmp_path / "a", "new")
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "b", "new", stop_after=2)
-    resumed = run(tmp_path / "b", "resume")
-    for k in whole:
-        assert whole[k].tobytes() == resumed[k].tobytes()
+def test_an_es_run_killed_with_sigkill_resumes_to_identical_csvs(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def start(out, *extra, kill_after=0):
+        return subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, *SMALL, "--out", str(out),
+                                 *extra], cwd=Path(__file__).resolve().parents[1],
+                                env={**os.environ, "KILL_AFTER": str(kill_after)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def run(out, *extra, kill_after=0):
+        proc = start(out, *extra, kill_after=kill_after)
+        err = proc.communicate(timeout=300)[1]
+        return proc.returncode, err
+
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    reference = start(clean)  # beside the run to be killed (two cores, compiles are serial)
+    code, err = run(killed, kill_after=3)
+    assert code == -9, err[-2000:]
+    err = reference.communicate(timeout=300)[1]
+    assert reference.returncode == 0, err[-2000:]
+    stage = killed / "checkpoints" / "query_budget__cma_es__"
+    assert Path(f"{stage}state.npz").exists() and not Path(f"{stage}outcome.npz").exists()
+    code, err = run(killed, "--resume")
+    assert code == 0 and "[cma_es] resumed from" in err, err[-2000:]
+    for name in ("query_budget.csv", "query_budget_summary.csv",
+                 "query_budget_predictions.csv.gz"):
+        assert (killed / name).read_bytes() == (clean / name).read_bytes(), name

@@ -1,10 +1,6 @@
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 SCRIPT = """
@@ -44,50 +40,5 @@ def test_sharded_run_equals_single_device():
     assert "identical" in res.stdout
 
 
-TINY = ["--set", "mh.num_steps=200", "--set", "mh.num_chains=2", "--set", "mh.chunk_size=50",
-        "--set", "mh.num_draws=10", "--set", "folds=2", "--set", "sigmas=[0, 3]",
-        "--set", "methods=['mh', 'sg_offline']", "--set", "sg.epochs=2", "--set", "sg.seeds=1",
-        "--set", "sg.literal=false"]
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _sweep(out, *extra, env=None, wait_for=None):
-    cmd = [sys.executable, "-m", "experiments.sigma_sweep", *TINY, "--out", str(out), *extra]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    if wait_for is None:
-        return proc
-    deadline = time.time() + 240
-    while not wait_for.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return None
-
-
-def test_two_process_job_resumes_a_killed_run_and_matches_one_process(tmp_path):
-    """jax.distributed on two CPU processes (one device each, gloo): the chains are split
-    across the processes, the job resumes a checkpoint a one-process run left when killed,
-    and its CSVs equal an uninterrupted one-process run's, byte for byte."""
-    clean, job = tmp_path / "clean", tmp_path / "job"
-    reference = _sweep(clean)  # runs beside the run to be killed (two cores)
-    _sweep(job, wait_for=job / "checkpoints" / "sigma_sweep__mh__state.npz")
-    assert not (job / "sigma_sweep.csv").exists()
-    err = reference.communicate(timeout=300)[1]  # (drains its stderr pipe)
-    assert reference.returncode == 0, err[-2000:]
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
-    procs = [_sweep(job, "--resume", "--distributed",
-                    env={"JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
-                         "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)})
-             for i in range(2)]
-    for p in procs:
-        err = p.communicate(timeout=300)[1]
-        assert p.returncode == 0, err[-2000:]
-        assert "resumed from" in err
-    manifest = json.loads((job / "sigma_sweep_manifest.json").read_text())
-    assert manifest["num_processes"] == 2 and manifest["num_devices"] == 2
-    for name in ("sigma_sweep.csv", "mh_diagnostics.csv"):
-        assert (clean / name).read_bytes() == (job / name).read_bytes()
+# The two-process (jax.distributed) resume of a checkpointed run is tested in
+# tests/test_experiments.py, beside the other interrupted-run tests it shares a clean run with.
