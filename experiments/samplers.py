@@ -1,4 +1,4 @@
-"""Which sampler makes the most of each chip query? Seven samplers at equal chip presentations.
+"""Which sampler makes the most of each chip query? Eight samplers at equal chip presentations.
 
 On the config's network (default: the paper's 30-3-2) and data, 5 folds, at each sigma of
 the config (default 0 and 3), every sampler gets the same chip budget: ``mh.num_chains``
@@ -8,6 +8,7 @@ replicas). The samplers (``mhsnn.bayes.SAMPLERS`` and PT):
     rw        random-walk MH, fixed step c (Algorithm 1, the paper)
     rw_adapt  random walk, step adapted during burn-in toward 0.234 acceptance per cell
     rw_adapt_diag  and a diagonal proposal covariance learnt from the cell's chains (Haario)
+    rw_adapt_full  and a full one (a Cholesky factor per cell, refreshed every 25 burn-in steps)
     demc      differential evolution, the 8 chains of a cell being the population
     mala      Langevin proposals from the IDEAL model's surrogate gradient, accepted on the chip
     hmc       Hamiltonian proposals (3 leapfrog steps) likewise; step adapted like mala
@@ -34,7 +35,7 @@ from mhsnn.io import write_csv
 
 EXPERIMENT = "samplers"
 DEFAULTS = ["sigmas=[0, 3]", "mh.num_steps=4000", "mh.num_draws=50", "pt.num_temperatures=4"]
-SAMPLERS = ("rw", "rw_adapt", "rw_adapt_diag", "demc", "mala", "hmc", "pt")
+SAMPLERS = ("rw", "rw_adapt", "rw_adapt_diag", "rw_adapt_full", "demc", "mala", "hmc", "pt")
 NUM_LEAPFROG = 3
 
 

@@ -64,7 +64,7 @@ def init_positions(key: jax.Array, hyper: MHHyper, shape: tuple[int, int],
             + _col(hyper.init_std, shape)[..., None] * noise)
 
 
-SAMPLERS = ("rw", "rw_adapt", "rw_adapt_diag", "demc", "mala", "hmc")
+SAMPLERS = ("rw", "rw_adapt", "rw_adapt_diag", "rw_adapt_full", "demc", "mala", "hmc")
 
 
 def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
@@ -76,7 +76,8 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
     ``sampler``: "rw" (random-walk MH with step ``hyper.step_size``, Algorithm 1),
     "rw_adapt" (its step adapted during burn-in toward 0.234 acceptance, pooled over the
     chains of each cell), "rw_adapt_diag" (also a diagonal proposal covariance learnt from
-    the cell's chains in burn-in, ``adapt.adaptive_diagonal``), "demc" (differential
+    the cell's chains in burn-in, ``adapt.adaptive_diagonal``), "rw_adapt_full" (a full
+    covariance likewise, ``adapt.adaptive_covariance``), "demc" (differential
     evolution, the chains of a cell being the
     population), "mala" / "hmc" (proposals driven by the ideal model's surrogate gradient of
     the log posterior, accepted on the chip's; the step adapts during burn-in toward 0.574 /
@@ -178,20 +179,25 @@ def _grid_kernel(sampler, logdensity, positions, problem, chip, hyper, settings,
 
         to_cells = positions.reshape(F, cells, per_cell, positions.shape[-1])
         return Kernel(step, target), jax.jit(lambda p: demc.init(p, ld_cells))(to_cells)
-    if sampler in ("rw_adapt", "rw_adapt_diag"):
+    if sampler in ("rw_adapt", "rw_adapt_diag", "rw_adapt_full"):
         diagonal = sampler == "rw_adapt_diag"
 
-        def step_fn(key, state, eps):  # eps [F, M] or, with diagonal scales, [F, M, P]
-            state, info = mh.kernel(key, state, logdensity, eps if diagonal else eps[..., None])
+        # eps [F, M]; with diagonal scales [F, M, P]; with a full covariance [F, M, 1]
+        # and its Cholesky factor [F, M, P, P]
+        def step_fn(key, state, eps, factor=None):
+            state, info = mh.kernel(key, state, logdensity,
+                                    eps if diagonal or factor is not None else eps[..., None],
+                                    factor=factor)
             return state, info.acceptance_rate, info.is_accepted
 
         inner = jax.jit(lambda p: mh.init(p, logdensity))(positions)
         start, target = _col(hyper.step_size, shape), adapt.TARGETS["rw"]
-        if diagonal:
-            step = adapt.adaptive_diagonal(step_fn, schedule.burn_in, target,
-                                           lambda st: st.position, pool, pool)
+        if sampler != "rw_adapt":
+            build, init = ((adapt.adaptive_diagonal, adapt.init_diagonal) if diagonal else
+                           (adapt.adaptive_covariance, adapt.init_covariance))
+            step = build(step_fn, schedule.burn_in, target, lambda st: st.position, pool, pool)
             return (Kernel(step, lambda st: (st.inner.position, st.inner.logdensity)),
-                    adapt.init_diagonal(inner, start, positions))
+                    init(inner, start, positions))
     else:
         grad = model_gradient_fn(problem, hyper, settings)
 

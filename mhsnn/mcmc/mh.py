@@ -46,11 +46,13 @@ QUERY_KEY = 2  # fold_in constant for a stochastic density's key (proposal/accep
 
 
 def kernel(key: jax.Array, state: MHState, logdensity_fn: LogDensityFn,
-           step_size: jax.Array | float, stochastic: bool = False) -> tuple[MHState, MHInfo]:
+           step_size: jax.Array | float, stochastic: bool = False,
+           factor: jax.Array | None = None) -> tuple[MHState, MHInfo]:
     """One Gaussian random-walk step, N(W, step_size^2 I), accepted in log space.
 
     ``step_size`` broadcasts against the positions (a scalar, or one value per chain as
-    [..., 1]). A proposal whose log density is NaN or +-inf is always rejected, so no
+    [..., 1]). ``factor`` [..., dim, dim] (a Cholesky factor L) makes the proposal
+    N(W, step_size^2 L L^T). A proposal whose log density is NaN or +-inf is always rejected, so no
     NaN ever enters a chain.
 
     ``stochastic=True``: ``logdensity_fn(position, key)`` is a noisy estimate (a chip with
@@ -61,6 +63,8 @@ def kernel(key: jax.Array, state: MHState, logdensity_fn: LogDensityFn,
     """
     key_proposal, key_accept = jax.random.split(key)
     noise = jax.random.normal(key_proposal, state.position.shape, state.position.dtype)
+    if factor is not None:
+        noise = jnp.einsum("...ij,...j->...i", factor, noise)
     proposal = state.position + step_size * noise
     proposal_logdensity = (logdensity_fn(proposal, jax.random.fold_in(key, QUERY_KEY))
                            if stochastic else logdensity_fn(proposal))

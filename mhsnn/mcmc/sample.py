@@ -230,8 +230,8 @@ class MCMCResult:
     step_size: float | None = None  # the step size the kept draws used (adapted or given)
     logdensity_evals: int = 0  # per chain, the start included: chip queries for a chip
     grad_evals: int = 0  # per chain: gradient (model) evaluations that drove proposals
-    proposal_scale: np.ndarray | None = None  # [dim] with adapt_scales: each coordinate's
-    # proposal std in the kept draws, step_size x the learnt relative scale
+    proposal_scale: np.ndarray | None = None  # [dim] with adapt_scales (adapt_covariance):
+    # each coordinate's (marginal) proposal std in the kept draws
 
 
 def summarize(state: ChainState, schedule: Schedule) -> dict:
@@ -270,13 +270,17 @@ def _finish(state: ChainState, schedule: Schedule, step_size, adapted: bool, **c
         step_size = float(np.exp(np.asarray(state.inner.log_step_size)))
     if isinstance(state.inner, adapt.DiagonalAdaptState):
         counts["proposal_scale"] = step_size * np.asarray(state.inner.scale)[0]
+    if isinstance(state.inner, adapt.CovarianceAdaptState):  # sqrt of L L^T's diagonal
+        factor = np.asarray(state.inner.factor)[0]
+        counts["proposal_scale"] = step_size * np.sqrt(np.sum(factor * factor, axis=-1))
     return MCMCResult(**summarize(state, schedule), step_size=float(step_size), **counts)
 
 
 def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: jax.Array, *,
               num_steps: int, step_size: float, burn_in: int | None = None, thin: int = 1,
               chunk_size: int = 1000, adapt_step_size: bool = False,
-              adapt_scales: bool = False, noisy: bool = False,
+              adapt_scales: bool = False, adapt_covariance: bool = False,
+              noisy: bool = False,
               target_acceptance: float = adapt.TARGETS["rw"]) -> MCMCResult:
     """Random-walk Metropolis-Hastings on many chains of any log density.
 
@@ -294,6 +298,9 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
       adapt_scales: also learn a per-coordinate proposal scale (a diagonal covariance) from
         all chains' positions in burn-in (``adapt.adaptive_diagonal``); implies
         ``adapt_step_size``.
+      adapt_covariance: learn a full proposal covariance instead (``adapt.adaptive_covariance``:
+        Haario et al. 2001; a dim x dim Cholesky every ``adapt.REFRESH`` burn-in steps);
+        implies ``adapt_step_size``.
       noisy: ``logdensity_fn(position, key)`` is a noisy estimate whose exp is unbiased for
         the likelihood (a noisy chip, or a chip drawn afresh per query): pseudo-marginal MH,
         exact for the averaged target (see ``mh.kernel``); each chain gets its own key.
@@ -305,7 +312,7 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
     _check_step_size(step_size)
     schedule = Schedule.make(num_steps, burn_in, thin)
     if noisy:
-        if adapt_step_size or adapt_scales:
+        if adapt_step_size or adapt_scales or adapt_covariance:
             raise ValueError("noisy: step adaptation needs an exact density; give a fixed "
                              "step_size")
 
@@ -318,11 +325,17 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
         batched = jax.vmap(logdensity_fn)
         inner = mh.init(positions, batched)
 
-    def step_fn(k, st, eps):
-        st, info = mh.kernel(k, st, batched, eps)
+    def step_fn(k, st, eps, factor=None):
+        st, info = mh.kernel(k, st, batched, eps, factor=factor)
         return st, info.acceptance_rate, info.is_accepted
 
-    if adapt_scales:
+    if adapt_covariance:
+        kernel = Kernel(adapt.adaptive_covariance(step_fn, schedule.burn_in, target_acceptance,
+                                                  lambda st: st.position),
+                        lambda state: (state.inner.position, state.inner.logdensity))
+        inner = adapt.init_covariance(inner, step_size, positions)
+        adapt_step_size = True
+    elif adapt_scales:
         kernel = Kernel(adapt.adaptive_diagonal(step_fn, schedule.burn_in, target_acceptance,
                                                 lambda st: st.position),
                         lambda state: (state.inner.position, state.inner.logdensity))
