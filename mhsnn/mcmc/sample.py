@@ -329,17 +329,13 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
         st, info = mh.kernel(k, st, batched, eps, factor=factor)
         return st, info.acceptance_rate, info.is_accepted
 
-    if adapt_covariance:
-        kernel = Kernel(adapt.adaptive_covariance(step_fn, schedule.burn_in, target_acceptance,
-                                                  lambda st: st.position),
+    if adapt_covariance or adapt_scales:
+        build, init = ((adapt.adaptive_covariance, adapt.init_covariance) if adapt_covariance
+                       else (adapt.adaptive_diagonal, adapt.init_diagonal))
+        kernel = Kernel(build(step_fn, schedule.burn_in, target_acceptance,
+                              lambda st: st.position),
                         lambda state: (state.inner.position, state.inner.logdensity))
-        inner = adapt.init_covariance(inner, step_size, positions)
-        adapt_step_size = True
-    elif adapt_scales:
-        kernel = Kernel(adapt.adaptive_diagonal(step_fn, schedule.burn_in, target_acceptance,
-                                                lambda st: st.position),
-                        lambda state: (state.inner.position, state.inner.logdensity))
-        inner = adapt.init_diagonal(inner, step_size, positions)
+        inner = init(inner, step_size, positions)
         adapt_step_size = True
     elif adapt_step_size:
         kernel = adaptive_kernel(step_fn, schedule.burn_in, target_acceptance)
