@@ -193,8 +193,7 @@ def _grid_kernel(sampler, logdensity, positions, problem, chip, hyper, settings,
         inner = jax.jit(lambda p: mh.init(p, logdensity))(positions)
         start, target = _col(hyper.step_size, shape), adapt.TARGETS["rw"]
         if sampler != "rw_adapt":
-            build, init = ((adapt.adaptive_diagonal, adapt.init_diagonal) if diagonal else
-                           (adapt.adaptive_covariance, adapt.init_covariance))
+            build, init = adapt.COVARIANCES["diagonal" if diagonal else "full"]
             step = build(step_fn, schedule.burn_in, target, lambda st: st.position, pool, pool)
             return (Kernel(step, lambda st: (st.inner.position, st.inner.logdensity)),
                     init(inner, start, positions))

@@ -52,6 +52,11 @@ def _window_average(average, value, count, start: int, burn_in: int):
                      average)
 
 
+def _pool_all(x):
+    """The mean over every chain (axis 0), broadcast back to each."""
+    return jnp.broadcast_to(jnp.mean(x, axis=0, keepdims=True), x.shape)
+
+
 def _robbins_monro(log_step, count, acceptance, target: float, burn_in: int):
     """log eps += t^-DECAY (a - target) during burn-in; unchanged from then on."""
     gain = (count.astype(jnp.float32) + 1.0) ** -DECAY
@@ -92,8 +97,7 @@ def adaptive_diagonal(step_fn: Callable, burn_in: int, target: float,
     ``step_fn(key, inner, step_size [..., dim])`` as in ``adaptive``.
     """
     start, use = burn_in // 4, burn_in // 2
-    pool_positions = pool_positions or (lambda x: jnp.broadcast_to(
-        jnp.mean(x, axis=0, keepdims=True), x.shape))
+    pool_positions = pool_positions or _pool_all
 
     def step(key, state: DiagonalAdaptState):
         eps = jnp.exp(state.log_step_size)[..., None] * state.scale
@@ -151,8 +155,7 @@ def adaptive_covariance(step_fn: Callable, burn_in: int, target: float,
     ``step_fn(key, inner, step_size [..., 1], factor [..., dim, dim])`` as in ``adaptive``.
     """
     start, use = burn_in // 4, burn_in // 2
-    pool_positions = pool_positions or (lambda x: jnp.broadcast_to(
-        jnp.mean(x, axis=0, keepdims=True), x.shape))
+    pool_positions = pool_positions or _pool_all
 
     def factor_of(mean, second):
         cov = second - mean[..., :, None] * mean[..., None, :]
@@ -187,3 +190,8 @@ def adaptive_covariance(step_fn: Callable, burn_in: int, target: float,
         return CovarianceAdaptState(inner, log_step, t, mean, second, factor), accepted
 
     return step
+
+
+# The learnt proposal covariances by kind: (step builder, state initialiser).
+COVARIANCES = {"diagonal": (adaptive_diagonal, init_diagonal),
+               "full": (adaptive_covariance, init_covariance)}

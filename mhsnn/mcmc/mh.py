@@ -52,8 +52,8 @@ def kernel(key: jax.Array, state: MHState, logdensity_fn: LogDensityFn,
 
     ``step_size`` broadcasts against the positions (a scalar, or one value per chain as
     [..., 1]). ``factor`` [..., dim, dim] (a Cholesky factor L) makes the proposal
-    N(W, step_size^2 L L^T). A proposal whose log density is NaN or +-inf is always rejected, so no
-    NaN ever enters a chain.
+    N(W, step_size^2 L L^T). A proposal whose log density is NaN or +-inf is always
+    rejected, so no NaN ever enters a chain.
 
     ``stochastic=True``: ``logdensity_fn(position, key)`` is a noisy estimate (a chip with
     read noise). The proposal is evaluated with fresh noise and the current state keeps

@@ -330,8 +330,7 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
         return st, info.acceptance_rate, info.is_accepted
 
     if adapt_covariance or adapt_scales:
-        build, init = ((adapt.adaptive_covariance, adapt.init_covariance) if adapt_covariance
-                       else (adapt.adaptive_diagonal, adapt.init_diagonal))
+        build, init = adapt.COVARIANCES["full" if adapt_covariance else "diagonal"]
         kernel = Kernel(build(step_fn, schedule.burn_in, target_acceptance,
                               lambda st: st.position),
                         lambda state: (state.inner.position, state.inner.logdensity))
