@@ -4,7 +4,10 @@ The simulator below stands for real hardware: plain NumPy, no JAX, with its own
 non-idealities (the paper's f_sigma plus frozen per-neuron threshold mismatch). MH trains it
 through ``jax.pure_callback``, knowing nothing of its insides; the engine counts every
 forward run (query) and sample presentation it costs. Writes external_chip.csv (test
-accuracy of the chains' current weights against training queries) and external_chip.png.
+accuracy of the chains' current weights against training queries, after every chunk),
+external_chip.png and a manifest with the chip's fault and retry counts. Checkpointed like
+every experiment (``--resume``); a chip fault that persists after ``chip.retries`` stops
+the run with exit code 3 at its last whole chunk.
 
     python -m experiments.external_chip [--set KEY=VALUE] [--out DIR]
 """
@@ -15,10 +18,11 @@ import itertools
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from experiments import methods, tables
-from mhsnn import bayes, chips, config, data, experiment, keys, metrics, posterior, snn
+from experiments import methods
+from mhsnn import bayes, chips, config, data, experiment, keys, posterior, snn, trainers
 from mhsnn.io import write_csv
 from mhsnn.mcmc.sample import Progress, Schedule
 
@@ -71,59 +75,84 @@ class NumpyChip:
         return counts.transpose(1, 0, 2)
 
 
+def make_chip(cfg, sizes) -> NumpyChip:
+    """The simulated hardware: f_sigma with sigma = 2 and 20% threshold mismatch."""
+    return NumpyChip(sigma=2.0, threshold_spread=0.2, seed=cfg.seed, sizes=sizes)
+
+
+def external(fn, cfg, shape) -> chips.ExternalChip:
+    """``fn`` behind the engine's fault handling, with the config's retries and timeout."""
+    c = cfg.chip
+    return chips.ExternalChip(fn, shape, retries=c.retries, timeout_s=c.timeout_s,
+                              backoff_s=c.backoff_s)
+
+
 def run(cfg, out, mode) -> list[dict]:
-    t0 = time.perf_counter()
-    ds = experiment.load_data(cfg, folds=5)
-    root = jax.random.key(cfg.seed)
+    run_ = experiment.start(out, cfg, EXPERIMENT, mode, folds=5)
+    stages, ds, root = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, 5, cfg.seed)[: cfg.folds]
     problem = posterior.make_problem(ds, splits, root, cfg.snn.time_steps, EXPERIMENT)
     settings = methods.settings_of(cfg, problem)
-    out.mkdir(parents=True, exist_ok=True)
     F, C, m = len(splits), cfg.mh.num_chains, cfg.mh
-    simulator = NumpyChip(sigma=2.0, threshold_spread=0.2, seed=cfg.seed, sizes=settings.sizes)
-    train_chip = chips.ExternalChip(simulator, (F, C))
-    hyper = bayes.MHHyper(m.step_size, m.lik_std, m.prior_std, m.init_mean, m.init_std)
-    schedule = Schedule.with_draws(m.num_steps, config.burn_in_steps(m),
-                                   m.num_draws)
+    simulator = make_chip(cfg, settings.sizes)
+    train_chip = external(simulator, cfg, (F, C))
+    hyper = trainers.mh_hyper(cfg)
+    schedule = Schedule.with_draws(m.num_steps, config.burn_in_steps(m), m.num_draws)
+    chunk = min(m.chunk_size, m.num_steps)
     # Test queries go to a second handle on the same chip so that training queries (the
     # cost of learning) are counted apart from evaluation queries.
-    eval_chip = chips.ExternalChip(simulator, (F, C))
-    state, advance = bayes.setup(keys.derive(root, "method", EXPERIMENT, "mh"), problem,
-                                 train_chip, hyper, settings, schedule, m.chunk_size,
-                                 observe=False)
+    eval_chip = external(simulator, cfg, (F, C))
+    state0, advance_chains = bayes.setup(keys.derive(root, "method", EXPERIMENT, "mh"),
+                                         problem, train_chip, hyper, settings, schedule,
+                                         chunk, observe=False)
+    num_chunks = -(-schedule.num_steps // chunk)
+    labels, mask = problem.test_labels, problem.test_mask
+
+    def accuracies(position):  # (chains' mean, pooled) test accuracy of the current weights
+        probs = posterior.test_probabilities(position, problem, eval_chip, settings)
+        right = (jnp.argmax(probs, -1) == labels[:, None]) * mask[:, None]  # [F, C, N]
+        per_chain = right.sum(-1) / mask.sum(-1)[:, None]
+        pooled = ((jnp.argmax(probs.mean(1), -1) == labels) * mask).sum(-1) / mask.sum(-1)
+        return jnp.stack([per_chain.mean(), pooled.mean()])
+
+    @jax.jit
+    def score(state, table):
+        index = (state.step + chunk - 1) // chunk - 1
+        return table.at[index].set(accuracies(state.inner.position))
+
+    def advance(carry):
+        state, table = carry
+        state = advance_chains(state)
+        return state, score(state, table)
+
     progress = Progress(EXPERIMENT, schedule, F * C)
-    test_probs = jax.jit(lambda th: posterior.test_probabilities(th, problem, eval_chip,
-                                                                  settings))
-    rows = []
     wall = time.perf_counter()
-    while int(state.step) < schedule.num_steps:
-        state = advance(state)
-        progress(state)
-        position = state.inner.position
-        probs = np.asarray(test_probs(position))
-        accs, pooled = [], []
-        for f in range(F):
-            mask, labels = tables.test_split(problem, f)
-            accs += [metrics.accuracy(p[mask], labels) for p in probs[f]]
-            pooled.append(metrics.accuracy(probs[f].mean(0)[mask], labels))
-        rows.append({"step": int(state.step), "train_queries": train_chip.queries,
-                     "train_presentations": train_chip.presentations,
-                     "test_acc_chains_mean": float(np.mean(accs)),
-                     "test_acc_chains_pooled": float(np.mean(pooled)),
-                     "wall_s": time.perf_counter() - wall})
-    chain_steps = schedule.num_steps * F * C
-    rate = chain_steps / (time.perf_counter() - wall)
+    table = stages.run(
+        "mh", lambda: (state0, jnp.zeros((num_chunks, 2), jnp.float32)), advance,
+        lambda c: int(c[0].step) >= schedule.num_steps,
+        lambda c: {"table": np.asarray(c[1])}, lambda c: progress(c[0]))["table"]
+    rows = []
+    for i, (acc_mean, acc_pooled) in enumerate(table):
+        step = min((i + 1) * chunk, schedule.num_steps)
+        queries = F * C * (step + 1)  # the start, then one proposal per chain and step
+        rows.append({"step": step, "train_queries": queries,
+                     "train_presentations": queries * problem.train_spikes.shape[2],
+                     "test_acc_chains_mean": float(acc_mean),
+                     "test_acc_chains_pooled": float(acc_pooled)})
+    wall = time.perf_counter() - wall
     write_csv(out / "external_chip.csv", rows)
     _figure(rows, out / "external_chip.png")
-    experiment.write_manifest(out, cfg, EXPERIMENT, time.perf_counter() - t0, None,
-                          {"callback_chain_steps_per_s": rate,
-                           "train_queries": train_chip.queries,
-                           "train_presentations": train_chip.presentations,
-                           "eval_queries": eval_chip.queries})
-    print(f"{train_chip.queries:,} training queries ({train_chip.presentations:,} sample "
-          f"presentations); final test accuracy {rows[-1]['test_acc_chains_mean']:.3f} "
+    faults = {f"train_{k}": v for k, v in train_chip.fault_counts().items()}
+    faults.update({f"eval_{k}": v for k, v in eval_chip.fault_counts().items()})
+    experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), stages,
+                              {"callback_chain_steps_per_s": schedule.num_steps * F * C / wall,
+                               "train_queries": rows[-1]["train_queries"],
+                               "train_presentations": rows[-1]["train_presentations"],
+                               **faults})
+    print(f"{rows[-1]['train_queries']:,} training queries ({rows[-1]['train_presentations']:,} "
+          f"sample presentations); final test accuracy {rows[-1]['test_acc_chains_mean']:.3f} "
           f"(chains' mean), {rows[-1]['test_acc_chains_pooled']:.3f} (pooled); "
-          f"{rate:,.0f} chain-steps/s through the callback")
+          f"{train_chip.faults} chip faults, {train_chip.retried} retries")
     return rows
 
 

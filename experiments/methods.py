@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mhsnn import chips, config, posterior, sgd, snn
+from mhsnn import chips, config, posterior, sgd, snn, trainers
 from mhsnn.config import Config
 
 
@@ -31,15 +31,12 @@ def grid_chip(num_folds: int, cells, per_cell: int) -> chips.Chip:
 
 def sg_variants(cfg: Config) -> list[tuple[str, bool, sgd.SGHyper]]:
     """(method name, in_loop, hyper) for each SG run the config asks for."""
-    g = cfg.sg
-    tuned = sgd.SGHyper(g.learning_rate, g.epochs, g.batch_size, g.init_mean1, g.init_std1,
-                        g.init_mean2, g.init_std2)
+    tuned = trainers.sg_hyper(cfg)
     out = []
     for mode in ("offline", "in_loop"):
-        if f"sg_{mode}" not in cfg.methods:
-            continue
-        out.append((f"sg_{mode}", mode == "in_loop", tuned))
-        if g.literal:
+        if f"sg_{mode}" in cfg.methods:
+            out.append((f"sg_{mode}", mode == "in_loop", tuned))
+        if f"sg_{mode}_literal" in cfg.methods:
             out.append((f"sg_{mode}_literal", mode == "in_loop",
                         tuned._replace(**sgd.PAPER_LITERAL)))
     return out

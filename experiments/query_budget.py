@@ -42,11 +42,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import methods, runners, tables
-from mhsnn import data, es, experiment, keys, posterior, sgd, snn
+from mhsnn import data, es, experiment, keys, posterior, sgd, snn, trainers
 from mhsnn.io import write_csv
 
 EXPERIMENT = "query_budget"
-DEFAULTS = ["sigmas=[0, 3]", "sg.literal=false", "sg.seeds=1"]
+DEFAULTS = ["sigmas=[0, 3]", "methods=['mh', 'sg_offline', 'sg_in_loop']", "sg.seeds=1"]
 BUDGETS = {"quick": (3e5, 1e6, 3e6, 1e7, 3e7, 1e8), "paper": (3e5, 1e6, 3e6, 1e7, 3e7, 1e8,
                                                               3e8, 1e9)}
 ES_METHODS = ("snes", "open_es", "cma_es", "spsa")
@@ -94,7 +94,7 @@ def run(cfg, out, mode) -> list[dict]:
             used = methods.training_presentations("mh", run_cfg, n_train)
             prefix = "mh" if sampler == "rw" else sampler
             if sampler == "rw":
-                record(f"{prefix}_mean", used, outcome["mean_probs"])
+                record(f"{prefix}_mean", used, outcome["wstar_probs"])
             record(f"{prefix}_bma", used, outcome["bma_probs"])
 
     # Evolution strategies and SPSA: one anytime run each, started where SG starts.
@@ -104,7 +104,7 @@ def run(cfg, out, mode) -> list[dict]:
                            g.init_mean2, g.init_std2)
     wide = dim > WIDE_WEIGHTS
     for name in (("sep_cma_es" if wide and m == "cma_es" else m) for m in ES_METHODS):
-        hyper = es_hyper(cfg, name)
+        hyper = trainers.es_hyper(cfg, name)
         chip = methods.grid_chip(F, cfg.sigmas, 1)
         per_gen = es.population_size(hyper) * n_train
         chunk_presentations = per_gen * GENERATIONS_PER_CHUNK
@@ -169,18 +169,6 @@ def run(cfg, out, mode) -> list[dict]:
     for r in summary:
         print("  ".join(f"{k}={v}" for k, v in r.items()))
     return rows
-
-
-def es_hyper(cfg, strategy: str) -> es.ESHyper:
-    """The config's es.* for one strategy (with ``es.tuned``, its tuned settings from
-    ``es.TUNED`` replace them; sep-CMA-ES takes CMA-ES's); start and objective are MH's
-    (mh.*)."""
-    e, m = cfg.es, cfg.mh
-    hyper = es.ESHyper(strategy, e.population, e.spsa_c if strategy == "spsa" else e.std_init,
-                       e.std_min, e.learning_rate, e.num_perturbations, m.init_mean,
-                       m.init_std, m.lik_std, m.prior_std)
-    tuned = es.TUNED.get(strategy, es.TUNED.get(strategy.removeprefix("sep_"), {}))
-    return hyper._replace(**tuned) if e.tuned else hyper
 
 
 def _curves(rows):

@@ -12,7 +12,7 @@ import numpy as np
 
 from experiments.methods import grid_chip, settings_of, sg_variants, training_presentations
 from experiments.tables import cell_rows, labels_of, mcmc_raw, mh_diagnostic_rows
-from mhsnn import bayes, config, keys, posterior, sgd, sharding
+from mhsnn import bayes, config, keys, posterior, sgd, sharding, trainers
 from mhsnn.config import Config, ConfigError
 from mhsnn.mcmc import pt
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
@@ -35,7 +35,7 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
     cells = cfg.sigmas if cells is None else cells
     F, S, C = problem.train_spikes.shape[0], len(cells), m.num_chains
     chip = grid_chip(F, cells, C)
-    hyper = bayes.MHHyper(m.step_size, m.lik_std, m.prior_std, m.init_mean, m.init_std)
+    hyper = trainers.mh_hyper(cfg)
     burn_in = config.burn_in_steps(m)
     schedule = Schedule.with_draws(m.num_steps, burn_in, m.num_draws)
     chunk = min(m.chunk_size, m.num_steps)
@@ -52,7 +52,7 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
 
     def finish(state):
         out = bayes.evaluate(state, problem, chip, settings, schedule, eval_key)
-        result = {"mean_probs": out.mean_probs.reshape(*shape, *out.mean_probs.shape[2:]),
+        result = {"wstar_probs": out.wstar_probs.reshape(*shape, *out.wstar_probs.shape[2:]),
                   "bma_probs": out.bma_probs.reshape(*shape, *out.bma_probs.shape[2:]),
                   "vote_probs": out.vote_probs.reshape(*shape, *out.vote_probs.shape[2:]),
                   "acceptance": out.acceptance_rate.reshape(shape),

@@ -35,7 +35,7 @@ from mhsnn.io import write_csv
 
 EXPERIMENT = "scaling"
 DEFAULTS = ["sigmas=[0, 3]", "methods=['mh', 'pt', 'sg_offline', 'sg_in_loop']",
-            "sg.literal=false", "mh.num_steps=4000", "mh.num_draws=20"]
+            "mh.num_steps=4000", "mh.num_draws=20"]
 NETWORKS = {"breast_cancer": [(3,), (8,), (16,), (32,), (16, 8)], "digits": [(32,)],
             "wine": [(8,)], "iris": [(8,)]}
 TIME_STEPS = (25, 50)  # extra spike-train lengths on breast_cancer 30-32-2 (no PT: time)

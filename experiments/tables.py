@@ -67,7 +67,7 @@ def chain_cells(outcome: dict, problem: posterior.Problem,
                 "sigma": float(sigma), "fold": f,
                 **logdensity_diagnostics(outcome["draws_logdensity"][f, s]),
                 "acc_mean": float(np.mean([metrics.accuracy(p[mask], labels)
-                                           for p in outcome["mean_probs"][f, s]])),
+                                           for p in outcome["wstar_probs"][f, s]])),
                 "acc_bma": metrics.accuracy(outcome["bma_probs"][f, s].mean(0)[mask], labels)}))
     return out
 
@@ -151,7 +151,7 @@ def probability_name(cfg) -> str:
 def mcmc_raw(outcome: dict, method: str) -> dict[str, np.ndarray]:
     """An MCMC stage's test probabilities [F, S, R, Nte, O] under their method names: the
     per-chain W* (``_mean``), the BMA and the vote fraction over draws (``_bma``, ``_vote``)."""
-    return {f"{method}_mean": outcome["mean_probs"], f"{method}_bma": outcome["bma_probs"],
+    return {f"{method}_mean": outcome["wstar_probs"], f"{method}_bma": outcome["bma_probs"],
             f"{method}_vote": outcome["vote_probs"]}
 
 

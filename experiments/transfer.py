@@ -39,7 +39,7 @@ from mhsnn.io import write_csv
 
 EXPERIMENT = "transfer"
 DEFAULTS = ["sigmas=[0, 3]", "methods=['mh', 'sg_offline', 'sg_in_loop']",
-            "sg.literal=false", "mh.num_draws=20"]
+            "mh.num_draws=20"]
 SPREADS = (0.1, 0.3)
 NUM_SIBLINGS = 20
 CHIPS = ("train", *range(NUM_SIBLINGS))

@@ -73,7 +73,7 @@ def main(argv=None) -> None:
         acc_mean, acc_bma = [], []
         for f in range(F):
             m, labels = tables.test_split(problem, f)
-            acc_mean += [metrics.accuracy(p[m], labels) for p in out.mean_probs[f, sl]]
+            acc_mean += [metrics.accuracy(p[m], labels) for p in out.wstar_probs[f, sl]]
             acc_bma.append(metrics.accuracy(out.bma_probs[f, sl].mean(0)[m], labels))
         rows.append({**combo, "prior_std": 5.0, "steps": args.steps, "chains": C,
                      "val_acc_mean_w": np.mean(acc_mean), "val_acc_bma": np.mean(acc_bma),

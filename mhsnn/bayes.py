@@ -96,9 +96,6 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
     stochastic = chips.is_noisy(chip)
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
-    if sampler != "rw" and (stochastic or not isinstance(chip, Chip)
-                            or resample_chip is not None):
-        raise ValueError(f"sampler {sampler!r}: needs a deterministic JAX chip")
     logdensity = log_posterior_fn(problem, chip, hyper, settings)
     if resample_chip is not None:
         stochastic = True
@@ -117,9 +114,10 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
         first = jax.random.fold_in(key_init, 1)
         inner = jax.jit(lambda p: mh.init(p, lambda th: logdensity(th, first)))(positions)
     else:
-        kernel, inner = _grid_kernel(sampler, logdensity, positions, problem, chip, hyper,
-                                     settings, schedule, shape, chains_per_cell or shape[1],
-                                     num_leapfrog)
+        kernel, inner = _grid_kernel(sampler, density_at(logdensity, stochastic), key_init,
+                                     positions, problem, chip, hyper, settings, schedule,
+                                     shape, chains_per_cell or shape[1], num_leapfrog,
+                                     resample_chip is not None)
 
     def test_predictive(theta, key):
         return posterior.test_predictive(theta, problem, chip, settings, key)
@@ -142,10 +140,28 @@ def model_gradient_fn(problem: posterior.Problem, hyper: MHHyper,
     return jax.grad(total)
 
 
-def _grid_kernel(sampler, logdensity, positions, problem, chip, hyper, settings, schedule,
-                 shape, per_cell, num_leapfrog):
+def density_at(logdensity: Callable, stochastic: bool) -> Callable:
+    """``key -> density``: for a noisy chip, the density with the read noise of the step
+    whose key this is; else the density itself.
+
+    A kernel built for exact densities (adaptation, DE-MC, MALA/HMC, PT) then runs on a
+    noisy chip as a pseudo-marginal kernel: each proposal is scored with fresh noise and
+    every state keeps the estimate it was accepted with. Random-walk MH with a fixed step
+    is then exact for the noise-averaged posterior (``mh.kernel``); the others are exact
+    only in the limit of vanishing noise: their adaptation and the differential or
+    tempered moves condition on noisy estimates.
+    """
+    if not stochastic:
+        return lambda key: logdensity
+    return lambda key: lambda theta: logdensity(theta, jax.random.fold_in(key, mh.QUERY_KEY))
+
+
+def _grid_kernel(sampler, density, key_init, positions, problem, chip, hyper, settings,
+                 schedule, shape, per_cell, num_leapfrog, over_chips):
     F, M = shape
     cells = M // per_cell
+    first = jax.random.fold_in(key_init, 1)
+    logdensity = density(first)  # the start's density
 
     def pool(x):  # mean over each cell's chains, broadcast back to them ([F, M, ...])
         return jnp.repeat(x.reshape(F, cells, per_cell, *x.shape[2:]).mean(2), per_cell,
@@ -164,28 +180,37 @@ def _grid_kernel(sampler, logdensity, positions, problem, chip, hyper, settings,
                 return leaf.reshape(F, cells, per_cell, *rest)[:, :, :n].reshape(F, -1, *rest)
             return jax.tree.map(cut, tree)
 
-        def ld_cells(x):
-            n = x.shape[2]
-            ld = log_posterior_fn(problem, first_of_each_cell(chip, n),
-                                  first_of_each_cell(hyper, n), settings)
-            return ld(x.reshape(F, cells * n, x.shape[-1])).reshape(F, cells, n)
+        if over_chips:
+            raise ValueError("sampler 'demc': resample_chip is not supported (the half "
+                             "populations would need half grids of chips)")
+
+        def cells_density(key):
+            def ld_cells(x):
+                n = x.shape[2]
+                cut = chip if isinstance(chip, chips.ExternalChip) else \
+                    first_of_each_cell(chip, n)
+                ld = density_at(log_posterior_fn(problem, cut, first_of_each_cell(hyper, n),
+                                                 settings), chips.is_noisy(chip))(key)
+                return ld(x.reshape(F, cells * n, x.shape[-1])).reshape(F, cells, n)
+            return ld_cells
 
         def step(key, state):
-            state, info = demc.kernel(key, state, ld_cells)
+            state, info = demc.kernel(key, state, cells_density(key))
             return state, info.is_accepted.reshape(F, M)
 
         def target(state):
             return (state.position.reshape(F, M, -1), state.logdensity.reshape(F, M))
 
         to_cells = positions.reshape(F, cells, per_cell, positions.shape[-1])
-        return Kernel(step, target), jax.jit(lambda p: demc.init(p, ld_cells))(to_cells)
+        return Kernel(step, target), jax.jit(lambda p: demc.init(p, cells_density(first)))(
+            to_cells)
     if sampler in ("rw_adapt", "rw_adapt_diag", "rw_adapt_full"):
         diagonal = sampler == "rw_adapt_diag"
 
         # eps [F, M]; with diagonal scales [F, M, P]; with a full covariance [F, M, 1]
         # and its Cholesky factor [F, M, P, P]
         def step_fn(key, state, eps, factor=None):
-            state, info = mh.kernel(key, state, logdensity,
+            state, info = mh.kernel(key, state, density(key),
                                     eps if diagonal or factor is not None else eps[..., None],
                                     factor=factor)
             return state, info.acceptance_rate, info.is_accepted
@@ -202,9 +227,9 @@ def _grid_kernel(sampler, logdensity, positions, problem, chip, hyper, settings,
 
         def step_fn(key, state, eps):
             if sampler == "mala":
-                state, info = mala.kernel(key, state, logdensity, grad, eps[..., None])
+                state, info = mala.kernel(key, state, density(key), grad, eps[..., None])
             else:
-                state, info = hmc.kernel(key, state, logdensity, grad, eps[..., None],
+                state, info = hmc.kernel(key, state, density(key), grad, eps[..., None],
                                          num_leapfrog)
             return state, info.acceptance_rate, info.is_accepted
 
@@ -217,24 +242,26 @@ def _grid_kernel(sampler, logdensity, positions, problem, chip, hyper, settings,
 
 def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
              settings: posterior.SNNSettings, schedule: Schedule, chunk_size: int,
-             num_temperatures: int, chains_per_cell: int):
+             num_temperatures: int, chains_per_cell: int, observe: bool = True):
     """(initial ChainState, advance) for parallel tempering on every chain of the grid.
 
-    Each chain carries K replicas ([F, M, K, P]); all M x K replicas' likelihoods are one
+    Any chip: a noisy one makes PT pseudo-marginal (see ``density_at``), an ``ExternalChip``
+    gets all M x K replicas of a fold in one query. Each chain carries K replicas ([F, M, K, P]); all M x K replicas' likelihoods are one
     batched forward pass. The chains of one cell (consecutive blocks of ``chains_per_cell``)
     share a schedule, adapted from their pooled swap statistics during burn-in.
+    ``observe``: as ``setup``'s (off: no test query inside the run).
     """
-    if not isinstance(chip, Chip) or chips.is_noisy(chip):
-        raise ValueError("chip: parallel tempering needs a deterministic JAX chip")
     posterior.check_network(problem, settings)
     shape, K = chips.grid_shape(chip), num_temperatures
     F, M = shape
     lik_std = jnp.repeat(_col(hyper.lik_std, shape), K, axis=1)
-    chip_k = jax.tree.map(lambda leaf: jnp.repeat(leaf, K, axis=1), chip)
+    chip_k = chip if isinstance(chip, chips.ExternalChip) else jax.tree.map(
+        lambda leaf: jnp.repeat(leaf, K, axis=1), chip)
 
-    def log_lik(theta):  # [F, M, K, P] -> [F, M, K]
+    def log_lik(theta, key=None):  # [F, M, K, P] -> [F, M, K]
         flat = theta.reshape(F, M * K, theta.shape[-1])
-        return posterior.log_likelihood(flat, problem, chip_k, lik_std, settings).reshape(F, M, K)
+        return posterior.log_likelihood(flat, problem, chip_k, lik_std, settings,
+                                        key).reshape(F, M, K)
 
     def log_prior(theta):
         return posterior.log_prior(theta, _col(hyper.prior_std, shape)[..., None])
@@ -243,8 +270,8 @@ def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
     positions = init_positions(key_init, hyper, shape, snn.num_weights(settings.sizes))
     betas = jnp.broadcast_to(jnp.asarray(pt.linear_betas(K), jnp.float32), (F, M, K))
 
-    def observe(theta, key):
-        return posterior.test_predictive(theta, problem, chip, settings)
+    def test_predictive(theta, key):
+        return posterior.test_predictive(theta, problem, chip, settings, key)
 
     def pool(x):  # sum over the chains of each cell, broadcast back
         cells = x.reshape(F, M // chains_per_cell, chains_per_cell, x.shape[-1])
@@ -252,7 +279,9 @@ def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
 
     state, advance = build_pt(key_run, log_prior, log_lik, positions, betas,
                               _col(hyper.step_size, shape)[..., None, None], schedule,
-                              chunk_size, pool, adapt=True, observe=observe)
+                              chunk_size, pool, adapt=True,
+                              observe=test_predictive if observe else None,
+                              noisy=chips.is_noisy(chip))
     return state, advance, pool
 
 
@@ -266,7 +295,7 @@ def run(key, problem, chip, hyper, settings, schedule: Schedule, chunk_size: int
 class GridOutcome(NamedTuple):
     """Per-chain results on the test set, numpy, [F, M, ...]."""
 
-    mean_probs: np.ndarray  # [F, M, Nte, O] predictive of the posterior mean W* per chain
+    wstar_probs: np.ndarray  # [F, M, Nte, O] predictive of W* (the chain's posterior mean weights)
     bma_probs: np.ndarray  # [F, M, Nte, O] mean predictive over the chain's kept draws
     vote_probs: np.ndarray  # [F, M, Nte, O] fraction of the kept draws voting for each class
     acceptance_rate: np.ndarray  # [F, M]
@@ -288,10 +317,10 @@ def evaluate(state: ChainState, problem, chip, settings, schedule: Schedule,
         return (posterior.test_probabilities(theta, problem, chip, settings, k_test),
                 posterior.mse(theta, problem, chip, settings, k_train))
 
-    mean_probs, train_mse = on_mean(state.mean)
+    wstar_probs, train_mse = on_mean(state.mean)
     num_draws = max(schedule.num_draws, 1)
     return GridOutcome(
-        mean_probs=np.asarray(mean_probs), bma_probs=np.asarray(state.observed[0]) / num_draws,
+        wstar_probs=np.asarray(wstar_probs), bma_probs=np.asarray(state.observed[0]) / num_draws,
         vote_probs=np.asarray(state.observed[1]) / num_draws,
         acceptance_rate=np.asarray(state.accepted) / (schedule.num_steps - schedule.burn_in),
         draws=np.asarray(state.draws), train_mse_mean=np.asarray(train_mse))

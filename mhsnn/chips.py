@@ -28,7 +28,10 @@ and the read noise of a step (``read_noise``); adding a non-ideality touches thi
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -255,6 +258,64 @@ def quantize_sets(chip: Chip, weights: Sequence[jax.Array]) -> list[jax.Array]:
 
 # ---- a chip with no JAX model ----------------------------------------------------------
 
+class ChipError(RuntimeError):
+    """A chip fault that persisted after its retries: an exception, a timeout, an answer of
+    the wrong shape or dtype, or counts that are NaN, infinite, negative or above T. The
+    message is one line naming the chip, the query and the fault."""
+
+
+# The fault an ExternalChip raised last inside a ``pure_callback``: JAX wraps a callback's
+# exception in its own runtime error, so the host code that ran the computation asks here
+# for the original (``raise_chip_fault``).
+_PENDING: list[ChipError] = []
+
+# Defaults for a real device: a dropped link or a brown-out usually clears within seconds,
+# so three retries with 0.5 s, 1 s, 2 s of backoff; a query of thousands of weight sets on
+# hardware can take tens of seconds, so a minute before a query counts as hung.
+RETRIES = 3
+TIMEOUT_S = 60.0
+BACKOFF_S = 0.5
+
+
+class _QuietChipFaults(logging.Filter):
+    """JAX logs every failing callback with its traceback; a ChipError is reported once,
+    in one line, by whoever ran the computation, so its log record is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ChipError))
+
+
+logging.getLogger("jax._src.callback").addFilter(_QuietChipFaults())
+
+
+def raise_chip_fault(err: BaseException) -> None:
+    """Raise the ChipError behind ``err`` (a JAX runtime error from a callback, which quotes
+    the fault's message), if any."""
+    if isinstance(err, ChipError):
+        raise err
+    text = str(err)
+    behind = [fault for fault in _PENDING if str(fault) in text]
+    if behind:
+        _PENDING.clear()
+        raise behind[-1] from None
+
+
+@contextlib.contextmanager
+def reporting_faults():
+    """Inside, an error that a chip fault caused (JAX wraps a callback's exception) comes out
+    as the ChipError itself."""
+    try:
+        yield
+    except Exception as err:
+        raise_chip_fault(err)
+        raise
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
 @dataclass(eq=False)
 class ExternalChip:
     """A black-box chip with no JAX model: any host callable, queried through
@@ -264,30 +325,113 @@ class ExternalChip:
     [fan_in, fan_out] row-major, layer after layer (``snn.flatten``'s layout: for the paper
     network w1 [30, 3] then w2 [3, 2], P = 96), spikes float32 [T, N, F] of 0/1, counts
     [C, N, O] of output spikes. ``grid_shape`` is the (folds, chains) grid it serves.
-    ``queries`` counts forward runs (one weight set on one batch of samples) and
-    ``presentations`` sample presentations, exactly.
+
+    Every answer is checked. A query that raises, runs past ``timeout_s`` (None: no limit),
+    returns another shape or a non-numeric dtype, or counts that are NaN, infinite,
+    negative or above T is a fault: it is retried up to ``retries`` times, after
+    ``backoff_s`` x 1, 2, 4, ... seconds, and never reaches the likelihood. A fault that
+    persists raises ``ChipError`` (one line: the chip, the query, the fault); the run's
+    driver stops cleanly at its last checkpoint. A hung call is abandoned in its
+    (daemon) thread: Python cannot kill it, so a driver that hangs must be reset by the
+    caller's own means before a resume.
+
+    Counts: ``queries`` forward runs (one weight set on one batch of samples) and
+    ``presentations`` sample presentations of the answers used, exactly; ``calls`` host
+    calls; ``faults`` failed attempts and ``retries`` retries.
     """
 
     fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
     grid_shape: tuple[int, int]
+    name: str | None = None
+    retries: int = RETRIES
+    timeout_s: float | None = TIMEOUT_S
+    backoff_s: float = BACKOFF_S
     queries: int = 0
     presentations: int = 0
+    calls: int = 0
+    faults: int = 0
+    retried: int = 0
+
+    def __post_init__(self):
+        if self.retries < 0:
+            raise ValueError(f"retries: {self.retries}, must be >= 0")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise ValueError(f"timeout_s: {self.timeout_s}, must be > 0 or None")
+        if self.name is None:
+            self.name = getattr(self.fn, "__name__", None) or type(self.fn).__name__
+
+    def _once(self, weights: np.ndarray, spikes: np.ndarray):
+        if self.timeout_s is None:
+            return self.fn(weights, spikes)
+        box: dict = {}
+
+        def work():
+            try:
+                box["out"] = self.fn(weights, spikes)
+            except BaseException as err:  # noqa: BLE001 - the chip's fault
+                box["err"] = err
+
+        thread = threading.Thread(target=work, daemon=True, name=f"chip-{self.name}")
+        thread.start()
+        thread.join(self.timeout_s)
+        if thread.is_alive():
+            raise TimeoutError(f"no answer within {self.timeout_s:g} s")
+        if "err" in box:
+            raise box["err"]
+        return box["out"]
+
+    @staticmethod
+    def _problem(counts, expected: tuple[int, ...], T: int) -> str | None:
+        counts = np.asarray(counts)
+        if counts.dtype.kind not in "biuf":
+            return f"counts of dtype {counts.dtype}, expected numbers"
+        if counts.shape != expected:
+            return f"counts of shape {counts.shape}, expected {expected}"
+        bad = ~np.isfinite(counts)
+        if bad.any():
+            return f"{int(bad.sum())} NaN/inf count(s) (weight set {int(np.argwhere(bad)[0][0])})"
+        if (counts < 0).any() or (counts > T).any():
+            low, high = float(counts.min()), float(counts.max())
+            return f"counts outside [0, T={T}] (min {low:g}, max {high:g})"
+        return None
 
     def __call__(self, weights: np.ndarray, spikes: np.ndarray,
-                 num_outputs: int = PAPER_NETWORK[-1]) -> np.ndarray:
+                 num_outputs: int = PAPER_NETWORK[-1], fold=None) -> np.ndarray:
         weights, spikes = np.asarray(weights, np.float32), np.asarray(spikes, np.float32)
-        counts = np.asarray(self.fn(weights, spikes), np.float32)
+        self.calls += 1
         expected = (weights.shape[0], spikes.shape[1], num_outputs)
-        if counts.shape != expected:
-            raise ValueError(f"external chip returned counts of shape {counts.shape}, "
-                             f"expected {expected}")
-        self.queries += weights.shape[0]
-        self.presentations += weights.shape[0] * spikes.shape[1]
-        return counts
+        where = f"fold {int(fold)}, " if fold is not None else ""
+        for attempt in range(self.retries + 1):
+            try:
+                counts = self._once(weights, spikes)
+                problem = self._problem(counts, expected, spikes.shape[0])
+            except Exception as err:  # noqa: BLE001 - any failure is a fault
+                problem = f"raised {_first_line(err)}"
+            if problem is None:
+                self.queries += weights.shape[0]
+                self.presentations += weights.shape[0] * spikes.shape[1]
+                return np.asarray(counts, np.float32)
+            self.faults += 1
+            if attempt < self.retries:
+                self.retried += 1
+                time.sleep(self.backoff_s * 2**attempt)
+        fault = ChipError(
+            f"chip {self.name!r}: query {self.calls} ({where}{weights.shape[0]} weight sets "
+            f"x {spikes.shape[1]} samples): {problem} (after {self.retries} retries)")
+        _PENDING[:] = [fault]  # a computation stops at its first fault: keep the latest
+        raise fault
 
-    def query(self, num_outputs: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    def query(self, num_outputs: int) -> Callable[..., np.ndarray]:
         """The host function ``pure_callback`` calls for a network with ``num_outputs``."""
-        return functools.partial(self.__call__, num_outputs=num_outputs)
+        def query(weights, spikes, fold=None):
+            return self(weights, spikes, num_outputs, fold)
+        return query
+
+    def fault_counts(self) -> dict[str, int]:
+        """What the manifest and the estimator's diagnostics record of this chip."""
+        return {"chip_calls": self.calls, "chip_faults": self.faults,
+                "chip_retries": self.retried, "chip_queries": self.queries,
+                "chip_presentations": self.presentations}
 
 
 def grid_shape(chip: Chip | ExternalChip) -> tuple[int, ...]:

@@ -21,7 +21,9 @@ from typing import Any
 from mhsnn import snn
 
 PRESETS = ("quick", "paper")
-METHODS = ("mh", "sg_offline", "sg_in_loop")  # the default methods
+# The default methods; a *_literal one is its SG mode with the paper's settings taken
+# literally (lr 1e-3, N(0, 0.1^2) init), and runs only when named.
+METHODS = ("mh", "sg_offline", "sg_in_loop", "sg_offline_literal", "sg_in_loop_literal")
 ALL_METHODS = (*METHODS, "pt")
 
 
@@ -47,7 +49,8 @@ class SNNConfig:
 @dataclass(frozen=True)
 class DataConfig:
     name: str = "breast_cancer"  # a scikit-learn set: breast_cancer, iris, wine, digits
-    path: str = ""  # a .npz (X, y) or .csv (a "label" column) file; overrides name when set
+    path: str = ""  # a .npz (X, y) or .csv file; overrides name when set
+    label: str = "label"  # the label column of a .csv file (labels: any values, strings too)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,6 @@ class SGConfig:
     init_std1: float = 0.3  # hidden layers' weights ~ N(init_mean1, init_std1^2)
     init_mean2: float = 4.0  # (see init_std2)
     init_std2: float = 2.0  # output layer's weights ~ N(init_mean2, init_std2^2)
-    literal: bool = True  # also run the paper-literal baseline (lr 1e-3, N(0, 0.1^2) init)
     epochs_per_chunk: int = 10  # epochs per jitted call (progress and checkpoint interval)
 
 
@@ -96,13 +98,20 @@ class ESConfig:
 
 
 @dataclass(frozen=True)
+class ChipConfig:
+    retries: int = 3  # an external chip's faulty query is retried this often, then the run stops
+    timeout_s: float = 60.0  # a query running longer is a fault (a hung link or device)
+    backoff_s: float = 0.5  # wait before retry k: backoff_s x 2^k seconds
+
+
+@dataclass(frozen=True)
 class Config:
     preset: str = "quick"  # the preset these values start from (quick, paper)
     seed: int = 0  # root of every random key (mhsnn.keys)
     folds: int = 5  # cross-validation folds (data efficiency: random subsets)
     sigmas: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)  # chip non-linearity strengths
     n_train: tuple[int, ...] = (10, 20, 40, 80, 160, 455)  # data-efficiency sizes N_t
-    methods: tuple[str, ...] = METHODS  # mh, pt, sg_offline, sg_in_loop
+    methods: tuple[str, ...] = METHODS  # mh, pt, sg_offline, sg_in_loop, sg_*_literal
     likelihood: str = "mse"  # of MH, PT and SG: mse (the paper's) or categorical (softmax)
     softmax_scale: float = 10.0  # categorical: p(y | x, W) = softmax(scale x output rates)
     data: DataConfig = field(default_factory=DataConfig)
@@ -111,6 +120,7 @@ class Config:
     pt: PTConfig = field(default_factory=PTConfig)
     sg: SGConfig = field(default_factory=SGConfig)
     es: ESConfig = field(default_factory=ESConfig)
+    chip: ChipConfig = field(default_factory=ChipConfig)
 
 
 def burn_in_steps(mh: MHConfig) -> int | None:
@@ -328,6 +338,11 @@ def validate(cfg: Config) -> Config:
     _check(e.num_perturbations >= 1, "es.num_perturbations", e.num_perturbations, ">= 1")
     for name in ("std_init", "std_min", "learning_rate", "spsa_c"):
         _finite_positive(f"es.{name}", getattr(e, name))
+    c = cfg.chip
+    _check(0 <= c.retries <= 100, "chip.retries", c.retries, "in [0, 100]")
+    _finite_positive("chip.timeout_s", c.timeout_s)
+    _check(math.isfinite(c.backoff_s) and c.backoff_s >= 0, "chip.backoff_s", c.backoff_s,
+           "finite and >= 0")
     g = cfg.sg
     _check(g.seeds >= 1, "sg.seeds", g.seeds, ">= 1")
     _check(g.epochs >= 1, "sg.epochs", g.epochs, ">= 1")

@@ -23,10 +23,12 @@ BUILTIN = {"breast_cancer": datasets.load_breast_cancer, "iris": datasets.load_i
 
 class Dataset(NamedTuple):
     """Features ``X`` float32 [N, F] and class labels ``y`` int32 [N] in 0 .. K-1
-    (breast cancer: F = 30, 0 = malignant, 1 = benign)."""
+    (breast cancer: F = 30, 0 = malignant, 1 = benign). ``classes``: a user file's label
+    values in sorted order (``y == k`` is ``classes[k]``); None for the built-in sets."""
 
     X: np.ndarray
     y: np.ndarray
+    classes: tuple | None = None
 
 
 class Split(NamedTuple):
@@ -40,16 +42,18 @@ MAX_FEATURES = 10_000
 LABEL_COLUMN = "label"  # the label column of a user's .csv file
 
 
-def load(name_or_path: str | Path = "breast_cancer") -> Dataset:
+def load(name_or_path: str | Path = "breast_cancer", label: str = LABEL_COLUMN) -> Dataset:
     """A data set: a scikit-learn one by name (``BUILTIN``, shipped with it: no network), or a
     user's file.
 
-    - ``.npz`` with arrays ``X`` [N, F] (numbers) and ``y`` [N] (integer class labels);
-    - ``.csv`` with a header row; the column named ``label`` holds integer class labels,
-      every other column is a numeric feature.
+    - ``.npz`` with arrays ``X`` [N, F] (numbers) and ``y`` [N] (class labels);
+    - ``.csv`` with a header row; the column named ``label`` (the argument) holds the class
+      labels, every other column is a numeric feature.
 
-    Labels must be 0 .. K-1 with every class present and K >= 2. Anything else is refused
-    with a ``ValueError`` of one line naming the file and what is wrong.
+    A file's labels may be any values, strings too: they are mapped to 0 .. K-1 in sorted
+    order and kept in ``Dataset.classes``; K >= 2. Anything else is refused with a
+    ``ValueError`` of one line naming the file and what is wrong (a non-numeric feature
+    value: its line and column).
     """
     if isinstance(name_or_path, str) and name_or_path in BUILTIN:
         raw = BUILTIN[name_or_path]()
@@ -62,8 +66,9 @@ def load(name_or_path: str | Path = "breast_cancer") -> Dataset:
     if not path.is_file():
         raise ValueError(f"data file {path}: no such file")
     try:
-        X, y = _read_npz(path) if path.suffix == ".npz" else _read_csv(path)
-        return check_dataset(Dataset(X, y))
+        X, labels = _read_npz(path) if path.suffix == ".npz" else _read_csv(path, label)
+        classes, y = _classes(labels)
+        return check_dataset(Dataset(X, y, classes))
     except ValueError as err:
         raise ValueError(f"data file {path}: {err}") from None
     except (OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as err:
@@ -82,11 +87,29 @@ def _numeric(values: np.ndarray, what: str) -> np.ndarray:
     return values.astype(np.float64)
 
 
-def _labels(values: np.ndarray) -> np.ndarray:
-    y = _numeric(np.asarray(values), "the labels")
-    if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-        raise ValueError("labels must be integers 0 .. K-1")
-    return y.astype(np.int64)
+def _classes(labels: np.ndarray) -> tuple[tuple, np.ndarray]:
+    """Label values -> (the classes in sorted order, indices 0 .. K-1). Labels that all
+    read as integers sort as numbers (2 before 10), others as strings."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind in "OUS":
+        text = np.char.strip(labels.astype(str))
+        if len(text) and all(_is_int(v) for v in text):
+            labels = np.array([int(float(v)) for v in text])
+        else:
+            labels = text
+    elif labels.dtype.kind == "f":
+        if not np.all(np.isfinite(labels)):
+            raise ValueError("labels hold NaN or infinite values")
+        if not np.all(labels == np.round(labels)):
+            raise ValueError("labels are non-integer numbers; give class labels "
+                             "(integers or strings)")
+        labels = labels.astype(np.int64)
+    classes, y = np.unique(labels, return_inverse=True)
+    return tuple(c.item() for c in classes), y.astype(np.int64)
+
+
+def _is_int(v: str) -> bool:
+    return _is_float(v) and float(v) == round(float(v))
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -97,33 +120,33 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         X, y = z["X"], z["y"]
     if X.ndim != 2:
         raise ValueError(f"X has shape {X.shape}, expected [N, F]")
-    return _numeric(X, "X"), _labels(y)
+    return _numeric(X, "X"), np.asarray(y)
 
 
-def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_csv(path: Path, label: str) -> tuple[np.ndarray, np.ndarray]:
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     rows = [r for r in rows if r]
     if len(rows) < 2:
         raise ValueError("needs a header row and at least one data row")
     header = [h.strip() for h in rows[0]]
-    if LABEL_COLUMN not in header:
-        raise ValueError(f"no column named {LABEL_COLUMN!r} in the header")
+    if label not in header:
+        raise ValueError(f"no column named {label!r} in the header (set data.label)")
     for i, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise ValueError(f"line {i} has {len(row)} fields, the header {len(header)}")
     body = np.array(rows[1:], dtype=object)
-    at = header.index(LABEL_COLUMN)
+    at = header.index(label)
     features = np.delete(body, at, axis=1)
+    names = [h for i, h in enumerate(header) if i != at]
     try:
         X = np.array([[float(v) for v in row] for row in features])
     except ValueError:
-        bad = next(v for row in features for v in row if not _is_float(v))
-        raise ValueError(f"non-numeric feature value {bad.strip()!r}") from None
-    labels = body[:, at]
-    if not all(_is_float(v) for v in labels):
-        raise ValueError("labels must be integers 0 .. K-1")
-    return X.reshape(len(rows) - 1, len(header) - 1), _labels(labels.astype(float))
+        line, col = next((i, j) for i, row in enumerate(features) for j, v in enumerate(row)
+                         if not _is_float(v))
+        raise ValueError(f"line {line + 2}, column {names[col]!r}: non-numeric feature value "
+                         f"{features[line, col].strip()!r}") from None
+    return X.reshape(len(rows) - 1, len(header) - 1), body[:, at].astype(str)
 
 
 def _is_float(v: str) -> bool:
@@ -159,7 +182,7 @@ def check_dataset(data: Dataset) -> Dataset:
         empty = [int(k) for k in np.flatnonzero(counts == 0)]
         raise ValueError(f"data.y: labels leave class(es) {empty} empty; use 0 .. K-1, "
                          "every class present")
-    return Dataset(X=X.astype(np.float32), y=y.astype(np.int32))
+    return Dataset(X=X.astype(np.float32), y=y.astype(np.int32), classes=data.classes)
 
 
 def check_folds(y: np.ndarray, folds: int) -> None:

@@ -7,12 +7,15 @@ uninterrupted run; ``--fresh`` discards another run's checkpoints first.
 
 Exit codes: 0 done; 2 bad input (config, data, checkpoint) or a folder in use, with one line
 and nothing written; 1 a failed write (disk full, permissions), one line naming the path, the
-previous checkpoint intact; 143 stopped by SIGTERM after checkpointing.
+previous checkpoint intact; 3 a chip fault that persisted after its retries (one line naming
+the chip, the query and the fault), the last whole chunk's checkpoint kept for --resume;
+143 stopped by SIGTERM after checkpointing.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import platform
 import subprocess
 import sys
@@ -24,13 +27,14 @@ from typing import NamedTuple
 
 import jax
 
-from mhsnn import config, data, runs, sharding
+from mhsnn import chips, config, data, runs, sharding
 from mhsnn.config import Config, ConfigError
 from mhsnn.io import write_json
 from mhsnn.runs import Stages
 
-CODE_VERSION = "3"  # bump when a change makes old checkpoints meaningless
-# (2: the key tree; 3: PT state split into PTState + PTTally)
+CODE_VERSION = "4"  # bump when a change makes old checkpoints meaningless
+# (2: the key tree; 3: PT state split into PTState + PTTally; 4: W* outcomes named
+# wstar_probs, the chip and data.label config sections)
 
 
 def parse_args(argv, description: str,
@@ -87,7 +91,7 @@ def load_data(cfg: Config, folds: int | None = None, n_train: bool = False) -> d
     ``cfg.folds``) and, with ``n_train``, the training sizes, before any write; anything
     wrong is a ConfigError of one line."""
     try:
-        dataset = data.load(cfg.data.path or cfg.data.name)
+        dataset = data.load(cfg.data.path or cfg.data.name, label=cfg.data.label)
         data.check_folds(dataset.y, cfg.folds if folds is None else folds)
     except ValueError as err:
         raise ConfigError(str(err)) from None
@@ -125,6 +129,7 @@ def manifest(cfg: Config, experiment: str, wall: float, stages: Stages | None,
         except metadata.PackageNotFoundError:
             versions[pkg] = None
     return {"experiment": experiment, "config": config.to_dict(cfg), "seed": cfg.seed,
+            "data": data_source(cfg),
             "versions": versions, "python": platform.python_version(), "git_commit": commit,
             "device": str(jax.devices()[0]), "platform": jax.default_backend(),
             "num_devices": jax.device_count(), "num_processes": jax.process_count(),
@@ -132,6 +137,17 @@ def manifest(cfg: Config, experiment: str, wall: float, stages: Stages | None,
             "stage_wall_s (compile included)": {
                 k: round(v, 2) for k, v in (stages.timings if stages else {}).items()},
             **(extra or {})}
+
+
+def data_source(cfg: Config) -> dict:
+    """What the run read: a built-in set's name, or a user file's path, sha256, label
+    column and classes (label values in the order of the class indices)."""
+    if not cfg.data.path:
+        return {"name": cfg.data.name}
+    path = Path(cfg.data.path).resolve()
+    classes = data.load(path, label=cfg.data.label).classes
+    return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "label": cfg.data.label, "classes": list(classes)}
 
 
 def write_manifest(out: Path, cfg: Config, experiment: str, wall: float, stages: Stages | None,
@@ -153,10 +169,15 @@ def main_guard(fn: Callable[[], None]) -> None:
     """Run an experiment, turning the ways it can stop into one line and an exit code (see the
     module docstring)."""
     try:
-        fn()
+        with chips.reporting_faults():
+            fn()
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(runs.EXIT_BAD_INPUT) from None
+    except chips.ChipError as err:
+        print(f"error: {err}; rerun the same command with --resume once the chip works",
+              file=sys.stderr)
+        raise SystemExit(runs.EXIT_CHIP_FAULT) from None
     except runs.Terminated as err:
         print(f"{err}; rerun the same command with --resume to continue", file=sys.stderr)
         raise SystemExit(runs.EXIT_TERMINATED) from None

@@ -36,18 +36,28 @@ def predict(probs: np.ndarray) -> np.ndarray:
     return np.argmax(probs, axis=-1)
 
 
+def _real(labels) -> np.ndarray:
+    """The labels, refusing padding rows (negative labels: a padded test set whose mask was
+    not applied), which would otherwise be scored as class 0 or as wrong."""
+    labels = np.asarray(labels)
+    if labels.size and labels.min() < 0:
+        raise ValueError("labels: negative values are padding rows; select the real rows "
+                         "with the test mask first")
+    return labels
+
+
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(predict(probs) == labels))
+    return float(np.mean(predict(probs) == _real(labels)))
 
 
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean negative log-likelihood of the true labels (scikit-learn's ``log_loss``)."""
-    return float(log_loss(labels, _float64(probs), labels=_classes(probs)))
+    return float(log_loss(_real(labels), _float64(probs), labels=_classes(probs)))
 
 
 def brier(probs: np.ndarray, labels: np.ndarray) -> float:
     """Brier score (scikit-learn's ``brier_score_loss``; binary: of class 1)."""
-    return float(brier_score_loss(labels, _float64(probs), labels=_classes(probs)))
+    return float(brier_score_loss(_real(labels), _float64(probs), labels=_classes(probs)))
 
 
 def _float64(probs) -> np.ndarray:
@@ -73,7 +83,7 @@ ECE_BINS = 15
 def reliability(probs: np.ndarray, labels: np.ndarray, num_bins: int = ECE_BINS):
     """Per confidence bin on [0, 1]: (count, mean confidence, accuracy); confidence = max prob."""
     conf = np.max(probs, axis=-1)
-    correct = predict(probs) == labels
+    correct = predict(probs) == _real(labels)
     bins = np.minimum((conf * num_bins).astype(int), num_bins - 1)
     count = np.bincount(bins, minlength=num_bins)
     with np.errstate(invalid="ignore"):

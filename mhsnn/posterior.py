@@ -25,6 +25,8 @@ from mhsnn import chips, data, keys, snn
 from mhsnn.chips import Chip
 from mhsnn.metrics import probabilities, votes
 
+PADDING_LABEL = -1
+
 
 class Problem(NamedTuple):
     """Spike-encoded train and test sets of F folds, padded to common sizes."""
@@ -33,7 +35,7 @@ class Problem(NamedTuple):
     train_targets: jax.Array  # [F, Ntr, classes] one-hot
     train_mask: jax.Array  # [F, Ntr] 1 for real rows, 0 for padding
     test_spikes: jax.Array  # [F, T, Nte, 30]
-    test_labels: jax.Array  # [F, Nte]
+    test_labels: jax.Array  # [F, Nte] (PADDING_LABEL on padding rows: every metric refuses it)
     test_mask: jax.Array  # [F, Nte]
     test_index: jax.Array  # [F, Nte] row of each test sample in the data set (-1: padding)
 
@@ -50,8 +52,8 @@ class Problem(NamedTuple):
         return self.train_targets.shape[-1]
 
 
-def _pad(rows: np.ndarray, size: int) -> np.ndarray:
-    return np.concatenate([rows, np.zeros((size - len(rows), *rows.shape[1:]), rows.dtype)])
+def _pad(rows: np.ndarray, size: int, fill=0) -> np.ndarray:
+    return np.concatenate([rows, np.full((size - len(rows), *rows.shape[1:]), fill, rows.dtype)])
 
 
 def make_problem(dataset: data.Dataset, splits: list[data.Split], root: jax.Array,
@@ -76,7 +78,7 @@ def make_problem(dataset: data.Dataset, splits: list[data.Split], root: jax.Arra
             _pad(np.ones(len(split.train), np.float32), n_train),
             np.pad(np.asarray(data.poisson_encode(k_test, X_test, num_steps)),
                    ((0, 0), (0, n_test - len(split.test)), (0, 0))),
-            _pad(dataset.y[split.test], n_test),
+            _pad(dataset.y[split.test], n_test, PADDING_LABEL),
             _pad(np.ones(len(split.test), np.float32), n_test),
             np.concatenate([split.test, np.full(n_test - len(split.test), -1)]).astype(np.int32),
         ))
@@ -118,12 +120,12 @@ def counts_on(theta: jax.Array, spikes: jax.Array, chip: Chip | chips.ExternalCh
 
         O = settings.sizes[-1]
 
-        def query(theta_f, spikes_f):
+        def query(theta_f, spikes_f, fold):
             shape = jax.ShapeDtypeStruct((M, spikes_f.shape[1], O), jnp.float32)
-            return jax.pure_callback(chip.query(O), shape, theta_f, spikes_f,
+            return jax.pure_callback(chip.query(O), shape, theta_f, spikes_f, fold,
                                      vmap_method="sequential")
 
-        return jax.vmap(query)(theta, spikes)
+        return jax.vmap(query)(theta, spikes, jnp.arange(theta.shape[0]))
     keys = jax.random.split(key, theta.shape[0]) if chips.is_noisy(chip) else None
 
     def per_fold(theta_f, spikes_f, chip_f, key_f):

@@ -36,12 +36,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from mhsnn import sharding
+from mhsnn import chips, sharding
 from mhsnn.config import ConfigError
 from mhsnn.io import atomic_write_bytes
 
 EXIT_BAD_INPUT = 2  # bad config, data or checkpoint; a folder in use
 EXIT_WRITE_FAILED = 1  # an OSError writing results or checkpoints (disk full, permissions)
+EXIT_CHIP_FAULT = 3  # a chip fault that persisted after its retries; checkpoint kept
 EXIT_TERMINATED = 143  # SIGTERM: stopped after checkpointing (128 + 15, as a shell reports it)
 MODES = ("new", "resume", "fresh")
 LOCK_NAME = ".mhsnn.lock"
@@ -114,6 +115,42 @@ def _mode(resume: bool | str) -> str:
     return mode
 
 
+def _advanced(advance: Callable, state: Any) -> tuple[Any, Any]:
+    state = advance(state)
+    return state, sharding.to_host(state)  # waits for the chunk: a chip fault surfaces here
+
+
+def _chip_checked(fn: Callable, arg: Any, stage: str, ckpt: Path | None) -> Any:
+    """``fn(arg)``, turning a chip fault raised inside a callback into one ChipError that
+    says where the run's last whole chunk is."""
+    try:
+        return fn(arg)
+    except Exception as err:
+        try:
+            chips.raise_chip_fault(err)
+        except chips.ChipError as fault:
+            where = f"; the last whole chunk is in {ckpt}" if ckpt and ckpt.exists() else ""
+            raise chips.ChipError(f"[{stage}] {fault}{where}") from None
+        raise
+
+
+def run_stage(stages: Stages | None, stage: str, init: Callable[[], Any],
+              advance: Callable[[Any], Any], done: Callable[[Any], bool],
+              finish: Callable[[Any], dict[str, np.ndarray]],
+              progress: Callable[[Any], None] | None = None) -> dict[str, np.ndarray]:
+    """The one chunk driver: ``stages.run`` (checkpointed) or, without ``stages``, the
+    same loop in memory, with the same progress calls and chip-fault reporting."""
+    if stages is not None:
+        return stages.run(stage, init, advance, done, finish, progress)
+    state = init()
+    host = sharding.to_host(state)
+    while not done(host):
+        state, host = _chip_checked(lambda s: _advanced(advance, s), state, stage, None)
+        if progress is not None:
+            progress(host)
+    return _chip_checked(finish, host, stage, None)
+
+
 class Stages:
     """Checkpoints and finished outcomes of one run's stages, under ``out/checkpoints``.
 
@@ -141,6 +178,11 @@ class Stages:
                               "discard them")
         if self.mode == "fresh" and sharding.is_writer():
             for f in leftovers:
+                f.unlink()
+        if self.mode != "resume" and sharding.is_writer():
+            # An earlier run's per-cell draws are named by cell, not by run: a new run
+            # (whatever its seed or cells) replaces all of them rather than sit beside them.
+            for f in (out / "arviz").glob(f"{experiment}__*.nc"):
                 f.unlink()
         TERMINATION.install()
 
@@ -214,14 +256,13 @@ class Stages:
             print(f"[{stage}] resumed from {ckpt}", file=sys.stderr)
         host = sharding.to_host(state)
         while not done(host):
-            state = advance(state)
-            host = sharding.to_host(state)
+            state, host = _chip_checked(lambda s: _advanced(advance, s), state, stage, ckpt)
             self._save(ckpt, host)
             if progress is not None:
                 progress(host)
             if TERMINATION.requested:
                 raise Terminated(f"[{stage}] stopped by SIGTERM; its last chunk is in {ckpt}")
-        outcome = finish(host)
+        outcome = _chip_checked(finish, host, stage, ckpt)
         self._save_arrays(final, outcome)
         if sharding.is_writer():
             ckpt.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ A cell whose loss or gradient turns non-finite stops updating and is flagged ``f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -71,9 +72,12 @@ def batch_loss(theta, spikes, targets, mask, chip: Chip, in_loop: bool,
     softmax(s rates) (mean over rows), the same likelihood as MH's.
 
     ``key`` draws a noisy chip's read noise for this query."""
-    rates = snn.forward(snn.unflatten(theta, settings.sizes), spikes, chip=chip,
-                        alpha=settings.alpha, threshold=settings.threshold, in_loop=in_loop,
-                        key=key if chips.is_noisy(chip) else None)
+    if isinstance(chip, chips.ExternalChip):
+        rates = _external_in_loop(theta, spikes, chip, settings)
+    else:
+        rates = snn.forward(snn.unflatten(theta, settings.sizes), spikes, chip=chip,
+                            alpha=settings.alpha, threshold=settings.threshold,
+                            in_loop=in_loop, key=key if chips.is_noisy(chip) else None)
     if settings.likelihood == "categorical":
         O = targets.shape[-1]
         ce = snn.sample_loss([rates[..., k] for k in range(O)], [targets[..., k] for k in range(O)],
@@ -81,6 +85,18 @@ def batch_loss(theta, spikes, targets, mask, chip: Chip, in_loop: bool,
         return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
     sq = jnp.sum((rates - targets) ** 2, axis=-1)
     return jnp.sum(sq * mask) / (targets.shape[-1] * jnp.maximum(jnp.sum(mask), 1.0))
+
+
+def _external_in_loop(theta, spikes, chip: chips.ExternalChip,
+                      settings: posterior.SNNSettings) -> jax.Array:
+    """Output rates [N, O] from an ``ExternalChip`` with the ideal model's derivative: the
+    chip has no JAX model, so the chip's value replaces the model's at the output (a
+    straight-through estimate), where a JAX chip replaces it in every layer."""
+    model = snn.forward(snn.unflatten(theta, settings.sizes), spikes, alpha=settings.alpha,
+                        threshold=settings.threshold)
+    counts = posterior.counts_on(jax.lax.stop_gradient(theta)[None, None],
+                                 jax.lax.stop_gradient(spikes)[None], chip, settings)[0, 0]
+    return model + jax.lax.stop_gradient(counts / spikes.shape[0] - model)
 
 
 def make_trainer(hyper: SGHyper, in_loop: bool, settings: posterior.SNNSettings,
@@ -154,13 +170,23 @@ def grid_trainer(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: 
     keys = jax.random.split(key, F * M).reshape(F, M)
     state = jax.jit(jax.vmap(jax.vmap(init)))(keys)
     train_chip = chip if in_loop else chips.broadcast(chips.ideal(), (F, M))
-    step = jax.jit(jax.vmap(jax.vmap(advance, in_axes=(0, None, None, None, 0))))
+    if isinstance(train_chip, chips.ExternalChip):  # a host object, not an array: closed over
+        advance = functools.partial(_advance_on, advance, train_chip)
+        chip_axis = None
+    else:
+        chip_axis = 0
+    step = jax.jit(jax.vmap(jax.vmap(advance, in_axes=(0, None, None, None, chip_axis)),
+                            in_axes=(0, 0, 0, 0, chip_axis)))
 
     def advance_grid(state: TrainState) -> TrainState:
         return step(state, problem.train_spikes, problem.train_targets, problem.train_mask,
-                    train_chip)
+                    None if chip_axis is None else train_chip)
 
     return state, advance_grid
+
+
+def _advance_on(advance, chip, state, spikes, targets, mask, _):
+    return advance(state, spikes, targets, mask, chip)
 
 
 def train_grid(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: SGHyper,

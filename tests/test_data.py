@@ -110,10 +110,8 @@ BAD_FILES = {
     "ragged": lambda p: _write(p, "d.csv", "a,b,label\n1,2,0\n3,1\n2,2,0\n3,3,1\n"),
     "no_label_column": lambda p: _write(p, "d.csv", "a,b\n1,2\n3,4\n"),
     "float_labels": lambda p: _npz(p, X=GOOD_X, y=GOOD_Y + 0.5),
-    "text_labels": lambda p: _write(p, "d.csv", "a,label\n1,cat\n2,dog\n"),
-    "empty_class": lambda p: _npz(p, X=GOOD_X, y=np.where(GOOD_Y == 1, 2, GOOD_Y)),
     "single_class": lambda p: _npz(p, X=GOOD_X, y=np.zeros(8, int)),
-    "negative_label": lambda p: _npz(p, X=GOOD_X, y=GOOD_Y - 1),
+    "single_text_class": lambda p: _write(p, "d.csv", "a,label\n1,cat\n2,cat\n"),
     "too_many_features": lambda p: _npz(p, X=np.zeros((4, 10_001)), y=np.array([0, 1, 0, 1])),
     "header_only": lambda p: _write(p, "d.csv", "a,label\n"),
 }
@@ -126,6 +124,24 @@ def test_bad_files_are_refused_in_one_line_naming_the_file(tmp_path, case):
         data.load(path)
     msg = str(err.value)
     assert "\n" not in msg and (path.name in msg)
+
+
+def test_any_labels_map_to_sorted_classes_and_a_label_column_can_be_named(tmp_path):
+    path = _write(tmp_path, "d.csv", "x1,species,x2\n1,dog,5\n2,cat,6\n3,emu,7\n4,cat,8\n")
+    ds = data.load(path, label="species")
+    assert ds.classes == ("cat", "dog", "emu")
+    np.testing.assert_array_equal(ds.y, [1, 0, 2, 0])
+    np.testing.assert_array_equal(ds.X, [[1, 5], [2, 6], [3, 7], [4, 8]])
+    ds = data.load(_npz(tmp_path, X=GOOD_X, y=GOOD_Y * 5 - 1))  # -1, 4, ...: as numbers
+    assert ds.classes[:2] == (-1, 4) and list(ds.y) == list(GOOD_Y)
+    ds = data.load(_write(tmp_path, "n.csv", "a,label\n1,10\n2,2\n3,10\n"))
+    assert ds.classes == (2, 10) and list(ds.y) == [1, 0, 1]  # 2 before 10
+
+
+def test_a_non_numeric_feature_is_named_by_line_and_column(tmp_path):
+    path = _write(tmp_path, "d.csv", "a,b,label\n1,2,0\n3,oops,1\n")
+    with pytest.raises(ValueError, match=r"line 3, column 'b': non-numeric feature value 'oops'"):
+        data.load(path)
 
 
 def test_folds_and_training_sizes_are_bounded_by_the_data():

@@ -84,7 +84,7 @@ def test_sigma_sweep_end_to_end(tmp_path):
 
 def test_data_efficiency_end_to_end(tmp_path):
     data_efficiency.main([*TINY, "--set", "n_train=[10, 30]", "--set", "methods=['mh', 'sg_offline']",
-                          "--set", "sg.literal=false", "--out", str(tmp_path)])
+                          "--out", str(tmp_path)])
     rows = _rows(tmp_path / "data_efficiency.csv")
     assert len(rows) == 4 * 2 * 2 * 2  # methods (mh: W*, BMA, votes) x n_train x sigmas x folds
     assert {r["n_train"] for r in rows} == {"10", "30"}
@@ -151,7 +151,7 @@ def test_random_invalid_values_are_refused(tmp_path, capsys, key, value):
 
 def _cmd(out, *extra):
     return [sys.executable, "-m", "experiments.sigma_sweep", *TINY, "--set",
-            "methods=['mh', 'sg_in_loop']", "--set", "sg.literal=false", "--set",
+            "methods=['mh', 'sg_in_loop']", "--set",
             "mh.num_steps=400", "--out", str(out), *extra]
 
 

@@ -233,3 +233,16 @@ def test_inference_data_file_agrees_with_the_numpyro_diagnostics(tmp_path):
     np.testing.assert_allclose(az.rhat(data, method="split")["weights"].values,
                                diagnostics.rhat(res.samples), atol=1e-6)
     assert data.attrs["sigma"] == 3.0
+
+
+def test_log_evidence_is_refused_for_a_flat_prior():
+    def flat(x):  # improper: the evidence of any likelihood under it is undefined
+        return jnp.zeros(())
+
+    def log_lik(x):
+        return -0.5 * jnp.sum(x**2)
+
+    with pytest.warns(UserWarning, match="log_prior_fn does not fall off"):
+        res = sample_pt(jax.random.key(1), flat, log_lik, jnp.zeros((4, 2)), num_steps=40,
+                        step_size=0.5, num_temperatures=2)
+    assert np.isnan(res.log_evidence) and res.samples.shape == (4, 20, 2)

@@ -9,8 +9,10 @@ the test-set predictive, i.e. the Bayesian model average).
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -110,14 +112,22 @@ def adaptive_kernel(step_fn: Callable, burn_in: int, target: float) -> Kernel:
                   lambda state: (state.inner.position, state.inner.logdensity))
 
 
-def pt_kernel(log_prior_fn: Callable, log_likelihood_fn: Callable, step_size) -> Kernel:
+def pt_kernel(log_prior_fn: Callable, log_likelihood_fn: Callable, step_size,
+              noisy: bool = False) -> Kernel:
     """The parallel-tempering kernel in the driver's terms (its inner state a ``pt.PTChain``);
-    the target is the beta = 1 slot."""
+    the target is the beta = 1 slot. ``noisy``: ``log_likelihood_fn(theta, key)`` is a noisy
+    estimate, scored with the step's own key (pseudo-marginal)."""
     def step(key, chain):
-        chain, info = pt.step(key, chain, log_prior_fn, log_likelihood_fn, step_size)
+        ll = (functools.partial(_with_query_key, log_likelihood_fn, key) if noisy
+              else log_likelihood_fn)
+        chain, info = pt.step(key, chain, log_prior_fn, ll, step_size)
         return chain, info.is_accepted[..., -1]
 
     return Kernel(step, lambda chain: pt.target(chain.state))
+
+
+def _with_query_key(log_likelihood_fn: Callable, key: jax.Array, theta: jax.Array):
+    return log_likelihood_fn(theta, jax.random.fold_in(key, mh.QUERY_KEY))
 
 
 def init_chains(key: jax.Array, inner: Any, kernel: Kernel, schedule: Schedule,
@@ -480,8 +490,8 @@ ROUNDS_PER_BURN_IN = 128
 
 def build_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callable,
              positions: jax.Array, betas: jax.Array, step_size, schedule: Schedule,
-             chunk_size: int, pool: Callable, adapt: bool, observe: Callable | None = None
-             ) -> tuple[ChainState, Callable[[ChainState], ChainState]]:
+             chunk_size: int, pool: Callable, adapt: bool, observe: Callable | None = None,
+             noisy: bool = False) -> tuple[ChainState, Callable[[ChainState], ChainState]]:
     """(initial ChainState, advance) of parallel tempering: the one assembly that
     ``sample_pt`` and the experiments' grid (``bayes.setup_pt``) share.
 
@@ -492,9 +502,10 @@ def build_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callable
     swap statistics ``pool`` sums over the chains sharing a schedule."""
     K = betas.shape[-1]
     replicas = jnp.repeat(positions[..., None, :], K, axis=-2)
-    inner = jax.jit(pt.init, static_argnums=(2, 3))(replicas, betas, log_prior_fn,
-                                                    log_likelihood_fn)
-    kernel = pt_kernel(log_prior_fn, log_likelihood_fn, step_size)
+    first = (functools.partial(_with_query_key, log_likelihood_fn, jax.random.fold_in(key, 1))
+             if noisy else log_likelihood_fn)
+    inner = jax.jit(pt.init, static_argnums=(2, 3))(replicas, betas, log_prior_fn, first)
+    kernel = pt_kernel(log_prior_fn, log_likelihood_fn, step_size, noisy)
     state = init_chains(key, pt.PTChain(inner, pt.init_tally(inner)), kernel, schedule,
                         observe)
     advance = tempered_advance(make_advance(kernel, schedule, chunk_size, observe), schedule,
@@ -515,6 +526,15 @@ def pt_report(inner: pt.PTChain, schedule: Schedule, pool: Callable) -> dict:
     kept = max(schedule.num_steps - schedule.burn_in, 1)
     return {"swap_acceptance": 1.0 - rejection, "barrier": rejection.sum(-1),
             "round_trips": trips, "round_trips_per_1000": trips * 1000.0 / kept}
+
+
+def _decays(log_prior_fn: Callable, start: jax.Array) -> bool:
+    """Whether the log prior falls by more than 10 nats far out along a ray from ``start``:
+    every proper density does (1e6 out, a Cauchy has fallen by ~28); a flat one does not."""
+    ray = jnp.ones_like(start) / jnp.sqrt(start.size)
+    far = [float(log_prior_fn(start + r * ray)) for r in (1e3, 1e6)]
+    near = float(log_prior_fn(start))
+    return all(not np.isfinite(f) or f < near - 10.0 for f in far)
 
 
 def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callable,
@@ -560,6 +580,11 @@ def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callabl
     state = run_chunks(state, advance, schedule, chunk)
     report = pt_report(state.inner, schedule, pool_all)
     log_z = pt.log_evidence(state.inner.tally)
+    if not _decays(log_prior_fn, positions[0]):
+        warnings.warn("log_evidence: log_prior_fn does not fall off far from the start (an "
+                      "improper or flat prior?), so log Z is undefined: NaN returned",
+                      stacklevel=2)
+        log_z = np.full_like(log_z, np.nan)
     return PTResult(**summarize(state, schedule), betas=np.asarray(state.inner.state.betas)[0],
                     swap_acceptance=report["swap_acceptance"][0],
                     barrier=float(report["barrier"][0]),

@@ -1,0 +1,309 @@
+"""``SNNClassifier``: one trainer of ``mhsnn.TRAINERS`` on one chip, as a scikit-learn
+classifier.
+
+    clf = SNNClassifier(chip=my_chip, hidden=(8,), method="rw_adapt").fit(X, y)
+    clf.score(X_test, y_test)
+
+It scales features to [0, 1] on the training rows (``data.MinMaxScaler``), encodes them as
+Poisson spike trains (``data.poisson_encode``), trains the network (features, *hidden,
+classes) with ``trainers.fit`` and predicts on the same chip. A test row's spike train is
+keyed by the row's own bytes, so its prediction depends only on that row and the fitted
+state, never on the other rows of the call or their order.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from mhsnn import chips, config, data, keys, posterior, runs, snn, trainers
+from mhsnn.config import ConfigError
+from mhsnn.metrics import votes
+
+PREDICTIVES = ("bma", "vote", "point")
+RHAT_WARN = 1.1  # above this the chains have not mixed (as NumPyro's summary flags it)
+_SEED_FILE = "estimator_seed"
+CODE_VERSION = "estimator-1"
+
+
+class SNNClassifier(ClassifierMixin, BaseEstimator):
+    """A spiking network trained on a chip by any method of ``mhsnn.TRAINERS``.
+
+    Args:
+      chip: None (the ideal chip), a ``mhsnn.chips`` chip (``chips.polynomial(3.0)``,
+        mismatch, noise, ...), a ``chips.ExternalChip``, or any callable
+        ``(weights f32[C, P], spikes f32[T, N, F]) -> counts [C, N, O]`` (weights layer
+        after layer, each [fan_in, fan_out] row-major), which is queried as an
+        ``ExternalChip`` with ``chip_retries`` and ``chip_timeout_s``.
+      hidden: hidden layer widths; the network is (features, *hidden, classes).
+      method: a name in ``mhsnn.TRAINERS``.
+      presentations: the training budget in chip sample presentations (one weight set on
+        one training row); see ``mhsnn.trainers`` for what a step of each method costs.
+      chains: a sampler's chains (optimisers and SG train one weight set).
+      time_steps: T, the length of the spike trains.
+      likelihood: "mse" (the paper's) or "categorical" (softmax of the rates).
+      predictive: "bma" (mean class probabilities over the kept draws), "vote" (share of
+        draws voting for each class) or "point" (the posterior mean W*, or an optimiser's
+        weights). For an optimiser all three are its one weight set.
+      random_state: seed of every key (spike encoding, initialisation, proposals).
+      checkpoint_dir: checkpoint every chunk there; ``fit`` again with the same folder and
+        arguments continues from the last chunk (after a ``ChipError``, say).
+      chip_retries, chip_timeout_s: an external chip's fault handling (``ExternalChip``).
+      progress: print progress lines to stderr.
+      num_draws: kept draws per chain (a sampler's BMA uses chains x num_draws weight sets).
+
+    Fitted: ``classes_``, ``n_features_in_``, ``presentations_`` (training only, exactly
+    what the chip ran), ``posterior_`` (ArviZ InferenceData for samplers, None otherwise),
+    ``diagnostics_`` (R-hat, ESS, acceptance; chip faults and retries), ``weight_sets_``,
+    ``point_``.
+    """
+
+    def __init__(self, chip=None, hidden=(3,), method="rw", presentations=1e7, chains=8,
+                 time_steps=10, likelihood="mse", predictive="bma", random_state=None,
+                 checkpoint_dir=None, chip_retries=chips.RETRIES,
+                 chip_timeout_s=chips.TIMEOUT_S, progress=False, num_draws=25):
+        self.chip = chip
+        self.hidden = hidden
+        self.method = method
+        self.presentations = presentations
+        self.chains = chains
+        self.time_steps = time_steps
+        self.likelihood = likelihood
+        self.predictive = predictive
+        self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
+        self.chip_retries = chip_retries
+        self.chip_timeout_s = chip_timeout_s
+        self.progress = progress
+        self.num_draws = num_draws
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.poor_score = True  # a small budget need not reach 0.83
+        tags.non_deterministic = self.chip is not None and not isinstance(self.chip,
+                                                                          chips.Chip)
+        return tags
+
+    # ---- fit ---------------------------------------------------------------------------
+
+    def _check_params(self, num_features: int, num_classes: int) -> tuple[int, ...]:
+        trainers.check_method(self.method)
+        if self.predictive not in PREDICTIVES:
+            raise ValueError(f"predictive {self.predictive!r}: expected one of "
+                             f"{', '.join(PREDICTIVES)}")
+        for name, low in (("chains", 1), ("time_steps", 1), ("num_draws", 1),
+                          ("chip_retries", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) \
+                    or value < low:
+                raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
+        if not (isinstance(self.presentations, (int, float)) and math.isfinite(
+                self.presentations) and self.presentations > 0):
+            raise ValueError(f"presentations={self.presentations!r}: expected a number > 0")
+        if self.chip_timeout_s is not None and not self.chip_timeout_s > 0:
+            raise ValueError(f"chip_timeout_s={self.chip_timeout_s!r}: expected > 0 or None")
+        hidden = tuple(int(h) for h in np.atleast_1d(np.asarray(self.hidden, int))) \
+            if self.hidden is not None and len(np.atleast_1d(self.hidden)) else ()
+        if any(h < 1 for h in hidden):
+            raise ValueError(f"hidden={self.hidden!r}: widths must be >= 1")
+        sizes = (num_features, *hidden, num_classes)
+        total = snn.num_weights(sizes)
+        if total > config.MAX_WEIGHTS:
+            raise ValueError(f"hidden={self.hidden!r}: the network {'-'.join(map(str, sizes))} "
+                             f"has {total:,} weights, more than {config.MAX_WEIGHTS:,}")
+        return sizes
+
+    def _chip(self, sizes):
+        """The chip for training or prediction: a JAX chip as given, a host callable as a
+        fresh ``ExternalChip`` (training and prediction counted apart)."""
+        chip = self.chip
+        if chip is None:
+            return chips.ideal()
+        if isinstance(chip, chips.Chip):
+            chips.check_network(chip, sizes)
+            return chip
+        fn, name = (chip.fn, chip.name) if isinstance(chip, chips.ExternalChip) else (chip, None)
+        if not callable(fn):
+            raise TypeError(f"chip={chip!r}: expected None, a mhsnn chip or a callable "
+                             "(weights [C, P], spikes [T, N, F]) -> counts [C, N, O]")
+        return chips.ExternalChip(fn, (1, 1), name=name, retries=self.chip_retries,
+                                  timeout_s=self.chip_timeout_s)
+
+    def fit(self, X, y):
+        """Train on rows ``X`` [N, F] with labels ``y`` [N] (any labels, strings too)."""
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y: got {len(self.classes_)} class; needs at least 2 classes")
+        sizes = self._check_params(X.shape[1], len(self.classes_))
+        self.scaler_ = data.MinMaxScaler.fit(X)
+        X01 = self.scaler_.transform(X)
+        folder = Path(self.checkpoint_dir) if self.checkpoint_dir is not None else None
+        self.seed_ = self._seed(folder)
+        root = jax.random.key(self.seed_)
+        spikes = data.poisson_encode(keys.derive(root, "encode", "fit"), X01, self.time_steps)
+        problem = trainers.one_fold_problem(spikes, y_index.astype(np.int32),
+                                            len(self.classes_))
+        self.settings_ = trainers.settings_for(sizes, self.likelihood)
+        chip = self._chip(sizes)
+        stages = self._stages(folder, X, y_index) if folder is not None else None
+        try:
+            with chips.reporting_faults():
+                fitted = trainers.fit(
+                    self.method, keys.derive(root, "method", "fit", self.method), problem,
+                    chip, self.settings_, presentations=float(self.presentations),
+                    chains=int(self.chains), num_draws=int(self.num_draws), stages=stages,
+                    progress=bool(self.progress))
+        except ConfigError as err:  # a checkpoint of another fit, or a folder in use
+            raise ValueError(f"checkpoint_dir: {err}") from None
+        finally:
+            if stages is not None:
+                runs.unlock_folder(folder)
+        if stages is not None:
+            stages.complete()
+            (folder / _SEED_FILE).unlink(missing_ok=True)
+        self.weight_sets_, self.point_ = fitted.weight_sets, fitted.point
+        self.presentations_ = int(fitted.presentations)
+        self.diagnostics_ = dict(fitted.diagnostics)
+        if isinstance(chip, chips.ExternalChip):
+            self.diagnostics_.update(chip.fault_counts())
+        self.posterior_ = None if fitted.draws is None else _inference_data(
+            fitted.draws, fitted.draws_logdensity, self.method, sizes)
+        rhat = self.diagnostics_.get("rhat_logdensity", float("nan"))
+        if rhat > RHAT_WARN:
+            warnings.warn(f"{self.method}: the chains have not mixed (log-density R-hat "
+                          f"{rhat:.2f} > {RHAT_WARN}); the posterior summaries are unreliable "
+                          "(more presentations or chains help)", ConvergenceWarning,
+                          stacklevel=2)
+        return self
+
+    def _seed(self, folder: Path | None) -> int:
+        if self.random_state is not None or folder is None:
+            return int(check_random_state(self.random_state).randint(2**31 - 1))
+        path = folder / _SEED_FILE  # an unfinished fit's own seed, so a resume continues it
+        if path.exists():
+            return int(path.read_text())
+        seed = int(check_random_state(None).randint(2**31 - 1))
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{seed}\n")
+        return seed
+
+    def _stages(self, folder: Path, X, y_index) -> runs.Stages:
+        params = {k: v for k, v in self.get_params().items()
+                  if k not in ("chip", "checkpoint_dir", "progress")}
+        params.update(seed=self.seed_, chip=repr(type(self.chip)),
+                      data=hashlib.sha256(X.tobytes() + y_index.tobytes()).hexdigest())
+        return runs.Stages(folder, params, "estimator", "resume", CODE_VERSION)
+
+    # ---- predict -----------------------------------------------------------------------
+
+    def _spikes(self, X) -> jax.Array:
+        """Spike trains [T, N, F] of test rows, each keyed by the row's own bytes."""
+        X01 = self.scaler_.transform(np.asarray(X, np.float32))
+        return _encode_rows(self._row_keys(X01, "encode"), jnp.asarray(X01), self.time_steps)
+
+    def _row_keys(self, X01: np.ndarray, purpose: str) -> jax.Array:
+        """One key per row, from the row's bytes: the same row always gets the same key."""
+        base = keys.derive(jax.random.key(self.seed_), purpose, "predict")
+        digests = np.array([int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=4)
+                                           .digest(), "little") for row in X01], np.uint32)
+        return _fold_rows(base, jnp.asarray(digests))
+
+    def _weight_sets(self) -> np.ndarray:
+        return self.point_[None] if self.predictive == "point" else self.weight_sets_
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities [N, K] on the chip (rows sum to 1), by ``predictive``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        sizes = self.settings_.sizes
+        chip = self._chip(sizes)
+        W = jnp.asarray(self._weight_sets())[None]  # [1, S, P]
+        spikes = self._spikes(X)
+        if isinstance(chip, chips.Chip):
+            chip = chips.broadcast(chip, (1, W.shape[1]))
+        if isinstance(chip, chips.ExternalChip):
+            counts = posterior.counts_on(W, spikes[None], chip, self.settings_)[0]
+        elif chips.is_noisy(chip):  # read noise keyed per row too
+            noise_keys = self._row_keys(self.scaler_.transform(X), "evaluate")
+            counts = _noisy_counts(W, spikes, chip, self.settings_, noise_keys)
+        else:
+            counts = _counts(W, spikes[None], chip, self.settings_)[0]  # [S, N, O]
+        if self.predictive == "vote":
+            probs = votes(counts).mean(0)
+        else:
+            probs = posterior.predictive(counts, self.settings_, self.time_steps).mean(0)
+        probs = np.asarray(probs, np.float64)
+        return probs / probs.sum(-1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each row (``classes_``' labels)."""
+        probs = self.predict_proba(X)
+        return self.classes_[np.argmax(probs, axis=-1)]
+
+    def summary(self, stream=None) -> None:
+        """Print the convergence diagnostics (R-hat and ESS of the log density and the
+        weights, acceptance), warning when the chains have not mixed."""
+        check_is_fitted(self)
+        stream = sys.stdout if stream is None else stream
+        d = self.diagnostics_
+        print(f"{self.method}: {self.presentations_:,} chip presentations", file=stream)
+        for key in ("chains", "draws_per_chain", "acceptance_rate", "step_size",
+                    "rhat_logdensity", "ess_logdensity", "rhat_weights_max", "ess_weights_min",
+                    "population", "best_objective", "epochs", "last_loss", "chip_faults",
+                    "chip_retries"):
+            if key in d:
+                value = d[key]
+                print(f"  {key:18s} {value:.4g}" if isinstance(value, float)
+                      else f"  {key:18s} {value}", file=stream)
+        rhat = d.get("rhat_logdensity", float("nan"))
+        if rhat > RHAT_WARN:
+            print(f"WARNING: the chains have not mixed (log-density R-hat {rhat:.2f} > "
+                  f"{RHAT_WARN})", file=stream)
+
+
+# Compiled once per shape and reused by every fitted estimator (closures would recompile).
+_counts = jax.jit(posterior.counts_on, static_argnums=(3,))
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _encode_rows(row_keys: jax.Array, X01: jax.Array, num_steps: int) -> jax.Array:
+    encode = jax.vmap(lambda k, x: data.poisson_encode(k, x, num_steps))
+    return jnp.swapaxes(encode(row_keys, X01), 0, 1)  # [T, N, F]
+
+
+@jax.jit
+def _fold_rows(base: jax.Array, digests: jax.Array) -> jax.Array:
+    return jax.vmap(lambda h: jax.random.fold_in(base, h))(digests)
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _noisy_counts(W, spikes, chip, settings, noise_keys) -> jax.Array:
+    def one_row(row, key):  # [T, F] -> [S, O]
+        return posterior.counts_on(W, row[None, :, None], chip, settings, key)[0, :, 0]
+    return jax.vmap(one_row, in_axes=(1, 0), out_axes=1)(spikes, noise_keys)
+
+
+def _inference_data(draws: np.ndarray, logdensity: np.ndarray, method: str, sizes):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # ArviZ announces its 1.0 refactor
+        import arviz as az
+
+    return az.from_dict(posterior={"weights": draws}, sample_stats={"lp": logdensity},
+                        dims={"weights": ["weight"]},
+                        coords={"weight": np.arange(draws.shape[-1])},
+                        attrs={"method": method, "network": "-".join(map(str, sizes))})

@@ -1,0 +1,329 @@
+"""The one registry of training methods, ``TRAINERS``, and ``fit``: one method on one chip.
+
+Every method is model-free on the chip (it sees only the chip's output counts) except where
+``Trainer.uses_model`` says the ideal model also serves: MALA and HMC propose along the
+model's surrogate gradient and accept on the chip's values; SG offline trains on the model
+alone; SG in the loop takes the chip's values with the model's derivative.
+
+What one training costs in chip sample presentations (one weight set on one training row),
+with n training rows, C chains, K temperatures and a population of m:
+
+    rw, rw_adapt*, demc, mala, hmc   C n (steps + 1)       one proposal per chain and step
+    pt                               C K n (steps + 1)     every replica, every step
+    snes, open_es, cma_es, ...       m n generations       (spsa: m = 2 x pairs)
+    sg_in_loop                       epochs ceil(n / b) b  every minibatch of b rows, padded
+    sg_offline                       0                     trained on the model
+
+``fit`` turns a budget in presentations into steps, generations or epochs, runs the method
+through the one chunked, checkpointed driver (``runs.run_stage``), and returns a ``Fitted``:
+the weight sets to deploy, their point estimate, the draws of a sampler, the presentations
+made and the diagnostics. The estimator (``mhsnn.SNNClassifier``) is its main caller.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mhsnn import bayes, chips, config, es, posterior, runs, sgd, snn
+from mhsnn.config import Config
+from mhsnn.mcmc import diagnostics
+from mhsnn.mcmc.sample import Progress, Schedule, pt_report
+
+
+class Trainer(NamedTuple):
+    """A method of the registry: what it is and what it needs."""
+
+    name: str
+    kind: str  # "sampler" (a posterior), "optimiser" (one weight set) or "baseline"
+    uses_model: bool  # the ideal model (its gradient) serves beside the chip
+    about: str
+
+
+_SAMPLERS = {
+    "rw": "random-walk MH with a fixed step c (the paper's Algorithm 1)",
+    "rw_adapt": "random-walk MH, step adapted in burn-in toward 0.234 acceptance",
+    "rw_adapt_diag": "random-walk MH with a diagonal proposal covariance learnt in burn-in",
+    "rw_adapt_full": "random-walk MH with a full proposal covariance learnt in burn-in",
+    "demc": "differential-evolution MCMC: the chains are the population",
+    "pt": "non-reversible parallel tempering (K replicas per chain)",
+}
+_GRADIENT = {"mala": "Langevin proposals from the model's gradient, accepted on the chip",
+             "hmc": "Hamiltonian proposals from the model's gradient, accepted on the chip"}
+_OPTIMISERS = {"snes": "separable natural evolution strategy (evosax)",
+               "open_es": "OpenAI-ES, antithetic, Adam (evosax)",
+               "cma_es": "CMA-ES (evosax)",
+               "sep_cma_es": "separable CMA-ES (evosax), for wide networks",
+               "spsa": "SPSA: antithetic Rademacher pairs, Adam on the estimate"}
+_BASELINES = {"sg_offline": "surrogate-gradient Adam on the ideal model, deployed on the chip",
+              "sg_in_loop": "surrogate-gradient Adam, chip values with the model's derivative"}
+
+TRAINERS: dict[str, Trainer] = {
+    **{k: Trainer(k, "sampler", False, v) for k, v in _SAMPLERS.items()},
+    **{k: Trainer(k, "sampler", True, v) for k, v in _GRADIENT.items()},
+    **{k: Trainer(k, "optimiser", False, v) for k, v in _OPTIMISERS.items()},
+    **{k: Trainer(k, "baseline", True, v) for k, v in _BASELINES.items()},
+}
+DEFAULTS = Config()  # every method's hyper-parameters: the config's tuned defaults
+
+
+def check_method(method: str) -> Trainer:
+    if method not in TRAINERS:
+        raise ValueError(f"method {method!r}: expected one of {', '.join(TRAINERS)}")
+    return TRAINERS[method]
+
+
+def mh_hyper(cfg: Config = DEFAULTS) -> bayes.MHHyper:
+    m = cfg.mh
+    return bayes.MHHyper(m.step_size, m.lik_std, m.prior_std, m.init_mean, m.init_std)
+
+
+def es_hyper(cfg: Config, strategy: str) -> es.ESHyper:
+    """The config's es.* for one strategy (with ``es.tuned``, its tuned settings from
+    ``es.TUNED`` replace them; sep-CMA-ES takes CMA-ES's); start and objective are MH's
+    (mh.*)."""
+    e, m = cfg.es, cfg.mh
+    hyper = es.ESHyper(strategy, e.population, e.spsa_c if strategy == "spsa" else e.std_init,
+                       e.std_min, e.learning_rate, e.num_perturbations, m.init_mean,
+                       m.init_std, m.lik_std, m.prior_std)
+    tuned = es.TUNED.get(strategy, es.TUNED.get(strategy.removeprefix("sep_"), {}))
+    return hyper._replace(**tuned) if e.tuned else hyper
+
+
+def sg_hyper(cfg: Config = DEFAULTS) -> sgd.SGHyper:
+    """The config's tuned SG settings (``sg.*``)."""
+    g = cfg.sg
+    return sgd.SGHyper(g.learning_rate, g.epochs, g.batch_size, g.init_mean1, g.init_std1,
+                       g.init_mean2, g.init_std2)
+
+
+class Fitted(NamedTuple):
+    """One method trained on one chip (host arrays)."""
+
+    method: str
+    weight_sets: np.ndarray  # [S, P] deployed: a sampler's kept draws, else one set
+    point: np.ndarray  # [P] the point estimate: a sampler's posterior mean W*, else the weights
+    draws: np.ndarray | None  # [chains, draws, P] a sampler's kept draws (None: optimiser)
+    draws_logdensity: np.ndarray | None  # [chains, draws]
+    presentations: int  # chip sample presentations of the training, exactly
+    diagnostics: dict
+
+
+def _cost_per_step(trainer: Trainer, chains: int, n_train: int, cfg: Config) -> int:
+    if trainer.name == "pt":
+        return chains * cfg.pt.num_temperatures * n_train
+    if trainer.kind == "sampler":
+        return chains * n_train
+    return es.population_size(es_hyper(cfg, trainer.name)) * n_train
+
+
+def steps_for(method: str, presentations: float, chains: int, n_train: int,
+              cfg: Config = DEFAULTS) -> int:
+    """Steps (generations, epochs) a budget of ``presentations`` buys; a budget too small
+    for the method is a ValueError of one line naming the least it needs."""
+    trainer = check_method(method)
+    if trainer.kind == "baseline":
+        batch = cfg.sg.batch_size
+        per_epoch = math.ceil(n_train / batch) * batch
+        return cfg.sg.epochs if method == "sg_offline" else max(
+            1, min(cfg.sg.epochs, int(presentations // per_epoch)))
+    per_step = _cost_per_step(trainer, chains, n_train, cfg)
+    first = per_step if trainer.kind == "sampler" else 0  # a sampler scores its start
+    least = 2 if trainer.kind == "sampler" else 1
+    steps = int((presentations - first) // per_step)
+    if steps < least:
+        raise ValueError(f"presentations={presentations:g}: {method} with {chains} chains on "
+                         f"{n_train} rows needs at least {first + least * per_step:,}")
+    return steps
+
+
+def presentations_of(method: str, steps: int, chains: int, n_train: int,
+                     cfg: Config = DEFAULTS) -> int:
+    """Chip sample presentations ``steps`` steps of ``method`` cost (module docstring)."""
+    trainer = check_method(method)
+    if method == "sg_offline":
+        return 0
+    if method == "sg_in_loop":
+        batch = cfg.sg.batch_size
+        return steps * math.ceil(n_train / batch) * batch
+    per_step = _cost_per_step(trainer, chains, n_train, cfg)
+    return per_step * (steps + 1) if trainer.kind == "sampler" else per_step * steps
+
+
+def _draws_for(steps: int, num_draws: int) -> Schedule:
+    return Schedule.with_draws(steps, None, min(num_draws, steps - steps // 2))
+
+
+def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
+        settings: posterior.SNNSettings, *, presentations: float, chains: int = 8,
+        num_draws: int = 25, cfg: Config = DEFAULTS, stages: runs.Stages | None = None,
+        progress: bool = False, chunks: int = 20) -> Fitted:
+    """Train ``method`` on ``chip`` with the training rows of ``problem`` (one fold).
+
+    ``chip``: a ``chips.Chip`` (any non-idealities; broadcast to the chains here) or a
+    ``chips.ExternalChip``. ``presentations``: the budget in chip sample presentations
+    (``steps_for``); ``chains``: a sampler's chains (optimisers and baselines run one);
+    ``num_draws``: kept draws per chain (the BMA's weight sets). ``stages``: checkpoint
+    every chunk there (a resumed ``fit`` continues from the last chunk); ``chunks``: about
+    how many chunks (progress lines, checkpoints) the run is cut into.
+    """
+    trainer = check_method(method)
+    if problem.train_spikes.shape[0] != 1:
+        raise ValueError("fit: the problem must hold one fold")
+    n_train = int(problem.train_mask.sum())
+    C = chains if trainer.kind == "sampler" else 1
+    if method == "demc" and C < 4:
+        raise ValueError(f"chains={chains}: demc needs at least 4 (its population)")
+    steps = steps_for(method, presentations, C, n_train, cfg)
+    grid = chip if isinstance(chip, chips.ExternalChip) else chips.broadcast(chip, (1, C))
+    if isinstance(grid, chips.ExternalChip):
+        grid.grid_shape = (1, C)
+    chunk = max(1, -(-steps // chunks))
+    if trainer.kind == "optimiser":  # an ES chunk always runs whole: whole chunks only
+        steps = max(chunk, steps // chunk * chunk)
+    cost = presentations_of(method, steps, C, n_train, cfg)
+    if trainer.kind == "sampler":
+        out = _fit_sampler(method, key, problem, grid, settings, steps, C, num_draws, cfg,
+                           stages, progress, chunk)
+    elif trainer.kind == "optimiser":
+        out = _fit_optimiser(method, key, problem, grid, settings, steps, cfg, stages,
+                             progress, chunk)
+    else:
+        out = _fit_sg(method, key, problem, grid, settings, steps, cfg, stages, progress,
+                      chunk)
+    return out._replace(presentations=cost,
+                        diagnostics={"method": method, "steps": steps, **out.diagnostics})
+
+
+def _report(label: str, total: int, done: Callable[[object], int], enabled: bool):
+    if not enabled:
+        return None
+
+    def report(state):
+        print(f"[{label}] {done(state)}/{total}", file=sys.stderr, flush=True)
+    return report
+
+
+def _fit_sampler(method, key, problem, chip, settings, steps, C, num_draws, cfg, stages,
+                 progress, chunk) -> Fitted:
+    hyper = mh_hyper(cfg)
+    schedule = _draws_for(steps, num_draws)
+    if method == "pt":
+        state0, advance, pool = bayes.setup_pt(key, problem, chip, hyper, settings, schedule,
+                                               chunk, cfg.pt.num_temperatures, C,
+                                               observe=False)
+    else:
+        state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk,
+                                      observe=False, sampler=method, chains_per_cell=C)
+    reporter = Progress(method, schedule, C) if progress else None
+
+    def finish(state):
+        out = {"draws": np.asarray(state.draws)[0], "mean": np.asarray(state.mean)[0],
+               "draws_logdensity": np.asarray(state.draws_logdensity)[0],
+               "accepted": np.asarray(state.accepted)[0]}
+        if hasattr(state.inner, "log_step_size"):
+            out["step_size"] = np.exp(np.asarray(state.inner.log_step_size))[0]
+        if method == "pt":
+            report = pt_report(state.inner, schedule, pool)
+            out["swap_acceptance"] = report["swap_acceptance"][0].mean(0)
+            out["betas"] = np.asarray(state.inner.state.betas)[0].mean(0)
+        return out
+
+    out = runs.run_stage(stages, method, lambda: state0, advance,
+                         lambda s: int(s.step) >= schedule.num_steps, finish, reporter)
+    draws, lp = out["draws"], out["draws_logdensity"]
+    kept = schedule.num_steps - schedule.burn_in
+    diag = {"chains": C, "draws_per_chain": int(draws.shape[1]),
+            "acceptance_rate": float(np.mean(out["accepted"]) / kept),
+            "rhat_logdensity": float(diagnostics.rhat(lp[..., None])[0]),
+            "ess_logdensity": float(diagnostics.ess(lp[..., None])[0]),
+            "rhat_weights_max": _worst(diagnostics.rhat(draws), np.max),
+            "ess_weights_min": _worst(diagnostics.ess(draws), np.min)}
+    if "step_size" in out:
+        diag["step_size"] = float(np.mean(out["step_size"]))
+    if method == "pt":
+        diag["swap_acceptance"] = [float(x) for x in out["swap_acceptance"]]
+        diag["betas"] = [float(x) for x in out["betas"]]
+    return Fitted(method, draws.reshape(-1, draws.shape[-1]), out["mean"].mean(0), draws, lp,
+                  0, diag)
+
+
+def _worst(values: np.ndarray, pick) -> float:
+    finite = values[np.isfinite(values)]
+    return float(pick(finite)) if finite.size else float("nan")
+
+
+def _fit_optimiser(method, key, problem, chip, settings, steps, cfg, stages, progress,
+                   chunk) -> Fitted:
+    hyper = es_hyper(cfg, method)
+    dim = snn.num_weights(settings.sizes)
+    state0, advance = es.grid_trainer(key, problem, chip, hyper, settings, chunk)
+    reporter = _report(method, steps, lambda s: int(s.generation), progress)
+
+    def finish(state):
+        return {"mean": np.asarray(es.mean_of(state, hyper, dim))[0, 0],
+                "best_fitness": np.asarray(state.best_fitness)[0, 0]}
+
+    out = runs.run_stage(stages, method, lambda: state0, advance,
+                         lambda s: int(s.generation) >= steps, finish, reporter)
+    w = out["mean"]
+    return Fitted(method, w[None], w, None, None, 0,
+                  {"population": es.population_size(hyper),
+                   "best_objective": float(out["best_fitness"])})
+
+
+def _fit_sg(method, key, problem, chip, settings, epochs, cfg, stages, progress,
+            chunk) -> Fitted:
+    hyper = sg_hyper(cfg)._replace(epochs=epochs)
+    in_loop = method == "sg_in_loop"
+    state0, advance = sgd.grid_trainer(key, problem, chip, hyper, in_loop, settings,
+                                       min(chunk, epochs))
+    reporter = _report(method, epochs, lambda s: int(s.epoch.min()), progress)
+
+    def finish(state):
+        return {"theta": np.asarray(state.theta)[0, 0],
+                "failed": np.asarray(state.failed)[0, 0],
+                "loss": np.asarray(state.last_loss)[0, 0]}
+
+    out = runs.run_stage(stages, method, lambda: state0, advance,
+                         lambda s: int(np.min(s.epoch)) >= epochs, finish, reporter)
+    w = out["theta"]
+    return Fitted(method, w[None], w, None, None, 0,
+                  {"epochs": epochs, "failed": bool(out["failed"]),
+                   "last_loss": float(out["loss"])})
+
+
+def one_fold_problem(spikes: jax.Array, y: np.ndarray, num_classes: int) -> posterior.Problem:
+    """A ``posterior.Problem`` of one fold holding only training rows (spikes [T, N, F],
+    labels 0 .. K-1): the test fields are one empty placeholder row that nothing queries."""
+    T, N, F = spikes.shape
+    return posterior.Problem(
+        train_spikes=jnp.asarray(spikes)[None],
+        train_targets=jnp.asarray(np.eye(num_classes, dtype=np.float32)[y])[None],
+        train_mask=jnp.ones((1, N), jnp.float32),
+        test_spikes=jnp.zeros((1, T, 1, F), jnp.float32),
+        test_labels=jnp.full((1, 1), posterior.PADDING_LABEL, jnp.int32),
+        test_mask=jnp.zeros((1, 1), jnp.float32),
+        test_index=jnp.full((1, 1), -1, jnp.int32))
+
+
+def settings_for(sizes: tuple[int, ...], likelihood: str = "mse",
+                 cfg: Config = DEFAULTS) -> posterior.SNNSettings:
+    """The network settings of ``sizes`` with the config's neuron constants."""
+    if likelihood not in ("mse", "categorical"):
+        raise ValueError(f"likelihood {likelihood!r}: expected mse or categorical")
+    layout = snn.default_layout() if cfg.snn.layout == "auto" else cfg.snn.layout
+    return posterior.SNNSettings(alpha=cfg.snn.alpha, threshold=cfg.snn.threshold,
+                                 sizes=tuple(sizes), layout=layout, likelihood=likelihood,
+                                 softmax_scale=cfg.softmax_scale)
+
+
+__all__ = ["DEFAULTS", "TRAINERS", "Fitted", "Trainer", "check_method", "config", "es_hyper",
+           "fit", "mh_hyper", "one_fold_problem", "presentations_of", "settings_for",
+           "sg_hyper", "steps_for"]

@@ -1,0 +1,153 @@
+"""SNNClassifier: scikit-learn's own checks, every trainer on an external chip with its
+presentations counted by the chip, string labels, pipelines, row-independent predictions,
+chip faults and checkpoint resume."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
+
+import mhsnn
+from experiments.external_chip import NumpyChip
+from mhsnn import chips
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    rng = np.random.default_rng(0)
+    rows = rng.permutation(len(y))
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    return X[rows], names[rows]
+
+
+class CountingChip:
+    """A NumPy chip that counts what it is asked, independently of the engine."""
+
+    def __init__(self, sizes):
+        self.chip, self.presentations = NumpyChip(sigma=1.0, sizes=sizes), 0
+
+    def __call__(self, weights, spikes):
+        self.presentations += weights.shape[0] * spikes.shape[1]
+        return self.chip(weights, spikes)
+
+
+def test_scikit_learns_estimator_checks_pass_at_a_small_budget():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(mhsnn.SNNClassifier(presentations=3000, chains=2,
+                                                      num_draws=2), on_fail=None)
+    failed = {r["check_name"]: str(r["exception"]).splitlines()[0] for r in results
+              if r["status"] == "failed"}
+    assert failed == {}
+    assert len(results) > 40
+
+
+@pytest.mark.parametrize("method", list(mhsnn.TRAINERS))
+def test_every_trainer_fits_an_external_chip_and_counts_what_the_chip_ran(method, iris):
+    X, y = iris[0][:60], iris[1][:60]
+    chip = CountingChip((4, 3, 3))
+    clf = mhsnn.SNNClassifier(chip=chip, hidden=(3,), method=method, presentations=2e4,
+                              chains=4, num_draws=3, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        clf.fit(X, y)
+    assert clf.presentations_ == chip.presentations  # training only, as the chip counted
+    assert (clf.presentations_ == 0) == (method == "sg_offline")
+    assert clf.presentations_ <= 2e4
+    assert clf.diagnostics_["chip_presentations"] == chip.presentations
+    probs = clf.predict_proba(X[:7])
+    assert chip.presentations == clf.presentations_ + 7 * len(clf.weight_sets_)  # predict
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-6)
+    assert set(clf.predict(X[:7])) <= set(clf.classes_)
+    kind = mhsnn.TRAINERS[method].kind
+    assert (clf.posterior_ is not None) == (kind == "sampler")
+
+
+def test_string_labels_pipeline_and_cross_val_score(iris):
+    X, y = iris
+    clf = make_pipeline(StandardScaler(), mhsnn.SNNClassifier(hidden=(4,), method="rw_adapt",
+                                                              presentations=2e5, chains=4,
+                                                              random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = cross_val_score(clf, X, y, cv=3)
+    assert scores.shape == (3,) and np.all(scores > 0.5)  # chance is 1/3
+    fitted = clf.fit(X, y)[-1]
+    assert list(fitted.classes_) == ["setosa", "versicolor", "virginica"]
+    assert fitted.predict(X[:3]).dtype.kind == "U"
+
+
+def test_a_rows_prediction_depends_only_on_that_row(iris):
+    X, y = iris
+    clf = mhsnn.SNNClassifier(chip=chips.noisy(0.1, chips.polynomial(1.0)), method="rw",
+                              presentations=5e4, chains=2, random_state=0).fit(X, y)
+    full = clf.predict_proba(X[:20])
+    order = np.random.default_rng(0).permutation(20)
+    np.testing.assert_array_equal(clf.predict_proba(X[:20][order]), full[order])
+    np.testing.assert_array_equal(clf.predict_proba(X[5:6]), full[5:6])
+
+
+def test_the_predictives_differ_as_defined(iris):
+    X, y = iris
+    clf = mhsnn.SNNClassifier(method="rw", presentations=1e5, chains=2, num_draws=4,
+                              random_state=0).fit(X, y)
+    assert clf.weight_sets_.shape == (8, 4 * 3 + 3 * 3)
+    votes = clf.set_params(predictive="vote").predict_proba(X)
+    assert np.all(np.isin(np.round(votes * 8, 6), np.arange(9)))  # shares of 8 draws
+    point = clf.set_params(predictive="point").predict_proba(X)
+    bma = clf.set_params(predictive="bma").predict_proba(X)
+    assert not np.allclose(point, bma)
+
+
+def test_an_unmixed_posterior_warns_and_summary_says_so(iris, capsys):
+    X, y = iris
+    with pytest.warns(Warning, match="not mixed"):
+        clf = mhsnn.SNNClassifier(method="rw", presentations=3e4, chains=4, num_draws=5,
+                                  random_state=0).fit(X, y)
+    clf.summary()
+    out = capsys.readouterr().out
+    assert "rhat_logdensity" in out and "WARNING: the chains have not mixed" in out
+
+
+def test_bad_parameters_are_one_line_errors(iris):
+    X, y = iris
+    for params, match in [({"method": "nuts"}, "method 'nuts'"),
+                          ({"predictive": "mean"}, "predictive 'mean'"),
+                          ({"presentations": 10.0}, "needs at least"),
+                          ({"chains": 0}, "chains=0")]:
+        with pytest.raises(ValueError, match=match):
+            mhsnn.SNNClassifier(**params).fit(X, y)
+
+
+def test_a_chip_fault_raises_chiperror_and_fit_resumes_from_the_checkpoint(iris, tmp_path):
+    X, y = iris[0][:60], iris[1][:60]
+    good = NumpyChip(sigma=1.0, sizes=(4, 3, 3))
+    calls = []
+
+    def dies_at_call_30(weights, spikes):
+        calls.append(1)
+        if len(calls) >= 30 and not repaired:
+            raise OSError("device unplugged")
+        return good(weights, spikes)
+
+    repaired = False
+    params = {"chip": dies_at_call_30, "method": "rw_adapt", "presentations": 6e4, "chains": 4,
+                  "random_state": 3, "chip_retries": 1}
+    with pytest.raises(mhsnn.ChipError) as err:
+        mhsnn.SNNClassifier(**params, checkpoint_dir=tmp_path / "ck").fit(X, y)
+    message = str(err.value)
+    assert "\n" not in message and "dies_at_call_30" in message and "device unplugged" in message
+    assert list((tmp_path / "ck" / "checkpoints").glob("*state.npz"))
+    repaired = True
+    resumed = mhsnn.SNNClassifier(**params, checkpoint_dir=tmp_path / "ck").fit(X, y)
+    assert not (tmp_path / "ck" / "checkpoints").exists()  # finished: checkpoints gone
+    clean = mhsnn.SNNClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(resumed.weight_sets_, clean.weight_sets_)
+    np.testing.assert_array_equal(resumed.predict_proba(X), clean.predict_proba(X))
+    assert resumed.presentations_ == clean.presentations_
