@@ -6,7 +6,7 @@ is one jitted call per method (the shapes differ between N_t). Writes
 data_efficiency.csv, data_efficiency_summary.csv, accuracy_vs_ntrain.png and
 data_efficiency_manifest.json to --out.
 
-    python -m experiments.data_efficiency [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
+    python -m experiments.data_efficiency [--preset quick|paper|gpu] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ def training_presentations(method: str, cfg: Config, n_train: int) -> int:
 
     mh: chains x (steps + 1) x N (the start, then one proposal per step on every training
     row); pt: the same times K replicas (``cfg.mh.num_steps`` is PT's own step count);
-    sg_offline: 0 (trained on the model; deploying it is an evaluation); sg_in_loop:
+    sg_offline and ann_convert: 0 (trained on the model; deploying is an evaluation);
+    sg_in_loop:
     seeds x epochs x N (every row once per epoch, forward on the chip). Test-set evaluation
     is not counted.
     """
@@ -55,6 +56,7 @@ def training_presentations(method: str, cfg: Config, n_train: int) -> int:
     base = method.removesuffix("_literal")
     counts = {"mh": m.num_chains * (m.num_steps + 1) * n_train,
               "pt": m.num_chains * cfg.pt.num_temperatures * (m.num_steps + 1) * n_train,
-              "sg_offline": 0, "sg_in_loop": cfg.sg.seeds * cfg.sg.epochs * n_train}
+              "sg_offline": 0, "sg_in_loop": cfg.sg.seeds * cfg.sg.epochs * n_train,
+              "ann_convert": 0}
     return counts[base]
 

@@ -15,7 +15,7 @@ Writes nonidealities.csv, nonidealities_summary.csv, nonidealities_mh_diagnostic
 nonidealities_predictions.csv.gz (every test prediction, see tables.prediction_rows) and
 nonidealities.png to --out.
 
-    python -m experiments.nonidealities [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
+    python -m experiments.nonidealities [--preset quick|paper|gpu] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ query_budget_summary.csv, query_budget_predictions.csv.gz (every test prediction
 method at its last budget point, with its ``presentations``; see tables.prediction_rows)
 and query_budget.png.
 
-    python -m experiments.query_budget [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
+    python -m experiments.query_budget [--preset quick|paper|gpu] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import numpy as np
 
 from experiments.methods import grid_chip, settings_of, sg_variants, training_presentations
 from experiments.tables import cell_rows, labels_of, mcmc_raw, mh_diagnostic_rows
-from mhsnn import bayes, config, keys, posterior, sgd, sharding, trainers
+from mhsnn import bayes, config, convert, keys, posterior, sgd, sharding, snn, trainers
 from mhsnn.config import Config, ConfigError
 from mhsnn.mcmc import pt
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
@@ -138,6 +138,35 @@ def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, 
                       lambda s: int(s.epoch.min()) >= hyper.epochs, finish, progress)
 
 
+def run_ann(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
+            key: jax.Array, eval_key: jax.Array, cells=None) -> dict[str, np.ndarray]:
+    """ANN-to-SNN conversion (``mhsnn.convert``) once per fold on the ideal model, deployed
+    on each cell's chip with ``eval_key``'s queries."""
+    cells = cfg.sigmas if cells is None else cells
+    F, S = problem.train_spikes.shape[0], len(cells)
+    settings = settings_of(cfg, problem)
+    hyper = trainers.ann_hyper(cfg)
+
+    def train(_):
+        fit = jax.vmap(lambda k, s, t, m: convert.convert(
+            k, s, t, m, settings.sizes, hyper, settings.alpha, settings.threshold))
+        return {"theta": np.asarray(fit(jax.random.split(key, F), problem.train_spikes,
+                                        problem.train_targets, problem.train_mask))}
+
+    def finish(state):
+        theta = jnp.repeat(jnp.asarray(state["theta"])[:, None], S, axis=1)  # [F, S, P]
+        probs = np.asarray(sgd.deployed_probabilities(theta, problem, grid_chip(F, cells, 1),
+                                                      settings, eval_key))
+        return {"probs": probs.reshape(F, S, 1, *probs.shape[2:]),
+                "theta": np.asarray(theta).reshape(F, S, 1, -1)}
+
+    P = snn.num_weights(settings.sizes)
+    return stages.run(stage, lambda: {"done": np.zeros((), bool),
+                                      "theta": np.zeros((F, P), np.float32)},
+                      lambda s: {**train(s), "done": np.ones((), bool)},
+                      lambda s: bool(s["done"]), finish)
+
+
 def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str,
                 stage_prefix: str = "", extra: dict | None = None, cells=None,
                 labels=None) -> tuple[list[dict], list[dict], dict]:
@@ -175,5 +204,12 @@ def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str
             r["failed_cells"] = int(out["failed"][f, s].sum())
         rows += new
         raw[method] = out["probs"]
+    if "ann_convert" in cfg.methods:
+        out = run_ann(stages, f"{stage_prefix}ann_convert", cfg, problem,
+                      keys.derive(root, "method", name, "ann_convert"),
+                      keys.derive(root, "evaluate", name, "ann_convert"), cells)
+        rows += cell_rows("ann_convert", out["probs"], problem, labels, False,
+                          cost("ann_convert"))
+        raw["ann_convert"] = out["probs"]
     return rows, diag, raw
 

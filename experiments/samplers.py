@@ -20,7 +20,7 @@ draws used, test accuracy of W* and of the BMA, model-gradient evaluations, stag
 Writes samplers.csv, samplers_summary.csv, samplers_predictions.csv.gz (every test
 prediction, see tables.prediction_rows) and samplers.png.
 
-    python -m experiments.samplers [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
+    python -m experiments.samplers [--preset quick|paper|gpu] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
 
 from __future__ import annotations

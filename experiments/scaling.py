@@ -20,7 +20,7 @@ chip sample presentations for training), scaling_mh_diagnostics.csv,
 scaling_predictions.csv.gz (every test prediction, with the data set and network columns;
 see tables.prediction_rows) and scaling.png.
 
-    python -m experiments.scaling [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
+    python -m experiments.scaling [--preset quick|paper|gpu] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
 
 from __future__ import annotations

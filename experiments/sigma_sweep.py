@@ -7,7 +7,7 @@ sigma_sweep_predictions.csv (every test prediction, see tables.prediction_rows),
 accuracy_vs_sigma.png, reliability.png (CORP, first and last sigma) and
 sigma_sweep_manifest.json to --out.
 
-    python -m experiments.sigma_sweep [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
+    python -m experiments.sigma_sweep [--preset quick|paper|gpu] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ test accuracy of W* and the BMA, and for PT the barrier Lambda, the schedule and
 Writes tempering.csv, tempering_predictions.csv.gz (every test prediction, see
 tables.prediction_rows) and tempering.png to --out (default results/<preset>/).
 
-    python -m experiments.tempering [--preset quick|paper] [--set KEY=VALUE] [--out DIR]
+    python -m experiments.tempering [--preset quick|paper|gpu] [--set KEY=VALUE] [--out DIR]
 """
 
 from __future__ import annotations

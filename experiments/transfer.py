@@ -24,7 +24,7 @@ files and ``chip``: every member's predictions on the training chip, and the poo
 vote predictions on every sibling; each chain's W* on 20 siblings would be 1.1M rows) and
 transfer.png.
 
-    python -m experiments.transfer [--preset quick|paper] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
+    python -m experiments.transfer [--preset quick|paper|gpu] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 """
 
 from __future__ import annotations

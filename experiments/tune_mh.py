@@ -1,6 +1,6 @@
 """Tuning run for MH's c (proposal std), v (likelihood std) and the initial scale.
 
-PAPER.md does not give c, v or p. This grid is run at sigma = 0 on the TRAINING rows of the
+docs/paper.md does not give c, v or p. This grid is run at sigma = 0 on the TRAINING rows of the
 first two outer folds only: each outer training set is split again (stratified 80/20) and
 accuracy is measured on that inner validation part, never on an outer test fold. All
 combinations x chains run as one jitted call (hyper-parameters are array axes).

@@ -1,6 +1,6 @@
 """Tuning run for the surrogate-gradient baseline's learning rate and initialisation.
 
-PAPER.md records that the paper's settings taken literally (lr 1e-3, small zero-mean
+docs/paper.md records that the paper's settings taken literally (lr 1e-3, small zero-mean
 weights) leave the network silent. This grid is run at sigma = 0 (the ideal model) on the
 TRAINING rows of the first two outer folds only, with an inner stratified 80/20 split for
 validation, never an outer test fold and never sigma > 0.

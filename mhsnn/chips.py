@@ -1,7 +1,7 @@
 """What the forward pass runs on, and everything it does to the network: a chip is a pytree.
 
 The paper's chip distorts the updated membrane potential before the threshold test with
-f_sigma (PAPER.md, 'Network'). Real analog chips have more non-idealities, each a field
+f_sigma (docs/paper.md, 'The task'). Real analog chips have more non-idealities, each a field
 here that is either ``None`` (absent: not even traced) or an array:
 
 - device mismatch: per-neuron multipliers of the membrane time constant and of the threshold,
@@ -75,7 +75,7 @@ def ideal() -> Chip:
 
 
 def polynomial(sigma: float | jax.Array, base: Chip | None = None) -> Chip:
-    """PAPER.md's hard non-linearity f_sigma on the membrane potential."""
+    """The paper's hard non-linearity (docs/paper.md) f_sigma on the membrane potential."""
     return (ideal() if base is None else base)._replace(sigma=_f32(sigma))
 
 

@@ -19,6 +19,7 @@ COMMANDS = {
     "tempering": ("tempering", "MH against parallel tempering at an equal budget"),
     "nonidealities": ("nonidealities", "MH against SG on mismatch, quantisation, noise ..."),
     "external-chip": ("external_chip", "MH training a NumPy chip through a callback"),
+    "chip-methods": ("chip_methods", "every trainer on a NumPy chip at equal presentations"),
     "scaling": ("scaling", "MH, PT and SG as networks grow, on four data sets"),
     "samplers": ("samplers", "six samplers at equal chip presentations (ESS, accuracy)"),
     "query-budget": ("query_budget", "accuracy against chip presentations: MH, ES, SPSA, SG"),
@@ -27,9 +28,10 @@ COMMANDS = {
     "tune-mh": ("tune_mh", "the tuning run that chose MH's c, v and start"),
     "tune-sg": ("tune_sg", "the tuning run that chose SG's learning rate and start"),
     "tune-es": ("tune_es", "the tuning run that chose each ES's and SPSA's settings"),
+    "report": ("report", "render the docs' and README's tables and figures from results/"),
     "config": (None, "print the resolved configuration as TOML (--preset, --set)"),
 }
-EXPERIMENT_OPTIONS = ("[--preset quick|paper] [--set KEY=VALUE ...] [--out DIR] "
+EXPERIMENT_OPTIONS = ("[--preset quick|paper|gpu] [--set KEY=VALUE ...] [--out DIR] "
                       "[--resume | --fresh] [--distributed]")
 
 
@@ -38,7 +40,7 @@ def usage() -> str:
     lines = ["usage: mhsnn COMMAND [OPTIONS]", "", "commands:"]
     lines += [f"  {name:{width}s}  {line}" for name, (_, line) in COMMANDS.items()]
     lines += ["", f"Experiments take {EXPERIMENT_OPTIONS};",
-              "benchmark and tune-* have their own (mhsnn COMMAND --help)."]
+              "benchmark, chip-methods, report and tune-* have their own (mhsnn COMMAND --help)."]
     return "\n".join(lines)
 
 
@@ -47,7 +49,7 @@ def print_config(argv: list[str]) -> None:
 
     ap = argparse.ArgumentParser(prog="mhsnn config",
                                  description="print the resolved configuration as TOML")
-    ap.add_argument("--preset", default="quick", help="quick (default) or paper")
+    ap.add_argument("--preset", default="quick", help="quick (default), paper (CPU-sized) or gpu")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
     try:

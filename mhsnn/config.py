@@ -20,10 +20,11 @@ from typing import Any
 
 from mhsnn import snn
 
-PRESETS = ("quick", "paper")
+PRESETS = ("quick", "paper", "gpu")
 # The default methods; a *_literal one is its SG mode with the paper's settings taken
 # literally (lr 1e-3, N(0, 0.1^2) init), and runs only when named.
-METHODS = ("mh", "sg_offline", "sg_in_loop", "sg_offline_literal", "sg_in_loop_literal")
+METHODS = ("mh", "sg_offline", "sg_in_loop", "sg_offline_literal", "sg_in_loop_literal",
+           "ann_convert")
 ALL_METHODS = (*METHODS, "pt")
 
 
@@ -98,6 +99,13 @@ class ESConfig:
 
 
 @dataclass(frozen=True)
+class ANNConfig:
+    learning_rate: float = 0.01  # ann_convert: Adam on the ReLU network, full batch
+    steps: int = 1000  # Adam steps
+    percentile: float = 99.9  # data-based normalisation's activation percentile (mhsnn.convert)
+
+
+@dataclass(frozen=True)
 class ChipConfig:
     retries: int = 3  # an external chip's faulty query is retried this often, then the run stops
     timeout_s: float = 60.0  # a query running longer is a fault (a hung link or device)
@@ -106,7 +114,7 @@ class ChipConfig:
 
 @dataclass(frozen=True)
 class Config:
-    preset: str = "quick"  # the preset these values start from (quick, paper)
+    preset: str = "quick"  # the preset these values start from (quick, paper, gpu)
     seed: int = 0  # root of every random key (mhsnn.keys)
     folds: int = 5  # cross-validation folds (data efficiency: random subsets)
     sigmas: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)  # chip non-linearity strengths
@@ -121,6 +129,7 @@ class Config:
     sg: SGConfig = field(default_factory=SGConfig)
     es: ESConfig = field(default_factory=ESConfig)
     chip: ChipConfig = field(default_factory=ChipConfig)
+    ann: ANNConfig = field(default_factory=ANNConfig)
 
 
 def burn_in_steps(mh: MHConfig) -> int | None:
@@ -338,6 +347,10 @@ def validate(cfg: Config) -> Config:
     _check(e.num_perturbations >= 1, "es.num_perturbations", e.num_perturbations, ">= 1")
     for name in ("std_init", "std_min", "learning_rate", "spsa_c"):
         _finite_positive(f"es.{name}", getattr(e, name))
+    a = cfg.ann
+    _finite_positive("ann.learning_rate", a.learning_rate)
+    _check(a.steps >= 1, "ann.steps", a.steps, ">= 1")
+    _check(0 < a.percentile <= 100, "ann.percentile", a.percentile, "in (0, 100]")
     c = cfg.chip
     _check(0 <= c.retries <= 100, "chip.retries", c.retries, "in [0, 100]")
     _finite_positive("chip.timeout_s", c.timeout_s)

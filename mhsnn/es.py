@@ -4,7 +4,7 @@ Every method here asks for a population of weight sets, has the chip score them,
 updates a search distribution: the population is the chain axis of the same fast
 likelihood kernel as MH, on the same chip grid (folds x cells). The objective, minimised,
 is the negative of MH's log posterior, MSE / (2 v^2) + |W|^2 / (2 p^2): the same data fit,
-with the prior as a penalty (without it, ES weights grow without bound: PAPER.md).
+with the prior as a penalty (without it, ES weights grow without bound: docs/design.md).
 
 - evolution strategies from evosax (its 0.3 API: ``ask`` / ``tell`` on flat solutions):
   ``snes``, ``open_es`` (OpenAI-ES, antithetic, Adam), ``cma_es``, ``sep_cma_es``. Deployed

@@ -61,7 +61,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
       random_state: seed of every key (spike encoding, initialisation, proposals).
       checkpoint_dir: checkpoint every chunk there; ``fit`` again with the same folder and
         arguments continues from the last chunk (after a ``ChipError``, say).
-      chip_retries, chip_timeout_s: an external chip's fault handling (``ExternalChip``).
+      chip_retries: an external chip's retries of a faulty query (``ExternalChip``).
+      chip_timeout_s: seconds before an external chip's query counts as hung (None: never).
       progress: print progress lines to stderr.
       num_draws: kept draws per chain (a sampler's BMA uses chains x num_draws weight sets).
 
@@ -71,10 +72,13 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
     ``point_``.
     """
 
-    def __init__(self, chip=None, hidden=(3,), method="rw", presentations=1e7, chains=8,
-                 time_steps=10, likelihood="mse", predictive="bma", random_state=None,
-                 checkpoint_dir=None, chip_retries=chips.RETRIES,
-                 chip_timeout_s=chips.TIMEOUT_S, progress=False, num_draws=25):
+    def __init__(self, chip: object = None, hidden: tuple[int, ...] = (3,), method: str = "rw",
+                 presentations: float = 1e7, chains: int = 8, time_steps: int = 10,
+                 likelihood: str = "mse", predictive: str = "bma",
+                 random_state: int | None = None, checkpoint_dir: str | Path | None = None,
+                 chip_retries: int = chips.RETRIES,
+                 chip_timeout_s: float | None = chips.TIMEOUT_S, progress: bool = False,
+                 num_draws: int = 25):
         self.chip = chip
         self.hidden = hidden
         self.method = method

@@ -45,7 +45,7 @@ def parse_args(argv, description: str,
     ``--set`` (which override them). Returns (config, output folder, mode): mode is "new",
     "resume" or "fresh" (``runs.MODES``)."""
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--preset", default="quick", help="quick (default) or paper")
+    ap.add_argument("--preset", default="quick", help="quick (default), paper (CPU-sized) or gpu")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config field, e.g. mh.num_steps=2000 (repeatable)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (results/<preset>/)")

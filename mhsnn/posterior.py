@@ -1,4 +1,4 @@
-"""The SNN weight posterior of PAPER.md on a grid of cells, as one batched computation.
+"""The SNN weight posterior of docs/paper.md on a grid of cells, as one batched computation.
 
 Layout: a ``Problem`` stacks the data of F folds (padded to a common size with masks);
 positions are [F, M, P] (P weights of the network in ``SNNSettings.sizes``) where

@@ -1,6 +1,6 @@
 """Surrogate-gradient baseline: optax Adam through the same ``snn`` scan.
 
-Two modes (PAPER.md, 'Surrogate-gradient baseline'):
+Two modes (docs/paper.md, 'The methods'):
   offline  forward and gradient through the ideal model (sigma = 0); the trained weights
            are then deployed on the chip and tested there.
   in_loop  every forward pass runs on the chip; the gradient flows through the ideal model
@@ -39,7 +39,7 @@ class SGHyper(NamedTuple):
 
 
 # The paper's settings taken literally (Adam at 1e-3, small zero-mean weights): the
-# "*_literal" baseline rows; they leave the network silent (PAPER.md).
+# "*_literal" baseline rows; they leave the network silent (docs/paper.md).
 PAPER_LITERAL = {"learning_rate": 1e-3, "init_mean1": 0.0, "init_std1": 0.1, "init_mean2": 0.0,
                  "init_std2": 0.1}
 

@@ -3,7 +3,7 @@
 A network is its weights ``{"w1": [F, H1], "w2": [H1, H2], ..., "wL": [H_{L-1}, O]}``
 (any depth L >= 1, no biases); its layer sizes (F, H1, ..., O) are static and decide the
 compiled shapes. The paper's network is ``{"w1": [30, 3], "w2": [3, 2]}``. Per layer and
-time step (PAPER.md, 'Network'; the chip distorts the updated potential before the
+time step (docs/paper.md, 'Network'; the chip distorts the updated potential before the
 threshold test):
 
     u  = alpha * V + (1 - alpha) * I        ideal leaky integration
@@ -15,7 +15,7 @@ Layer 1's input current at step k is ``spikes[k] @ w1``; layer l's is layer l-1'
 the same step times ``wl``. The output is the last layer's spike rate over the T steps.
 
 Class decision: ``argmax`` of the rates with ties going to the lower class index, so a
-silent network predicts class 0, as PAPER.md observed.
+silent network predicts class 0, as docs/paper.md observed.
 
 The spike function is a Heaviside step forward; only when a gradient is taken does its
 derivative become the Gaussian surrogate (1/sqrt(2 pi)) exp(-2 (V~ - threshold)^2).
@@ -44,7 +44,7 @@ from mhsnn.chips import Chip, LayerChip
 Params = dict[str, jax.Array]  # {"w1": [..., F, H1], ..., "wL": [..., H_{L-1}, O]}
 
 PAPER_NETWORK = chips.PAPER_NETWORK  # (30, 3, 2)
-ALPHA = 0.9  # membrane decay (PAPER.md); every default below and in the config is this one
+ALPHA = 0.9  # membrane decay (docs/paper.md); every default below and in the config is this one
 THRESHOLD = 1.0  # firing threshold mu
 
 

@@ -12,7 +12,7 @@ with n training rows, C chains, K temperatures and a population of m:
     pt                               C K n (steps + 1)     every replica, every step
     snes, open_es, cma_es, ...       m n generations       (spsa: m = 2 x pairs)
     sg_in_loop                       epochs ceil(n / b) b  every minibatch of b rows, padded
-    sg_offline                       0                     trained on the model
+    sg_offline, ann_convert          0                     trained on the model
 
 ``fit`` turns a budget in presentations into steps, generations or epochs, runs the method
 through the one chunked, checkpointed driver (``runs.run_stage``), and returns a ``Fitted``:
@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import bayes, chips, config, es, posterior, runs, sgd, snn
+from mhsnn import bayes, chips, config, convert, es, posterior, runs, sgd, snn
 from mhsnn.config import Config
 from mhsnn.mcmc import diagnostics
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
@@ -62,7 +62,9 @@ _OPTIMISERS = {"snes": "separable natural evolution strategy (evosax)",
                "sep_cma_es": "separable CMA-ES (evosax), for wide networks",
                "spsa": "SPSA: antithetic Rademacher pairs, Adam on the estimate"}
 _BASELINES = {"sg_offline": "surrogate-gradient Adam on the ideal model, deployed on the chip",
-              "sg_in_loop": "surrogate-gradient Adam, chip values with the model's derivative"}
+              "sg_in_loop": "surrogate-gradient Adam, chip values with the model's derivative",
+              "ann_convert": "a ReLU network trained offline, converted by data-based weight "
+                             "normalisation (mhsnn.convert), deployed on the chip"}
 
 TRAINERS: dict[str, Trainer] = {
     **{k: Trainer(k, "sampler", False, v) for k, v in _SAMPLERS.items()},
@@ -94,6 +96,12 @@ def es_hyper(cfg: Config, strategy: str) -> es.ESHyper:
                        m.init_std, m.lik_std, m.prior_std)
     tuned = es.TUNED.get(strategy, es.TUNED.get(strategy.removeprefix("sep_"), {}))
     return hyper._replace(**tuned) if e.tuned else hyper
+
+
+def ann_hyper(cfg: Config = DEFAULTS) -> convert.ANNHyper:
+    """The config's ANN-to-SNN conversion settings (``ann.*``)."""
+    a = cfg.ann
+    return convert.ANNHyper(a.learning_rate, a.steps, a.percentile)
 
 
 def sg_hyper(cfg: Config = DEFAULTS) -> sgd.SGHyper:
@@ -128,6 +136,8 @@ def steps_for(method: str, presentations: float, chains: int, n_train: int,
     """Steps (generations, epochs) a budget of ``presentations`` buys; a budget too small
     for the method is a ValueError of one line naming the least it needs."""
     trainer = check_method(method)
+    if method == "ann_convert":
+        return cfg.ann.steps
     if trainer.kind == "baseline":
         batch = cfg.sg.batch_size
         per_epoch = math.ceil(n_train / batch) * batch
@@ -147,7 +157,7 @@ def presentations_of(method: str, steps: int, chains: int, n_train: int,
                      cfg: Config = DEFAULTS) -> int:
     """Chip sample presentations ``steps`` steps of ``method`` cost (module docstring)."""
     trainer = check_method(method)
-    if method == "sg_offline":
+    if method in ("sg_offline", "ann_convert"):
         return 0
     if method == "sg_in_loop":
         batch = cfg.sg.batch_size
@@ -191,6 +201,8 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     if trainer.kind == "sampler":
         out = _fit_sampler(method, key, problem, grid, settings, steps, C, num_draws, cfg,
                            stages, progress, chunk)
+    elif method == "ann_convert":
+        out = _fit_ann(key, problem, settings, cfg, stages)
     elif trainer.kind == "optimiser":
         out = _fit_optimiser(method, key, problem, grid, settings, steps, cfg, stages,
                              progress, chunk)
@@ -297,6 +309,25 @@ def _fit_sg(method, key, problem, chip, settings, epochs, cfg, stages, progress,
     return Fitted(method, w[None], w, None, None, 0,
                   {"epochs": epochs, "failed": bool(out["failed"]),
                    "last_loss": float(out["loss"])})
+
+
+def _fit_ann(key, problem, settings, cfg, stages) -> Fitted:
+    hyper = ann_hyper(cfg)
+
+    def train(_):
+        return {"theta": np.asarray(convert.convert(
+            key, problem.train_spikes[0], problem.train_targets[0], problem.train_mask[0],
+            settings.sizes, hyper, settings.alpha, settings.threshold)), "done": np.ones((), bool)}
+
+    start = {"done": np.zeros((), bool),
+             "theta": np.zeros(snn.num_weights(settings.sizes), np.float32)}
+    out = runs.run_stage(stages, "ann_convert", lambda: start, train,
+                         lambda s: bool(s["done"]), lambda s: {"theta": s["theta"]})
+    w = out["theta"]
+    n = int(problem.train_mask.sum())
+    return Fitted("ann_convert", w[None], w, None, None, 0,
+                  {"model_presentations": convert.model_presentations(hyper, n),
+                   "percentile": hyper.percentile})
 
 
 def one_fold_problem(spikes: jax.Array, y: np.ndarray, num_classes: int) -> posterior.Problem:

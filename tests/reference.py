@@ -1,4 +1,4 @@
-"""An independent, loop-by-loop NumPy float64 implementation of PAPER.md's equations."""
+"""An independent, loop-by-loop NumPy float64 implementation of the equations in docs/paper.md."""
 
 import numpy as np
 
@@ -29,5 +29,5 @@ def lif_reference_layers(ws, spikes, sigma, alpha=0.9, mu=1.0):
 
 
 def lif_reference(w1, w2, spikes, sigma, alpha=0.9, mu=1.0):
-    """Output spike counts [N, 2] of PAPER.md's two-layer network for spikes [T, N, 30]."""
+    """Output spike counts [N, 2] of the two-layer network of docs/paper.md, spikes [T, N, 30]."""
     return lif_reference_layers([w1, w2], spikes, sigma, alpha, mu)

@@ -20,6 +20,7 @@ TINY = ["--set", "mh.num_steps=200", "--set", "mh.num_chains=2", "--set", "mh.ch
         "--set", "mh.num_draws=10", "--set", "folds=2", "--set", "sigmas=[0, 3]",
         "--set", "sg.epochs=2", "--set", "sg.seeds=1", "--set", "sg.epochs_per_chunk=1"]
 METHODS = {"mh_mean", "mh_bma", "mh_vote", "sg_offline", "sg_in_loop", "sg_offline_literal",
+           "ann_convert",
            "sg_in_loop_literal"}
 
 

@@ -540,12 +540,13 @@ def _decays(log_prior_fn: Callable, start: jax.Array) -> bool:
 def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callable,
               init_positions: jax.Array, *, num_steps: int, step_size: float,
               num_temperatures: int, burn_in: int | None = None, thin: int = 1,
-              betas=None, chunk_size: int = 1000) -> PTResult:
+              betas: np.ndarray | None = None, chunk_size: int = 1000) -> PTResult:
     """Non-reversible parallel tempering on many chains of any prior and likelihood.
 
     Args:
       key: a JAX PRNG key.
-      log_prior_fn, log_likelihood_fn: one position f32[dim] -> scalar each; the target at
+      log_prior_fn: one position f32[dim] -> scalar log prior density.
+      log_likelihood_fn: one position f32[dim] -> scalar log likelihood; the target at
         inverse temperature beta is prior x likelihood^beta (beta = 0: the prior).
       init_positions: f32[chains, dim]; every replica of a chain starts there.
       num_steps: steps per chain (each step moves every replica, then one DEO swap round).
