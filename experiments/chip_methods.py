@@ -5,9 +5,11 @@ The estimator (``mhsnn.SNNClassifier``) trains each method on a NumPy chip behin
 20% threshold mismatch), 5-fold stratified on a data set (default iris, network F-8-K),
 with one budget of chip sample presentations for every method. Writes chip_methods.csv
 (per method and fold: accuracy, NLL, Brier, ECE, training presentations, the chip's own
-count, faults, wall time) and chip_methods_summary.csv (means over folds) to --out.
+count, faults, wall time) and chip_methods_summary.csv (means over folds) to --out. Each
+fit is a checkpointed stage: ``--resume`` skips finished fits and continues an interrupted
+one from its last chunk.
 
-    python -m experiments.chip_methods [--set KEY=VALUE] [--out DIR]
+    python -m experiments.chip_methods [--budget B] [--methods NAME ...] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 
 Keys: ``data.name`` / ``data.path``, ``snn.hidden``, ``folds``, ``seed``, ``mh.num_chains``
 (a sampler's chains), ``snn.time_steps``, ``likelihood``; the budget is
@@ -17,6 +19,7 @@ Keys: ``data.name`` / ``data.path``, ``snn.hidden``, ``folds``, ``seed``, ``mh.n
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 import warnings
@@ -45,39 +48,63 @@ class CountingChip:
         return self.chip(weights, spikes)
 
 
+NUMBERS = ("test_accuracy", "ece", "nll", "brier", "presentations", "chip_counted",
+           "rhat_logdensity", "acceptance_rate", "chip_faults", "fit_s")
+
+
+def fit_one(cfg, name: str, fold: int, split, ds, sizes, budget: float, folder) -> dict:
+    """One method on one fold: the test metrics and what the chip counted."""
+    chip = CountingChip(NumpyChip(sigma=2.0, threshold_spread=0.2, seed=cfg.seed, sizes=sizes))
+    clf = SNNClassifier(chip=chip, hidden=cfg.snn.hidden, method=name, presentations=budget,
+                        chains=cfg.mh.num_chains, time_steps=cfg.snn.time_steps,
+                        likelihood=cfg.likelihood, random_state=cfg.seed + fold,
+                        checkpoint_dir=folder, chip_retries=cfg.chip.retries,
+                        chip_timeout_s=cfg.chip.timeout_s)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # R-hat warnings: reported as a column
+        clf.fit(ds.X[split.train], ds.y[split.train])
+    wall = time.perf_counter() - t0
+    counted = chip.presentations  # training only: read before any prediction
+    probs = clf.predict_proba(ds.X[split.test])
+    labels = np.searchsorted(clf.classes_, ds.y[split.test])
+    d = clf.diagnostics_
+    return {**metrics.summary(probs, labels), "presentations": clf.presentations_,
+            "chip_counted": counted, "rhat_logdensity": d.get("rhat_logdensity", np.nan),
+            "acceptance_rate": d.get("acceptance_rate", np.nan),
+            "chip_faults": d.get("chip_faults", 0), "fit_s": round(wall, 2)}
+
+
 def run(cfg, out, mode, budget: float, names: list[str]) -> list[dict]:
     run_ = experiment.start(out, cfg, EXPERIMENT, mode)
-    ds = run_.dataset
+    stages, ds = run_.stages, run_.dataset
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
     sizes = (ds.X.shape[1], *cfg.snn.hidden, int(ds.y.max()) + 1)
     rows = []
     for name in names:
         for f, split in enumerate(splits):
-            chip = CountingChip(NumpyChip(sigma=2.0, threshold_spread=0.2, seed=cfg.seed,
-                                          sizes=sizes))
-            clf = SNNClassifier(chip=chip, hidden=cfg.snn.hidden, method=name,
-                                presentations=budget, chains=cfg.mh.num_chains,
-                                time_steps=cfg.snn.time_steps, likelihood=cfg.likelihood,
-                                random_state=cfg.seed + f, chip_retries=cfg.chip.retries,
-                                chip_timeout_s=cfg.chip.timeout_s)
-            t0 = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # R-hat warnings: reported as columns
-                clf.fit(ds.X[split.train], ds.y[split.train])
-            wall = time.perf_counter() - t0
-            counted = chip.presentations
-            probs = clf.predict_proba(ds.X[split.test])
-            labels = np.searchsorted(clf.classes_, ds.y[split.test])
-            d = clf.diagnostics_
-            rows.append({"method": name, "kind": trainers.TRAINERS[name].kind, "fold": f,
-                         **metrics.summary(probs, labels),
-                         "presentations": clf.presentations_, "chip_counted": counted,
-                         "rhat_logdensity": d.get("rhat_logdensity", float("nan")),
-                         "acceptance_rate": d.get("acceptance_rate", float("nan")),
-                         "chip_faults": d.get("chip_faults", 0), "fit_s": round(wall, 2)})
-            print(f"[{EXPERIMENT}] {name} fold {f}: accuracy {rows[-1]['test_accuracy']:.3f} "
-                  f"({clf.presentations_:,} presentations, {wall:.1f} s)", file=sys.stderr,
-                  flush=True)
+            # one stage per fit: a resumed run skips finished fits, and an interrupted fit
+            # continues from its own checkpoint folder
+            folder = out / "checkpoints" / f"{EXPERIMENT}_fit_{name}_fold{f}"
+
+            def fit(_, name=name, f=f, split=split, folder=folder):
+                result = fit_one(cfg, name, f, split, ds, sizes, budget, folder)
+                shutil.rmtree(folder, ignore_errors=True)
+                return {**{k: np.float64(result[k]) for k in NUMBERS}, "done": np.True_}
+
+            start = {**{k: np.float64(0) for k in NUMBERS}, "done": np.False_}
+            result = stages.run(f"{name}_fold{f}", lambda start=start: start, fit,
+                                lambda s: bool(s["done"]),
+                                lambda s: {k: s[k] for k in NUMBERS})
+            row = {"method": name, "kind": trainers.TRAINERS[name].kind, "fold": f}
+            for k in NUMBERS:
+                value = float(result[k])
+                row[k] = int(value) if k in ("presentations", "chip_counted", "chip_faults") \
+                    else value
+            rows.append(row)
+            print(f"[{EXPERIMENT}] {name} fold {f}: accuracy {row['test_accuracy']:.3f} "
+                  f"({row['presentations']:,} presentations, {row['fit_s']:.1f} s)",
+                  file=sys.stderr, flush=True)
     summary = [{"method": name, "kind": group[0]["kind"], "folds": len(group),
                 **{f"{k}_mean": float(np.mean([r[k] for r in group])) for k in MEANS},
                 "test_accuracy_std": float(np.std([r["test_accuracy"] for r in group]))}

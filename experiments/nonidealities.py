@@ -27,7 +27,7 @@ from mhsnn import chips, data, experiment, keys, posterior
 from mhsnn.io import write_csv
 
 EXPERIMENT = "nonidealities"
-DEFAULTS = ["mh.num_steps=10000", "methods=['mh', 'sg_offline', 'sg_in_loop']"]
+DEFAULTS = ["mh.num_steps=10000", "methods=['mh', 'sg_offline', 'sg_in_loop', 'ann_convert']"]
 
 
 def kinds(key: jax.Array, sizes) -> dict[str, list[tuple[float, chips.Chip]]]:

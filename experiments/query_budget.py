@@ -10,6 +10,8 @@ config's network (default the paper's 30-3-2; ``--set "snn.hidden=[32]"`` for a 
     snes, open_es,      evolution strategies (evosax) and SPSA, one run each, the search
     cma_es, spsa        mean recorded at every budget point (anytime)
     sg_in_loop          surrogate-gradient Adam, forward on the chip, after every 10 epochs
+    ann_convert         ANN-to-SNN conversion (mhsnn.convert): no chip query at all; its
+                        presentations are the offline model's (Adam steps x rows)
 
 Hyper-parameters: MH's are the tuned ones (results/tuning/mh_tuning.csv); each ES's and
 SPSA's are ``mhsnn.es.TUNED`` (``es.tuned=true``, the default): chosen by
@@ -42,11 +44,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import methods, runners, tables
-from mhsnn import data, es, experiment, keys, posterior, sgd, snn, trainers
+from mhsnn import convert, data, es, experiment, keys, posterior, sgd, snn, trainers
 from mhsnn.io import write_csv
 
 EXPERIMENT = "query_budget"
-DEFAULTS = ["sigmas=[0, 3]", "methods=['mh', 'sg_offline', 'sg_in_loop']", "sg.seeds=1"]
+DEFAULTS = ["sigmas=[0, 3]", "methods=['mh', 'sg_offline', 'sg_in_loop', 'ann_convert']",
+            "sg.seeds=1"]
 BUDGETS = {"quick": (3e5, 1e6, 3e6, 1e7, 3e7, 1e8), "paper": (3e5, 1e6, 3e6, 1e7, 3e7, 1e8,
                                                               3e8, 1e9)}
 ES_METHODS = ("snes", "open_es", "cma_es", "spsa")
@@ -156,6 +159,15 @@ def run(cfg, out, mode) -> list[dict]:
                                                       k_eval))
         record("sg_in_loop", int(state.epoch.min()) * n_train,
                probs.reshape(F, S, g.seeds, *probs.shape[2:]))
+
+    # ANN-to-SNN conversion: trained offline on the model, no chip query; its presentations
+    # are the model's (Adam steps x training rows).
+    if "ann_convert" in cfg.methods:
+        outcome = runners.run_ann(stages, "ann_convert", cfg, problem,
+                                  keys.derive(key, "method", EXPERIMENT, "ann_convert"),
+                                  keys.derive(key, "evaluate", EXPERIMENT, "ann_convert"))
+        record("ann_convert", convert.model_presentations(trainers.ann_hyper(cfg), n_train),
+               outcome["probs"])
 
     summary = summarise(rows, budgets)
     write_csv(out / "query_budget.csv", rows)

@@ -16,7 +16,8 @@ result is ever typed by hand:
 A ``<!-- trainers -->`` block renders the registry ``mhsnn.TRAINERS``. Table options: ``where`` (key=value filters; numbers compare as numbers), ``columns`` (the
 columns shown, in order; ``name=header`` renames), ``pivot: ROW, COLUMN, VALUE`` (one row per
 ROW value, one column per COLUMN value), ``format`` (floats, default ``.3f``). Values take
-``where``, ``column`` and ``format``. A figure is copied to docs/figures/<its path under
+``where``, ``column`` and ``format``; a value from a manifest (``.json``) takes ``key``
+(dotted, e.g. ``key: wall_s``). A figure is copied to docs/figures/<its path under
 results/> and linked relative to the page.
 
     python -m experiments.report [--out DIR]
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import re
 import shutil
@@ -133,8 +135,22 @@ def _table(root: Path, spec: str) -> str:
     return "\n".join(lines)
 
 
+def _json_value(root: Path, path: str, opts: dict[str, str]) -> str:
+    file = root / path
+    if not file.is_file():
+        raise RenderError(f"{path}: no such results file")
+    value = json.loads(file.read_text())
+    for part in opts.get("key", "").split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise RenderError(f"{path}: no key {opts.get('key', '')!r}")
+        value = value[part]
+    return _fmt(str(value), opts.get("format", ".3f"))
+
+
 def _value(root: Path, spec: str) -> str:
     path, opts = _options(spec)
+    if path.endswith(".json"):
+        return _json_value(root, path, opts)
     rows = _filtered(_read(root, path), opts.get("where", ""), path)
     column = opts.get("column", "")
     if column not in rows[0]:

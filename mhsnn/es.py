@@ -125,6 +125,9 @@ def _spsa(hyper: ESHyper, dim: int) -> Strategy:
     return Strategy(init, ask, tell, lambda state: state.mean)
 
 
+NOISE_TAG = 0x6D68_7303
+
+
 class ESState(NamedTuple):
     inner: Any  # the strategy's state per cell, leaves [F, M, ...]
     key: jax.Array
@@ -135,14 +138,15 @@ class ESState(NamedTuple):
 
 def objective_fn(problem: posterior.Problem, chip: chips.Chip, hyper: ESHyper,
                  settings: posterior.SNNSettings) -> Callable[[jax.Array], jax.Array]:
-    """Members [F, M, n, P] -> negative log posterior [F, M, n] on the chip (one batched
-    forward of all M x n weight sets per fold; an ``ExternalChip`` gets them in one call)."""
-    def objective(members):
+    """Members [F, M, n, P] (and, for a noisy chip, a key for its read noise) -> negative
+    log posterior [F, M, n] on the chip (one batched forward of all M x n weight sets per
+    fold; an ``ExternalChip`` gets them in one call)."""
+    def objective(members, key=None):
         F, M, n, P = members.shape
         chip_n = chip if isinstance(chip, chips.ExternalChip) else jax.tree.map(
             lambda leaf: jnp.repeat(leaf, n, axis=1), chip)
         flat = members.reshape(F, M * n, P)
-        lik = posterior.log_likelihood(flat, problem, chip_n, hyper.lik_std, settings)
+        lik = posterior.log_likelihood(flat, problem, chip_n, hyper.lik_std, settings, key)
         prior = posterior.log_prior(flat, hyper.prior_std)
         fitness = -(lik + prior).reshape(F, M, n)
         return jnp.where(jnp.isnan(fitness), jnp.inf, fitness)
@@ -174,7 +178,9 @@ def grid_trainer(key: jax.Array, problem: posterior.Problem, chip: chips.Chip, h
     def generation(state: ESState, _):
         key, k_ask, k_tell = jax.random.split(state.key, 3)
         population, inner = ask(jax.random.split(k_ask, F * M).reshape(F, M), state.inner)
-        fitness = objective(population)
+        # a noisy chip's read noise: a key far from the indices ``ask`` splits k_ask into
+        noise = jax.random.fold_in(k_ask, NOISE_TAG) if chips.is_noisy(chip) else None
+        fitness = objective(population, noise)
         inner = tell(jax.random.split(k_tell, F * M).reshape(F, M), population, fitness,
                      inner)
         i = jnp.argmin(fitness, axis=-1)

@@ -128,7 +128,8 @@ def manifest(cfg: Config, experiment: str, wall: float, stages: Stages | None,
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
-    return {"experiment": experiment, "config": config.to_dict(cfg), "seed": cfg.seed,
+    return {"experiment": experiment, "code_version": CODE_VERSION,
+            "config": config.to_dict(cfg), "seed": cfg.seed,
             "data": data_source(cfg),
             "versions": versions, "python": platform.python_version(), "git_commit": commit,
             "device": str(jax.devices()[0]), "platform": jax.default_backend(),

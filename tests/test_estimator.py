@@ -40,8 +40,10 @@ class CountingChip:
 def test_scikit_learns_estimator_checks_pass_at_a_small_budget():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # time_steps=2: the checks test the API, and short trains compile faster
         results = check_estimator(mhsnn.SNNClassifier(presentations=3000, chains=2,
-                                                      num_draws=2), on_fail=None)
+                                                      num_draws=2, time_steps=2),
+                                  on_fail=None)
     failed = {r["check_name"]: str(r["exception"]).splitlines()[0] for r in results
               if r["status"] == "failed"}
     assert failed == {}
@@ -151,3 +153,18 @@ def test_a_chip_fault_raises_chiperror_and_fit_resumes_from_the_checkpoint(iris,
     np.testing.assert_array_equal(resumed.weight_sets_, clean.weight_sets_)
     np.testing.assert_array_equal(resumed.predict_proba(X), clean.predict_proba(X))
     assert resumed.presentations_ == clean.presentations_
+
+
+@pytest.mark.parametrize("method", ["rw_adapt", "demc", "pt", "mala", "snes", "spsa",
+                                    "sg_in_loop"])
+def test_model_free_methods_run_on_a_noisy_chip(method, iris):
+    X, y = iris[0][:60], iris[1][:60]
+    chip = chips.noisy(0.1, chips.polynomial(1.0))
+    clf = mhsnn.SNNClassifier(chip=chip, hidden=(3,), method=method, presentations=2e4,
+                              chains=4, num_draws=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    assert 0 < clf.presentations_ <= 2e4
+    assert np.all(np.isfinite(clf.weight_sets_))
+    np.testing.assert_allclose(clf.predict_proba(X[:4]).sum(1), 1.0, rtol=1e-6)

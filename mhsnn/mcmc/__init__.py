@@ -3,6 +3,7 @@
 from mhsnn.mcmc.sample import (
     MCMCResult,
     PTResult,
+    Schedule,
     sample_demc,
     sample_hmc,
     sample_mala,
@@ -10,5 +11,5 @@ from mhsnn.mcmc.sample import (
     sample_pt,
 )
 
-__all__ = ["MCMCResult", "PTResult", "sample_demc", "sample_hmc", "sample_mala", "sample_mh",
+__all__ = ["MCMCResult", "PTResult", "Schedule", "sample_demc", "sample_hmc", "sample_mala", "sample_mh",
            "sample_pt"]
