@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import re
 import shutil
@@ -97,6 +98,8 @@ def _fmt(cell: str, spec: str) -> str:
         number = float(cell)
     except ValueError:
         return cell
+    if math.isnan(number):  # not defined for this row (an optimiser's R-hat, say)
+        return ""
     if re.fullmatch(r"-?\d+", cell.strip()):
         return f"{int(cell):,}" if abs(int(cell)) >= 10_000 else cell.strip()
     if number.is_integer() and abs(number) >= 10_000:
