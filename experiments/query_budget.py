@@ -103,8 +103,7 @@ def run(cfg, out, mode) -> list[dict]:
     # Evolution strategies and SPSA: one anytime run each, started where SG starts.
     dim = snn.num_weights(settings.sizes)
     g = cfg.sg
-    sg_hyper = sgd.SGHyper(g.learning_rate, g.epochs, g.batch_size, g.init_mean1, g.init_std1,
-                           g.init_mean2, g.init_std2)
+    sg_hyper = trainers.sg_hyper(cfg)
     wide = dim > WIDE_WEIGHTS
     for name in (("sep_cma_es" if wide and m == "cma_es" else m) for m in ES_METHODS):
         hyper = trainers.es_hyper(cfg, name)

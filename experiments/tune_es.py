@@ -32,7 +32,7 @@ import numpy as np
 
 from experiments import tables
 from experiments.tune_mh import inner_splits
-from mhsnn import chips, config, data, es, keys, metrics, posterior, sgd, snn
+from mhsnn import chips, data, es, keys, metrics, posterior, sgd, snn, trainers
 from mhsnn.io import write_csv
 
 PER_RUN = 80_000  # weight sets one setting and seed may present (x the inner training rows)
@@ -60,9 +60,7 @@ def main(argv=None) -> None:
     settings = posterior.SNNSettings(layout=snn.default_layout())
     F, dim = len(splits), snn.num_weights(settings.sizes)
     chip = chips.Chip(sigma=np.zeros((F, SEEDS), np.float32))
-    g = config.SGConfig()  # the SG start the experiments use (its tuned init)
-    sg = sgd.SGHyper(g.learning_rate, g.epochs, g.batch_size, g.init_mean1, g.init_std1,
-                     g.init_mean2, g.init_std2)
+    sg = trainers.sg_hyper()  # the SG start the experiments use (its tuned init)
     n_train = int(np.asarray(problem.train_mask).sum(-1).max())
     rows = []
     for strategy in args.strategies:
