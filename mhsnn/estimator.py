@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import numbers
 import sys
 import warnings
 from pathlib import Path
@@ -114,7 +115,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) \
                     or value < low:
                 raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
-        if not (isinstance(self.presentations, (int, float)) and math.isfinite(
+        if not (isinstance(self.presentations, numbers.Real) and math.isfinite(
                 self.presentations) and self.presentations > 0):
             raise ValueError(f"presentations={self.presentations!r}: expected a number > 0")
         if self.chip_timeout_s is not None and not self.chip_timeout_s > 0:
@@ -232,7 +233,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities [N, K] on the chip (rows sum to 1), by ``predictive``."""
-        check_is_fitted(self)
+        check_is_fitted(self, "weight_sets_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
         sizes = self.settings_.sizes
         chip = self._chip(sizes)
@@ -262,7 +263,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
     def summary(self, stream=None) -> None:
         """Print the convergence diagnostics (R-hat and ESS of the log density and the
         weights, acceptance), warning when the chains have not mixed."""
-        check_is_fitted(self)
+        check_is_fitted(self, "weight_sets_")
         stream = sys.stdout if stream is None else stream
         d = self.diagnostics_
         print(f"{self.method}: {self.presentations_:,} chip presentations", file=stream)
