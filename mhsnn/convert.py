@@ -17,6 +17,9 @@ silent and above it its rate is concave in the current, so converted rates follo
 activations in order, not in proportion (``tests/test_convert.py`` checks a hand-computed
 case).
 
+Its settings (Adam's learning rate and steps, the percentile) are these literature-style
+defaults, not tuned on inner splits as the other methods' were.
+
 The conversion makes no chip query: its cost is model presentations (Adam steps x rows),
 reported as such; the converted weights are deployed on every chip of the grid.
 """
