@@ -28,7 +28,7 @@ import numpy as np
 
 from experiments import tables
 from experiments.external_chip import NumpyChip
-from mhsnn import data, experiment, metrics, trainers
+from mhsnn import data, experiment, metrics, runs, trainers
 from mhsnn.estimator import SNNClassifier
 from mhsnn.io import write_csv
 
@@ -87,15 +87,13 @@ def run(cfg, out, mode, budget: float, names: list[str]) -> list[dict]:
             # continues from its own checkpoint folder
             folder = out / "checkpoints" / f"{EXPERIMENT}_fit_{name}_fold{f}"
 
-            def fit(_, name=name, f=f, split=split, folder=folder):
+            def fit(name=name, f=f, split=split, folder=folder):
                 result = fit_one(cfg, name, f, split, ds, sizes, budget, folder)
                 shutil.rmtree(folder, ignore_errors=True)
-                return {**{k: np.float64(result[k]) for k in NUMBERS}, "done": np.True_}
+                return {k: np.float64(result[k]) for k in NUMBERS}
 
-            start = {**{k: np.float64(0) for k in NUMBERS}, "done": np.False_}
-            result = stages.run(f"{name}_fold{f}", lambda start=start: start, fit,
-                                lambda s: bool(s["done"]),
-                                lambda s: {k: s[k] for k in NUMBERS})
+            result = runs.run_once(stages, f"{name}_fold{f}", fit,
+                                   {k: np.float64(0) for k in NUMBERS})
             row = {"method": name, "kind": trainers.TRAINERS[name].kind, "fold": f}
             for k in NUMBERS:
                 value = float(result[k])

@@ -16,7 +16,7 @@ from mhsnn import bayes, config, convert, keys, posterior, sgd, sharding, snn, t
 from mhsnn.config import Config, ConfigError
 from mhsnn.mcmc import pt
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
-from mhsnn.runs import Stages
+from mhsnn.runs import Stages, run_once
 
 
 def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
@@ -147,24 +147,20 @@ def run_ann(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
     settings = settings_of(cfg, problem)
     hyper = trainers.ann_hyper(cfg)
 
-    def train(_):
-        fit = jax.vmap(lambda k, s, t, m: convert.convert(
-            k, s, t, m, settings.sizes, hyper, settings.alpha, settings.threshold))
+    fit = jax.vmap(lambda k, s, t, m: convert.convert(
+        k, s, t, m, settings.sizes, hyper, settings.alpha, settings.threshold))
+
+    def train():
         return {"theta": np.asarray(fit(jax.random.split(key, F), problem.train_spikes,
                                         problem.train_targets, problem.train_mask))}
 
-    def finish(state):
-        theta = jnp.repeat(jnp.asarray(state["theta"])[:, None], S, axis=1)  # [F, S, P]
-        probs = np.asarray(sgd.deployed_probabilities(theta, problem, grid_chip(F, cells, 1),
-                                                      settings, eval_key))
-        return {"probs": probs.reshape(F, S, 1, *probs.shape[2:]),
-                "theta": np.asarray(theta).reshape(F, S, 1, -1)}
-
-    P = snn.num_weights(settings.sizes)
-    return stages.run(stage, lambda: {"done": np.zeros((), bool),
-                                      "theta": np.zeros((F, P), np.float32)},
-                      lambda s: {**train(s), "done": np.ones((), bool)},
-                      lambda s: bool(s["done"]), finish)
+    template = {"theta": np.zeros((F, snn.num_weights(settings.sizes)), np.float32)}
+    theta = run_once(stages, stage, train, template)["theta"]
+    theta = jnp.repeat(jnp.asarray(theta)[:, None], S, axis=1)  # [F, S, P]
+    probs = np.asarray(sgd.deployed_probabilities(theta, problem, grid_chip(F, cells, 1),
+                                                  settings, eval_key))
+    return {"probs": probs.reshape(F, S, 1, *probs.shape[2:]),
+            "theta": np.asarray(theta).reshape(F, S, 1, -1)}
 
 
 def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str,

@@ -6,6 +6,7 @@ grid over sigma, or over c, v and p in a tuning run, is one more stretch of the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -153,7 +154,7 @@ def density_at(logdensity: Callable, stochastic: bool) -> Callable:
     """
     if not stochastic:
         return lambda key: logdensity
-    return lambda key: lambda theta: logdensity(theta, jax.random.fold_in(key, mh.QUERY_KEY))
+    return functools.partial(mh.at_step, logdensity)
 
 
 def _grid_kernel(sampler, density, key_init, positions, problem, chip, hyper, settings,

@@ -266,7 +266,7 @@ class ChipError(RuntimeError):
 
 # The fault an ExternalChip raised last inside a ``pure_callback``: JAX wraps a callback's
 # exception in its own runtime error, so the host code that ran the computation asks here
-# for the original (``raise_chip_fault``).
+# for the original (``chip_fault``).
 _PENDING: list[ChipError] = []
 
 # Defaults for a real device: a dropped link or a brown-out usually clears within seconds,
@@ -288,16 +288,16 @@ class _QuietChipFaults(logging.Filter):
 logging.getLogger("jax._src.callback").addFilter(_QuietChipFaults())
 
 
-def raise_chip_fault(err: BaseException) -> None:
-    """Raise the ChipError behind ``err`` (a JAX runtime error from a callback, which quotes
-    the fault's message), if any."""
+def chip_fault(err: BaseException) -> ChipError | None:
+    """The ChipError behind ``err`` (itself, or the one a JAX runtime error from a callback
+    quotes), or None."""
     if isinstance(err, ChipError):
-        raise err
-    text = str(err)
-    behind = [fault for fault in _PENDING if str(fault) in text]
-    if behind:
-        _PENDING.clear()
-        raise behind[-1] from None
+        return err
+    behind = [fault for fault in _PENDING if str(fault) in str(err)]
+    if not behind:
+        return None
+    _PENDING.clear()
+    return behind[-1]
 
 
 @contextlib.contextmanager
@@ -307,8 +307,10 @@ def reporting_faults():
     try:
         yield
     except Exception as err:
-        raise_chip_fault(err)
-        raise
+        fault = chip_fault(err)
+        if fault is None or fault is err:
+            raise
+        raise fault from None
 
 
 def _first_line(err: BaseException) -> str:

@@ -126,12 +126,11 @@ def _chip_checked(fn: Callable, arg: Any, stage: str, ckpt: Path | None) -> Any:
     try:
         return fn(arg)
     except Exception as err:
-        try:
-            chips.raise_chip_fault(err)
-        except chips.ChipError as fault:
-            where = f"; the last whole chunk is in {ckpt}" if ckpt and ckpt.exists() else ""
-            raise chips.ChipError(f"[{stage}] {fault}{where}") from None
-        raise
+        fault = chips.chip_fault(err)
+        if fault is None:
+            raise
+        where = f"; the last whole chunk is in {ckpt}" if ckpt and ckpt.exists() else ""
+        raise chips.ChipError(f"[{stage}] {fault}{where}") from None
 
 
 def run_stage(stages: Stages | None, stage: str, init: Callable[[], Any],
@@ -149,6 +148,16 @@ def run_stage(stages: Stages | None, stage: str, init: Callable[[], Any],
         if progress is not None:
             progress(host)
     return _chip_checked(finish, host, stage, None)
+
+
+def run_once(stages: Stages | None, stage: str, compute: Callable[[], dict[str, np.ndarray]],
+             template: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A stage of one step (an offline fit, one estimator fit): ``compute()`` once, its
+    arrays (the keys and shapes of ``template``) the outcome; a resumed run loads them."""
+    start = {**template, "done": np.False_}
+    return run_stage(stages, stage, lambda: start,
+                     lambda _: {**compute(), "done": np.True_}, lambda s: bool(s["done"]),
+                     lambda s: {k: s[k] for k in template})
 
 
 class Stages:

@@ -314,16 +314,13 @@ def _fit_sg(method, key, problem, chip, settings, epochs, cfg, stages, progress,
 def _fit_ann(key, problem, settings, cfg, stages) -> Fitted:
     hyper = ann_hyper(cfg)
 
-    def train(_):
+    def train():
         return {"theta": np.asarray(convert.convert(
             key, problem.train_spikes[0], problem.train_targets[0], problem.train_mask[0],
-            settings.sizes, hyper, settings.alpha, settings.threshold)), "done": np.ones((), bool)}
+            settings.sizes, hyper, settings.alpha, settings.threshold))}
 
-    start = {"done": np.zeros((), bool),
-             "theta": np.zeros(snn.num_weights(settings.sizes), np.float32)}
-    out = runs.run_stage(stages, "ann_convert", lambda: start, train,
-                         lambda s: bool(s["done"]), lambda s: {"theta": s["theta"]})
-    w = out["theta"]
+    template = {"theta": np.zeros(snn.num_weights(settings.sizes), np.float32)}
+    w = runs.run_once(stages, "ann_convert", train, template)["theta"]
     n = int(problem.train_mask.sum())
     return Fitted("ann_convert", w[None], w, None, None, 0,
                   {"model_presentations": convert.model_presentations(hyper, n),

@@ -45,6 +45,12 @@ def _finite_or_minus_inf(logdensity: jax.Array) -> jax.Array:
 QUERY_KEY = 2  # fold_in constant for a stochastic density's key (proposal/accept keys unchanged)
 
 
+def at_step(logdensity_fn: Callable, key: jax.Array) -> Callable[[jax.Array], jax.Array]:
+    """A noisy density ``logdensity_fn(position, key)`` with the read noise of the step whose
+    key this is: the one place a step's query key is derived."""
+    return lambda position: logdensity_fn(position, jax.random.fold_in(key, QUERY_KEY))
+
+
 def kernel(key: jax.Array, state: MHState, logdensity_fn: LogDensityFn,
            step_size: jax.Array | float, stochastic: bool = False,
            factor: jax.Array | None = None) -> tuple[MHState, MHInfo]:
@@ -66,8 +72,8 @@ def kernel(key: jax.Array, state: MHState, logdensity_fn: LogDensityFn,
     if factor is not None:
         noise = jnp.einsum("...ij,...j->...i", factor, noise)
     proposal = state.position + step_size * noise
-    proposal_logdensity = (logdensity_fn(proposal, jax.random.fold_in(key, QUERY_KEY))
-                           if stochastic else logdensity_fn(proposal))
+    proposal_logdensity = (at_step(logdensity_fn, key) if stochastic else logdensity_fn)(
+        proposal)
     log_ratio = accept.log_ratio_or_reject(proposal_logdensity, state.logdensity)
     accepted, prob = accept.metropolis(key_accept, log_ratio)
     new_state = accept.select(accepted, MHState(proposal, proposal_logdensity), state)

@@ -9,7 +9,6 @@ the test-set predictive, i.e. the Bayesian model average).
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 import warnings
@@ -118,16 +117,11 @@ def pt_kernel(log_prior_fn: Callable, log_likelihood_fn: Callable, step_size,
     the target is the beta = 1 slot. ``noisy``: ``log_likelihood_fn(theta, key)`` is a noisy
     estimate, scored with the step's own key (pseudo-marginal)."""
     def step(key, chain):
-        ll = (functools.partial(_with_query_key, log_likelihood_fn, key) if noisy
-              else log_likelihood_fn)
+        ll = mh.at_step(log_likelihood_fn, key) if noisy else log_likelihood_fn
         chain, info = pt.step(key, chain, log_prior_fn, ll, step_size)
         return chain, info.is_accepted[..., -1]
 
     return Kernel(step, lambda chain: pt.target(chain.state))
-
-
-def _with_query_key(log_likelihood_fn: Callable, key: jax.Array, theta: jax.Array):
-    return log_likelihood_fn(theta, jax.random.fold_in(key, mh.QUERY_KEY))
 
 
 def init_chains(key: jax.Array, inner: Any, kernel: Kernel, schedule: Schedule,
@@ -502,8 +496,8 @@ def build_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callable
     swap statistics ``pool`` sums over the chains sharing a schedule."""
     K = betas.shape[-1]
     replicas = jnp.repeat(positions[..., None, :], K, axis=-2)
-    first = (functools.partial(_with_query_key, log_likelihood_fn, jax.random.fold_in(key, 1))
-             if noisy else log_likelihood_fn)
+    first = (mh.at_step(log_likelihood_fn, jax.random.fold_in(key, 1)) if noisy
+             else log_likelihood_fn)
     inner = jax.jit(pt.init, static_argnums=(2, 3))(replicas, betas, log_prior_fn, first)
     kernel = pt_kernel(log_prior_fn, log_likelihood_fn, step_size, noisy)
     state = init_chains(key, pt.PTChain(inner, pt.init_tally(inner)), kernel, schedule,
