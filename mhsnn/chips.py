@@ -436,6 +436,15 @@ class ExternalChip:
                 "chip_presentations": self.presentations}
 
 
+def xylo(sizes: Sequence[int], **options):
+    """SynSense Xylo Audio 2 running the feed-forward network ``sizes`` (F, H, O), on
+    rockpool's bit-accurate XyloSim: a host callable for ``ExternalChip`` or the estimator
+    (install ``mhsnn[xylo]``; ``mhsnn.xylo.XyloChip`` lists the options)."""
+    from mhsnn.xylo import XyloChip
+
+    return XyloChip(tuple(sizes), **options)
+
+
 def grid_shape(chip: Chip | ExternalChip) -> tuple[int, ...]:
     """The (folds, chains) grid a chip serves."""
     return tuple(chip.grid_shape) if isinstance(chip, ExternalChip) else tuple(chip.sigma.shape)

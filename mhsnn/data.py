@@ -244,6 +244,12 @@ def poisson_encode(key: jax.Array, X01: jax.Array, num_steps: int = 10) -> jax.A
     return (u < X01).astype(jnp.float32)
 
 
+def with_bias_input(spikes: jax.Array) -> jax.Array:
+    """Spike trains [T, N, F] with an always-on channel appended, [T, N, F + 1]: its weights
+    act as each first-layer neuron's bias (the engine's networks have no biases)."""
+    return jnp.concatenate([spikes, jnp.ones(spikes.shape[:-1] + (1,), spikes.dtype)], -1)
+
+
 def one_hot(y: np.ndarray, num_classes: int | None = None) -> np.ndarray:
     """Targets of the output rates: float32 [N, K] (K = ``num_classes``, else max(y) + 1)."""
     k = int(np.max(y)) + 1 if num_classes is None else num_classes

@@ -66,6 +66,9 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
       chip_timeout_s: seconds before an external chip's query counts as hung (None: never).
       progress: print progress lines to stderr.
       num_draws: kept draws per chain (a sampler's BMA uses chains x num_draws weight sets).
+      bias_input: append an always-on input channel (``data.with_bias_input``): its
+        weights are the first layer's biases, trained like any weight. The network is then
+        (features + 1, *hidden, classes); the Xylo chip (``chips.xylo``) wants it.
 
     Fitted: ``classes_``, ``n_features_in_``, ``presentations_`` (training only, exactly
     what the chip ran), ``posterior_`` (ArviZ InferenceData for samplers, None otherwise),
@@ -79,7 +82,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                  random_state: int | None = None, checkpoint_dir: str | Path | None = None,
                  chip_retries: int = chips.RETRIES,
                  chip_timeout_s: float | None = chips.TIMEOUT_S, progress: bool = False,
-                 num_draws: int = 25):
+                 num_draws: int = 25, bias_input: bool = False):
         self.chip = chip
         self.hidden = hidden
         self.method = method
@@ -94,6 +97,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         self.chip_timeout_s = chip_timeout_s
         self.progress = progress
         self.num_draws = num_draws
+        self.bias_input = bias_input
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -124,7 +128,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             if self.hidden is not None and len(np.atleast_1d(self.hidden)) else ()
         if any(h < 1 for h in hidden):
             raise ValueError(f"hidden={self.hidden!r}: widths must be >= 1")
-        sizes = (num_features, *hidden, num_classes)
+        sizes = (num_features + int(bool(self.bias_input)), *hidden, num_classes)
         total = snn.num_weights(sizes)
         if total > config.MAX_WEIGHTS:
             raise ValueError(f"hidden={self.hidden!r}: the network {'-'.join(map(str, sizes))} "
@@ -140,10 +144,16 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(chip, chips.Chip):
             chips.check_network(chip, sizes)
             return chip
-        fn, name = (chip.fn, chip.name) if isinstance(chip, chips.ExternalChip) else (chip, None)
+        fn, name = (chip.fn, chip.name) if isinstance(chip, chips.ExternalChip) \
+            else (chip, getattr(chip, "name", None))
         if not callable(fn):
             raise TypeError(f"chip={chip!r}: expected None, a mhsnn chip or a callable "
                              "(weights [C, P], spikes [T, N, F]) -> counts [C, N, O]")
+        runs_sizes = getattr(fn, "sizes", None)  # a chip built for one network (chips.xylo)
+        if runs_sizes is not None and tuple(runs_sizes) != tuple(sizes):
+            raise ValueError(f"chip runs the network {'-'.join(map(str, runs_sizes))}; the data "
+                             f"and hidden={self.hidden!r} give {'-'.join(map(str, sizes))}"
+                             + (" (with bias_input's channel)" if self.bias_input else ""))
         return chips.ExternalChip(fn, (1, 1), name=name, retries=self.chip_retries,
                                   timeout_s=self.chip_timeout_s)
 
@@ -160,7 +170,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         folder = Path(self.checkpoint_dir) if self.checkpoint_dir is not None else None
         self.seed_ = self._seed(folder)
         root = jax.random.key(self.seed_)
-        spikes = data.poisson_encode(keys.derive(root, "encode", "fit"), X01, self.time_steps)
+        spikes = self._with_bias(data.poisson_encode(keys.derive(root, "encode", "fit"), X01,
+                                                     self.time_steps))
         problem = trainers.one_fold_problem(spikes, y_index.astype(np.int32),
                                             len(self.classes_))
         self.settings_ = trainers.settings_for(sizes, self.likelihood)
@@ -219,7 +230,11 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
     def _spikes(self, X) -> jax.Array:
         """Spike trains [T, N, F] of test rows, each keyed by the row's own bytes."""
         X01 = self.scaler_.transform(np.asarray(X, np.float32))
-        return _encode_rows(self._row_keys(X01, "encode"), jnp.asarray(X01), self.time_steps)
+        return self._with_bias(_encode_rows(self._row_keys(X01, "encode"), jnp.asarray(X01),
+                                            self.time_steps))
+
+    def _with_bias(self, spikes: jax.Array) -> jax.Array:
+        return data.with_bias_input(spikes) if self.bias_input else spikes
 
     def _row_keys(self, X01: np.ndarray, purpose: str) -> jax.Array:
         """One key per row, from the row's bytes: the same row always gets the same key."""

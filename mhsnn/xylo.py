@@ -1,0 +1,240 @@
+"""SynSense Xylo Audio 2 (SYNS61201) as a chip: rockpool's bit-accurate ``XyloSim``.
+
+``chips.xylo(sizes)`` returns a ``XyloChip``: a host callable ``(weights f32[C, P],
+spikes f32[T, N, F]) -> counts [C, N, O]`` that every trainer queries through
+``chips.ExternalChip`` (so its faults are retried and reported like any chip's). For each
+weight vector it builds ``XyloSim.from_specification(**chip.xylo_config(theta))`` and
+presents every sample from a reset chip state (``reset_state`` then ``evolve`` over the T
+steps), counting the output neurons' spikes. Anyone can rebuild the chip of one weight
+vector with rockpool alone from ``xylo_config``.
+
+The network is feed-forward, input -> hidden -> output: the engine's (F, H, O) weights
+[F, H] then [H, O] (``snn.flatten``'s layout) become Xylo's ``weights_in`` [F, H, 1] and
+``weights_out`` [H, O]; no recurrent weights. Xylo's limits (rockpool's mapper: 16 input
+channels, 1,000 hidden neurons, 8 output neurons) are refused in one line.
+
+Weights (docs/xylo.md): int8 = clip(round(scale x theta), -128, 127), scale 10 per unit of
+the engine's weight. The engine's ideal neuron adds (1 - alpha) w = 0.1 w per input spike
+against a threshold of 1; Xylo's adds about w (the synaptic current's total charge)
+against its threshold, so scale 10 with threshold 100 keeps one engine unit worth the same
+share of a threshold, and the engine's priors, initialisations and step sizes keep their
+meaning. The int8 range then spans |theta| <= 12.7 (the MH prior's std is 5). Rounding is
+to the nearest step: a sampler walks the real line and the chip sees the nearest lattice
+point, so MH is exact for the prior times the chip's (piecewise-constant) likelihood.
+
+Leaks: dash_mem 3 (membrane keeps 1 - 2^-3 = 0.875 per step, the nearest bit shift to the
+engine's alpha = 0.9) and dash_syn 1 (the shortest synaptic memory Xylo has: the current
+halves each step; dash 0 would zero it, so no input would ever reach the membrane).
+rockpool's LIF modules map to the same dashes from tau_mem = 8 dt and tau_syn = 2 dt.
+
+Biases: the engine's networks have none. A chip's hidden-neuron biases become weights from
+an always-on input channel (``SNNClassifier(bias_input=True)``, ``data.with_bias_input``),
+so they are trained like any weight by every method, and the model the gradient methods use
+sees the same channel; it takes one of the 16 inputs. Xylo's own ``bias`` registers stay 0.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib
+import importlib.machinery
+import importlib.util
+import multiprocessing
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MAX_INPUTS, MAX_HIDDEN, MAX_OUTPUTS = 16, 1000, 8  # rockpool's Xylo Audio 2 mapper
+INT8 = (-128, 127)
+INT16_MAX = 2**15 - 1  # thresholds are 16-bit on the chip
+DASH_RANGE = (1, 15)  # 4-bit bit shifts; 0 zeroes the state every step
+WEIGHT_SCALE = 10.0
+THRESHOLD = 100
+DASH_MEM, DASH_SYN = 3, 1
+INSTALL = "pip install 'mhsnn[xylo]' (rockpool and xylosim)"
+
+# rockpool's device packages import every device family in their __init__, and two of them
+# import the hardware driver samna (not installable here). XyloSim itself needs only
+# xylosim. Without samna these parent packages are registered as plain packages (what
+# Python does for a namespace package): rockpool's own modules load from its own files,
+# unchanged, and nothing is faked.
+_PARENTS = ("rockpool.devices", "rockpool.devices.xylo", "rockpool.devices.xylo.syns61201",
+            "rockpool.devices.xylo.syns61300")
+
+
+def rockpool_module(name: str):
+    """Import ``name`` from rockpool, skipping device-package ``__init__``s that need samna."""
+    try:
+        import rockpool
+        import xylosim  # noqa: F401 - XyloSim's C++ core
+    except ImportError as err:
+        raise ImportError(f"the Xylo chip needs rockpool and xylosim ({err}): {INSTALL}") \
+            from None
+    if importlib.util.find_spec("samna") is None:
+        root = os.path.dirname(rockpool.__file__)
+        for pkg in _PARENTS:
+            if pkg not in sys.modules:
+                module = importlib.util.module_from_spec(
+                    importlib.machinery.ModuleSpec(pkg, None, is_package=True))
+                module.__path__ = [os.path.join(root, *pkg.split(".")[1:])]
+                sys.modules[pkg] = module
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rockpool announces its missing torch back-end
+        return importlib.import_module(name)
+
+
+def xylo_sim():
+    """rockpool's ``XyloSim`` class (Xylo Audio 2)."""
+    return rockpool_module("rockpool.devices.xylo.syns61201.xylo_sim").XyloSim
+
+
+def check_sizes(sizes: Sequence[int]) -> tuple[int, int, int]:
+    """(F, H, O) if the network fits Xylo, else a one-line ``ValueError`` naming the limit."""
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) != 3:
+        raise ValueError(f"Xylo runs input -> hidden -> output: sizes (F, H, O), got "
+                         f"{'-'.join(map(str, sizes))}")
+    F, H, O = sizes
+    for what, n, limit in (("input channels", F, MAX_INPUTS), ("hidden neurons", H, MAX_HIDDEN),
+                           ("output neurons", O, MAX_OUTPUTS)):
+        if not 1 <= n <= limit:
+            raise ValueError(f"Xylo has at most {limit} {what}; the network "
+                             f"{'-'.join(map(str, sizes))} needs {n}")
+    return sizes
+
+
+def check_spec(spec: dict) -> dict:
+    """A ``from_specification`` dict whose weights fit int8 and thresholds int16, or a
+    one-line ``ValueError`` naming the limit (the vendor path's check before the chip)."""
+    check_sizes((np.shape(spec["weights_in"])[0], np.shape(spec["weights_in"])[1],
+                 np.shape(spec["weights_out"])[1]))
+    for key in ("weights_in", "weights_rec", "weights_out", "bias", "bias_out"):
+        if key in spec and spec[key] is not None:
+            w = np.asarray(spec[key])
+            if w.size and (w.min() < INT8[0] or w.max() > INT8[1]):
+                raise ValueError(f"{key}: values in [{w.min()}, {w.max()}], beyond int8 "
+                                 f"[{INT8[0]}, {INT8[1]}]")
+    for key in ("threshold", "threshold_out"):
+        t = np.asarray(spec[key])
+        if t.min() < 0 or t.max() > INT16_MAX:
+            raise ValueError(f"{key}: values in [{t.min()}, {t.max()}], beyond [0, {INT16_MAX}]")
+    return spec
+
+
+def to_int8(theta: np.ndarray, scale: float = WEIGHT_SCALE, clip: bool = True) -> np.ndarray:
+    """int8 weights round(scale x theta) (nearest, ties to even), clipped to [-128, 127]
+    (``clip=False``: the first weight beyond is refused, one line)."""
+    w = np.rint(np.asarray(theta, np.float64) * scale)
+    if not clip and w.size and (w.min() < INT8[0] or w.max() > INT8[1]):
+        i = int(np.flatnonzero((w.ravel() < INT8[0]) | (w.ravel() > INT8[1]))[0])
+        raise ValueError(f"weight {i} ({float(np.ravel(theta)[i]):g}) maps to {int(w.flat[i])}"
+                         f", beyond int8 [{INT8[0]}, {INT8[1]}] at scale {scale:g}")
+    return np.clip(w, *INT8).astype(np.int8)
+
+
+def run_configs(configs: list[dict], spikes: np.ndarray) -> np.ndarray:
+    """Output spike counts [C, N, O] of XyloSim for each config, each sample from reset."""
+    XyloSim = xylo_sim()
+    T, N, _ = spikes.shape
+    rows = [np.ascontiguousarray(spikes[:, n, :]).astype(int) for n in range(N)]
+    out = None
+    for c, config in enumerate(configs):
+        module = XyloSim.from_specification(**config)
+        for n, row in enumerate(rows):
+            module.reset_state()
+            spikes_out, _, _ = module.evolve(row)
+            if out is None:
+                out = np.zeros((len(configs), N, spikes_out.shape[1]), np.float32)
+            out[c, n] = spikes_out.sum(0)
+    return out
+
+
+@dataclass
+class XyloChip:
+    """A feed-forward (F, H, O) network on XyloSim; see the module docstring.
+
+    Args:
+      sizes: (F, H, O): input channels (with a bias channel, if any), hidden, outputs.
+      weight_scale: int8 steps per unit of the engine's weight.
+      threshold, threshold_out: firing thresholds (int16) of hidden and output neurons.
+      dash_mem, dash_syn: bit-shift leaks (1..15) of every neuron's membrane and current.
+      clip: clip weights beyond int8 (False: refuse them, one line).
+      workers: processes sharing a query's weight sets (XyloSim runs on the CPU; 1: none).
+    """
+
+    sizes: tuple[int, int, int]
+    weight_scale: float = WEIGHT_SCALE
+    threshold: int = THRESHOLD
+    threshold_out: int = THRESHOLD
+    dash_mem: int = DASH_MEM
+    dash_syn: int = DASH_SYN
+    clip: bool = True
+    workers: int = 1
+    name: str = "xylo"
+    _pool: concurrent.futures.Executor | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        xylo_sim()  # the extra is installed, or one line saying how
+        self.sizes = check_sizes(self.sizes)
+        if not (np.isfinite(self.weight_scale) and self.weight_scale > 0):
+            raise ValueError(f"weight_scale {self.weight_scale}: must be > 0")
+        for key in ("threshold", "threshold_out"):
+            if not 1 <= int(getattr(self, key)) <= INT16_MAX:
+                raise ValueError(f"{key} {getattr(self, key)}: Xylo thresholds are in "
+                                 f"[1, {INT16_MAX}]")
+        for key in ("dash_mem", "dash_syn"):
+            if not DASH_RANGE[0] <= int(getattr(self, key)) <= DASH_RANGE[1]:
+                raise ValueError(f"{key} {getattr(self, key)}: Xylo dashes are in "
+                                 f"[{DASH_RANGE[0]}, {DASH_RANGE[1]}] (0 zeroes the state)")
+        if int(self.workers) < 1:
+            raise ValueError(f"workers {self.workers}: must be >= 1")
+
+    @property
+    def num_params(self) -> int:
+        F, H, O = self.sizes
+        return F * H + H * O
+
+    def xylo_config(self, theta) -> dict:
+        """The exact keyword arguments of ``XyloSim.from_specification`` for weights theta."""
+        theta = np.asarray(theta, np.float32).ravel()
+        if theta.size != self.num_params:
+            raise ValueError(f"weights: {theta.size} values, the network "
+                             f"{'-'.join(map(str, self.sizes))} has {self.num_params}")
+        F, H, O = self.sizes
+        w = to_int8(theta, self.weight_scale, self.clip)
+        ints = lambda n, v: np.full(n, int(v), np.int64)  # noqa: E731
+        return {"weights_in": w[:F * H].reshape(F, H, 1), "weights_out": w[F * H:].reshape(H, O),
+                "dash_mem": ints(H, self.dash_mem), "dash_syn": ints(H, self.dash_syn),
+                "dash_syn_2": ints(H, self.dash_syn), "dash_mem_out": ints(O, self.dash_mem),
+                "dash_syn_out": ints(O, self.dash_syn), "threshold": ints(H, self.threshold),
+                "threshold_out": ints(O, self.threshold_out), "bias": ints(H, 0),
+                "bias_out": ints(O, 0)}
+
+    def __call__(self, weights, spikes) -> np.ndarray:
+        weights, spikes = np.asarray(weights, np.float32), np.asarray(spikes, np.float32)
+        if weights.ndim != 2 or spikes.ndim != 3 or spikes.shape[-1] != self.sizes[0]:
+            raise ValueError(f"expected weights [C, {self.num_params}] and spikes "
+                             f"[T, N, {self.sizes[0]}], got {weights.shape} and {spikes.shape}")
+        configs = [self.xylo_config(theta) for theta in weights]
+        if self.workers == 1 or len(configs) == 1:
+            return run_configs(configs, spikes)
+        if self._pool is None:  # spawned: XyloSim's workers never inherit JAX's threads
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                int(self.workers), mp_context=multiprocessing.get_context("spawn"))
+        parts = np.array_split(np.arange(len(configs)), min(self.workers, len(configs)))
+        jobs = [self._pool.submit(run_configs, [configs[i] for i in part], spikes)
+                for part in parts]
+        return np.concatenate([job.result() for job in jobs])
+
+    def close(self) -> None:
+        """Stop the worker processes (they also stop at exit)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_pool": None}

@@ -1,0 +1,101 @@
+"""The Xylo chip (mhsnn.xylo): rockpool's XyloSim behind the chip interface."""
+
+import importlib.util
+import warnings
+
+import numpy as np
+import pytest
+
+if importlib.util.find_spec("rockpool") is None or importlib.util.find_spec("xylosim") is None:
+    pytest.skip("the Xylo chip needs the extra: pip install 'mhsnn[xylo]'",
+                allow_module_level=True)
+
+from mhsnn import SNNClassifier, chips, xylo  # noqa: E402
+
+
+def _spikes(rng, T, N, F, p=0.5):
+    return (rng.random((T, N, F)) < p).astype(np.float32)
+
+
+def test_counts_equal_rockpools_xylosim_on_the_same_config():
+    rng = np.random.default_rng(0)
+    chip = chips.xylo((3, 5, 2))
+    weights = rng.normal(0.0, 6.0, (3, chip.num_params)).astype(np.float32)
+    spikes = _spikes(rng, 12, 4, 3)
+    counts = chip(weights, spikes)
+    assert counts.shape == (3, 4, 2)
+    XyloSim = xylo.xylo_sim()
+    for c in range(3):
+        for n in range(4):
+            # a fresh chip per sample: what "presented from a reset state" means
+            module = XyloSim.from_specification(**chip.xylo_config(weights[c]))
+            out, _, _ = module.evolve(spikes[:, n, :].astype(int))
+            np.testing.assert_array_equal(counts[c, n], out.sum(0))
+    assert counts.sum() > 0  # the case exercises firing, not a silent chip
+
+
+def test_workers_give_the_same_counts():
+    rng = np.random.default_rng(1)
+    chip = chips.xylo((3, 4, 2))
+    weights = rng.normal(0.0, 6.0, (3, chip.num_params)).astype(np.float32)
+    spikes = _spikes(rng, 8, 5, 3)
+    parallel = chips.xylo((3, 4, 2), workers=2)
+    try:
+        np.testing.assert_array_equal(parallel(weights, spikes), chip(weights, spikes))
+    finally:
+        parallel.close()
+
+
+def test_int8_mapping_by_hand():
+    chip = chips.xylo((2, 2, 1))  # P = 2 x 2 + 2 x 1 = 6, layer after layer, row-major
+    theta = np.array([0.04, -0.06, 12.7, 13.0, -12.85, -20.0], np.float32)
+    cfg = chip.xylo_config(theta)
+    # scale 10: 0.4 -> 0, -0.6 -> -1, 127, 130 -> 127 (clipped), -128.5 -> -128, -200 -> -128
+    np.testing.assert_array_equal(cfg["weights_in"][:, :, 0], [[0, -1], [127, 127]])
+    np.testing.assert_array_equal(cfg["weights_out"], [[-128], [-128]])
+    assert cfg["weights_in"].dtype == np.int8
+    np.testing.assert_array_equal(cfg["dash_mem"], [3, 3])
+    np.testing.assert_array_equal(cfg["dash_syn_out"], [1])
+    np.testing.assert_array_equal(cfg["threshold"], [100, 100])
+    with pytest.raises(ValueError, match=r"weight 3 \(13\) maps to 130, beyond int8"):
+        chips.xylo((2, 2, 1), clip=False).xylo_config(theta)
+    with pytest.raises(ValueError, match="6 values, the network 2-2-1 has 6|has 6"):
+        chip.xylo_config(theta[:5])
+
+
+@pytest.mark.parametrize("sizes, limit", [
+    ((17, 4, 2), "at most 16 input channels; the network 17-4-2 needs 17"),
+    ((4, 1001, 2), "at most 1000 hidden neurons"),
+    ((4, 8, 9), "at most 8 output neurons"),
+    ((4, 3, 3, 2), "input -> hidden -> output"),
+])
+def test_networks_that_do_not_fit_are_refused(sizes, limit):
+    with pytest.raises(ValueError, match=limit):
+        chips.xylo(sizes)
+
+
+def test_settings_off_the_chip_are_refused():
+    with pytest.raises(ValueError, match="dash_syn 0: Xylo dashes are in"):
+        chips.xylo((4, 3, 2), dash_syn=0)
+    with pytest.raises(ValueError, match="threshold 40000"):
+        chips.xylo((4, 3, 2), threshold=40000)
+    spec = chips.xylo((2, 2, 1)).xylo_config(np.zeros(6))
+    spec["weights_out"] = np.array([[200], [0]])
+    with pytest.raises(ValueError, match=r"weights_out: values in \[0, 200\], beyond int8"):
+        xylo.check_spec(spec)
+
+
+def test_estimator_on_xylo_counts_presentations_and_checks_the_network():
+    rng = np.random.default_rng(2)
+    X = rng.random((24, 3)).astype(np.float32)
+    y = np.array(["a", "b"] * 12)
+    chip = chips.xylo((4, 3, 2))  # 3 features + the bias channel
+    clf = SNNClassifier(chip=chip, hidden=(3,), method="rw", presentations=2000, chains=2,
+                        time_steps=4, bias_input=True, random_state=0, num_draws=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # R-hat of so short a run
+        clf.fit(X, y)
+    assert clf.presentations_ == clf.diagnostics_["chip_presentations"] > 0
+    assert set(clf.predict(X)) <= {"a", "b"}
+    with pytest.raises(ValueError, match="chip runs the network 4-3-2; the data and hidden"):
+        SNNClassifier(chip=chip, hidden=(3,), bias_input=False).fit(X, y)
