@@ -424,9 +424,16 @@ class ExternalChip:
         raise fault
 
     def query(self, num_outputs: int) -> Callable[..., np.ndarray]:
-        """The host function ``pure_callback`` calls for a network with ``num_outputs``."""
-        def query(weights, spikes, fold=None):
-            return self(weights, spikes, num_outputs, fold)
+        """The host function ``pure_callback`` calls for a network with ``num_outputs``;
+        with ``active`` [C], only those weight sets are run (the rest count 0)."""
+        def query(weights, spikes, fold=None, active=None):
+            if active is None or np.all(active):
+                return self(weights, spikes, num_outputs, fold)
+            active = np.asarray(active, bool)
+            out = np.zeros((weights.shape[0], spikes.shape[1], num_outputs), np.float32)
+            if active.any():
+                out[active] = self(np.asarray(weights)[active], spikes, num_outputs, fold)
+            return out
         return query
 
     def fault_counts(self) -> dict[str, int]:

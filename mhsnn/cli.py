@@ -20,6 +20,7 @@ COMMANDS = {
     "nonidealities": ("nonidealities", "MH against SG on mismatch, quantisation, noise ..."),
     "external-chip": ("external_chip", "MH training a NumPy chip through a callback"),
     "chip-methods": ("chip_methods", "every trainer on a NumPy chip at equal presentations"),
+    "xylo": ("xylo", "SynSense Xylo's simulator: model-free methods beside the vendor's workflow"),
     "scaling": ("scaling", "MH, PT and SG as networks grow, on four data sets"),
     "samplers": ("samplers", "six samplers at equal chip presentations (ESS, accuracy)"),
     "query-budget": ("query_budget", "accuracy against chip presentations: MH, ES, SPSA, SG"),
@@ -40,7 +41,7 @@ def usage() -> str:
     lines = ["usage: mhsnn COMMAND [OPTIONS]", "", "commands:"]
     lines += [f"  {name:{width}s}  {line}" for name, (_, line) in COMMANDS.items()]
     lines += ["", f"Experiments take {EXPERIMENT_OPTIONS};",
-              "benchmark, chip-methods, report and tune-* have their own (mhsnn COMMAND --help)."]
+              "benchmark, chip-methods, xylo, report and tune-* have their own (mhsnn COMMAND --help)."]
     return "\n".join(lines)
 
 

@@ -109,23 +109,27 @@ def check_network(problem: Problem, settings: SNNSettings) -> None:
 
 
 def counts_on(theta: jax.Array, spikes: jax.Array, chip: Chip | chips.ExternalChip,
-              settings: SNNSettings, key: jax.Array | None = None) -> jax.Array:
+              settings: SNNSettings, key: jax.Array | None = None,
+              active: jax.Array | None = None) -> jax.Array:
     """Output spike counts [F, M, N, O] of positions [F, M, P] on per-fold spikes.
 
     A noisy chip draws fresh read noise from ``key``; an ``ExternalChip`` is queried on the
     host through ``jax.pure_callback`` (one call per fold, all M weight sets at once).
+    ``active`` [F, M]: an ``ExternalChip`` runs only those weight sets (the others' counts
+    are 0 and cost nothing); a JAX chip computes every set regardless.
     """
     if isinstance(chip, chips.ExternalChip):
         M = theta.shape[1]
 
         O = settings.sizes[-1]
+        mask = jnp.ones(theta.shape[:2], bool) if active is None else active
 
-        def query(theta_f, spikes_f, fold):
+        def query(theta_f, spikes_f, fold, mask_f):
             shape = jax.ShapeDtypeStruct((M, spikes_f.shape[1], O), jnp.float32)
-            return jax.pure_callback(chip.query(O), shape, theta_f, spikes_f, fold,
+            return jax.pure_callback(chip.query(O), shape, theta_f, spikes_f, fold, mask_f,
                                      vmap_method="sequential")
 
-        return jax.vmap(query)(theta, spikes, jnp.arange(theta.shape[0]))
+        return jax.vmap(query)(theta, spikes, jnp.arange(theta.shape[0]), mask)
     keys = jax.random.split(key, theta.shape[0]) if chips.is_noisy(chip) else None
 
     def per_fold(theta_f, spikes_f, chip_f, key_f):
@@ -165,6 +169,23 @@ def summed_loss(theta: jax.Array, problem: Problem, chip, settings: SNNSettings,
 
         return jax.vmap(per_fold)(theta, problem.train_spikes, problem.train_targets, mask,
                                   chip, keys)
+
+
+def log_likelihood_of_counts(counts: jax.Array, problem: Problem, lik_std,
+                             settings: SNNSettings) -> jax.Array:
+    """``log_likelihood`` [F, M] from the training rows' output counts [F, M, N, O]."""
+    rates = counts / problem.num_steps
+    O = rates.shape[-1]
+    loss = ("categorical", settings.softmax_scale) if settings.likelihood == "categorical" \
+        else ("mse", 1.0)
+    per_sample = snn.sample_loss([rates[..., k] for k in range(O)],
+                                 [problem.train_targets[:, None, :, k] for k in range(O)],
+                                 *loss)  # [F, M, N]
+    total = jnp.sum(per_sample * problem.train_mask[:, None], axis=-1)
+    if settings.likelihood == "categorical":
+        return -total
+    n = jnp.sum(problem.train_mask, axis=-1, keepdims=True)
+    return -total / (problem.num_classes * n) / (2.0 * lik_std**2)
 
 
 def log_likelihood(theta, problem, chip, lik_std, settings: SNNSettings,

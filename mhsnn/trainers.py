@@ -13,6 +13,7 @@ with n training rows, C chains, K temperatures and a population of m:
     snes, open_es, cma_es, ...       m n generations       (spsa: m = 2 x pairs)
     sg_in_loop                       epochs ceil(n / b) b  every minibatch of b rows, padded
     sg_offline, ann_convert          0                     trained on the model
+    eki, eks, smc, da, eki_pcn       as they go, to the budget (mhsnn.wide)
 
 ``fit`` turns a budget in presentations into steps, generations or epochs, runs the method
 through the one chunked, checkpointed driver (``runs.run_stage``), and returns a ``Fitted``:
@@ -31,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import bayes, chips, config, convert, es, posterior, runs, sgd, snn
+from mhsnn import bayes, chips, config, convert, es, posterior, runs, sgd, snn, wide
 from mhsnn.config import Config
 from mhsnn.mcmc import diagnostics
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
@@ -69,6 +70,7 @@ _BASELINES = {"sg_offline": "surrogate-gradient Adam on the ideal model, deploye
 TRAINERS: dict[str, Trainer] = {
     **{k: Trainer(k, "sampler", False, v) for k, v in _SAMPLERS.items()},
     **{k: Trainer(k, "sampler", True, v) for k, v in _GRADIENT.items()},
+    **{k: Trainer(k, kind, model, about) for k, (kind, model, about) in wide.METHODS.items()},
     **{k: Trainer(k, "optimiser", False, v) for k, v in _OPTIMISERS.items()},
     **{k: Trainer(k, "baseline", True, v) for k, v in _BASELINES.items()},
 }
@@ -138,6 +140,13 @@ def steps_for(method: str, presentations: float, chains: int, n_train: int,
     trainer = check_method(method)
     if method == "ann_convert":
         return cfg.ann.steps
+    if method in wide.METHODS:
+        least = wide.first_cost(method, chains, n_train) + 2 * wide.cost_per_step(
+            method, chains, n_train)
+        if presentations < least:
+            raise ValueError(f"presentations={presentations:g}: {method} with {chains} "
+                             f"members on {n_train} rows needs at least {least:,}")
+        return int(presentations)  # wide methods run to the budget, step by step
     if trainer.kind == "baseline":
         batch = cfg.sg.batch_size
         per_epoch = math.ceil(n_train / batch) * batch
@@ -159,6 +168,8 @@ def presentations_of(method: str, steps: int, chains: int, n_train: int,
     trainer = check_method(method)
     if method in ("sg_offline", "ann_convert"):
         return 0
+    if method in wide.METHODS:  # steps here is the budget: a run stops at or below it
+        return int(steps)
     if method == "sg_in_loop":
         batch = cfg.sg.batch_size
         return steps * math.ceil(n_train / batch) * batch
@@ -187,7 +198,7 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     if problem.train_spikes.shape[0] != 1:
         raise ValueError("fit: the problem must hold one fold")
     n_train = int(problem.train_mask.sum())
-    C = chains if trainer.kind == "sampler" else 1
+    C = chains if trainer.kind in ("sampler", "ensemble") else 1
     if method == "demc" and C < 4:
         raise ValueError(f"chains={chains}: demc needs at least 4 (its population)")
     steps = steps_for(method, presentations, C, n_train, cfg)
@@ -198,7 +209,11 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     if trainer.kind == "optimiser":  # an ES chunk always runs whole: whole chunks only
         steps = max(chunk, steps // chunk * chunk)
     cost = presentations_of(method, steps, C, n_train, cfg)
-    if trainer.kind == "sampler":
+    if method in wide.METHODS:
+        out = _fit_wide(method, key, problem, grid, settings, steps, C, num_draws, cfg,
+                        stages, progress, chunks)
+        cost = out.presentations
+    elif trainer.kind == "sampler":
         out = _fit_sampler(method, key, problem, grid, settings, steps, C, num_draws, cfg,
                            stages, progress, chunk)
     elif method == "ann_convert":
@@ -264,6 +279,33 @@ def _fit_sampler(method, key, problem, chip, settings, steps, C, num_draws, cfg,
         diag["betas"] = [float(x) for x in out["betas"]]
     return Fitted(method, draws.reshape(-1, draws.shape[-1]), out["mean"].mean(0), draws, lp,
                   0, diag)
+
+
+def _fit_wide(method, key, problem, chip, settings, budget, J, num_draws, cfg, stages,
+              progress, chunks) -> Fitted:
+    out = wide.fit(method, key, problem, chip, settings, mh_hyper(cfg), budget, J, num_draws,
+                   stages, progress, chunks)
+    final = out["final"]
+    diag = {"members" if method == "eki" else "chains": J, "steps_run": int(out["steps"]),
+            "exact": wide.EXACT[method]}
+    if float(out["moves"]) > 0:
+        diag["acceptance_rate"] = float(out["accepted"]) / float(out["moves"])
+    if method == "smc":
+        diag["beta"] = float(out["beta"])
+        diag["log_evidence"] = float(out["log_evidence"])
+    if method == "eki" or out["draws"].shape[0] == 0:  # an ensemble, or no snapshot yet
+        draws = lp = None
+        sets = final
+    else:
+        draws = np.swapaxes(out["draws"], 0, 1)  # [J, D, P]
+        lp = np.swapaxes(out["draws_lp"], 0, 1)
+        sets = draws.reshape(-1, draws.shape[-1])
+        diag.update(draws_per_chain=int(draws.shape[1]),
+                    rhat_logdensity=float(diagnostics.rhat(lp[..., None])[0]),
+                    ess_logdensity=float(diagnostics.ess(lp[..., None])[0]))
+    if method != "eki" and draws is None:
+        draws, lp = final[:, None], np.zeros((J, 1), np.float32)  # the end point only
+    return Fitted(method, sets, sets.mean(0), draws, lp, int(out["used"]), diag)
 
 
 def _worst(values: np.ndarray, pick) -> float:

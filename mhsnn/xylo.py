@@ -42,6 +42,7 @@ import importlib.util
 import multiprocessing
 import os
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -108,11 +109,13 @@ def check_sizes(sizes: Sequence[int]) -> tuple[int, int, int]:
 
 
 def check_spec(spec: dict) -> dict:
-    """A ``from_specification`` dict whose weights fit int8 and thresholds int16, or a
-    one-line ``ValueError`` naming the limit (the vendor path's check before the chip)."""
+    """A ``from_specification`` dict whose weights fit int8, thresholds [0, 2^15) and
+    biases int16, or a one-line ``ValueError`` naming the limit (the vendor path's check
+    before the chip; rockpool's ``global_quantize`` scales ``bias_out`` with the hidden
+    layer's factor, so an output bias may leave int8)."""
     check_sizes((np.shape(spec["weights_in"])[0], np.shape(spec["weights_in"])[1],
                  np.shape(spec["weights_out"])[1]))
-    for key in ("weights_in", "weights_rec", "weights_out", "bias", "bias_out"):
+    for key in ("weights_in", "weights_rec", "weights_out"):
         if key in spec and spec[key] is not None:
             w = np.asarray(spec[key])
             if w.size and (w.min() < INT8[0] or w.max() > INT8[1]):
@@ -122,6 +125,10 @@ def check_spec(spec: dict) -> dict:
         t = np.asarray(spec[key])
         if t.min() < 0 or t.max() > INT16_MAX:
             raise ValueError(f"{key}: values in [{t.min()}, {t.max()}], beyond [0, {INT16_MAX}]")
+    for key in ("bias", "bias_out"):  # 16-bit, the membrane's width
+        b = np.asarray(spec.get(key, 0))
+        if b.size and (b.min() < -INT16_MAX - 1 or b.max() > INT16_MAX):
+            raise ValueError(f"{key}: values in [{b.min()}, {b.max()}], beyond int16")
     return spec
 
 
@@ -139,7 +146,7 @@ def to_int8(theta: np.ndarray, scale: float = WEIGHT_SCALE, clip: bool = True) -
 def run_configs(configs: list[dict], spikes: np.ndarray) -> np.ndarray:
     """Output spike counts [C, N, O] of XyloSim for each config, each sample from reset."""
     XyloSim = xylo_sim()
-    T, N, _ = spikes.shape
+    N = spikes.shape[1]
     rows = [np.ascontiguousarray(spikes[:, n, :]).astype(int) for n in range(N)]
     out = None
     for c, config in enumerate(configs):
@@ -175,6 +182,8 @@ class XyloChip:
     clip: bool = True
     workers: int = 1
     name: str = "xylo"
+    seconds: float = 0.0  # wall time in XyloSim (all calls), for its cost per presentation
+    presentations: int = 0  # sample presentations it ran (weight sets x samples)
     _pool: concurrent.futures.Executor | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
@@ -206,7 +215,7 @@ class XyloChip:
                              f"{'-'.join(map(str, self.sizes))} has {self.num_params}")
         F, H, O = self.sizes
         w = to_int8(theta, self.weight_scale, self.clip)
-        ints = lambda n, v: np.full(n, int(v), np.int64)  # noqa: E731
+        ints = lambda n, v: np.full(n, int(v), np.int64)
         return {"weights_in": w[:F * H].reshape(F, H, 1), "weights_out": w[F * H:].reshape(H, O),
                 "dash_mem": ints(H, self.dash_mem), "dash_syn": ints(H, self.dash_syn),
                 "dash_syn_2": ints(H, self.dash_syn), "dash_mem_out": ints(O, self.dash_mem),
@@ -219,7 +228,13 @@ class XyloChip:
         if weights.ndim != 2 or spikes.ndim != 3 or spikes.shape[-1] != self.sizes[0]:
             raise ValueError(f"expected weights [C, {self.num_params}] and spikes "
                              f"[T, N, {self.sizes[0]}], got {weights.shape} and {spikes.shape}")
-        configs = [self.xylo_config(theta) for theta in weights]
+        t0 = time.perf_counter()
+        counts = self._run([self.xylo_config(theta) for theta in weights], spikes)
+        self.seconds += time.perf_counter() - t0
+        self.presentations += weights.shape[0] * spikes.shape[1]
+        return counts
+
+    def _run(self, configs: list[dict], spikes: np.ndarray) -> np.ndarray:
         if self.workers == 1 or len(configs) == 1:
             return run_configs(configs, spikes)
         if self._pool is None:  # spawned: XyloSim's workers never inherit JAX's threads

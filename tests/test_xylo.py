@@ -10,7 +10,7 @@ if importlib.util.find_spec("rockpool") is None or importlib.util.find_spec("xyl
     pytest.skip("the Xylo chip needs the extra: pip install 'mhsnn[xylo]'",
                 allow_module_level=True)
 
-from mhsnn import SNNClassifier, chips, xylo  # noqa: E402
+from mhsnn import SNNClassifier, chips, xylo
 
 
 def _spikes(rng, T, N, F, p=0.5):
@@ -99,3 +99,24 @@ def test_estimator_on_xylo_counts_presentations_and_checks_the_network():
     assert set(clf.predict(X)) <= {"a", "b"}
     with pytest.raises(ValueError, match="chip runs the network 4-3-2; the data and hidden"):
         SNNClassifier(chip=chip, hidden=(3,), bias_input=False).fit(X, y)
+
+
+def test_vendor_workflow_maps_quantises_and_runs_on_the_chip():
+    import jax
+
+    from experiments import xylo as experiment
+
+    net = experiment.vendor_net(4, 5, 3, jax.random.key(0))
+    params = jax.tree.map(lambda v: v + 0.3 * jax.random.normal(jax.random.key(1), v.shape),
+                          experiment._trainable(net))
+    mapped = experiment.float_spec(params, net)  # rockpool's mapper on the trained graph
+    fast = experiment.with_params(experiment.float_spec(experiment._trainable(net), net), params)
+    for key in mapped:  # the in-loop shortcut puts the same arrays where the mapper does
+        np.testing.assert_allclose(np.asarray(fast[key], float), np.asarray(mapped[key], float),
+                                   rtol=1e-6)
+    np.testing.assert_array_equal(mapped["dash_mem"], [xylo.DASH_MEM] * 5)  # tau_mem 8 dt
+    np.testing.assert_array_equal(mapped["dash_syn"], [xylo.DASH_SYN] * 5)  # tau_syn 2 dt
+    spec = experiment.quantised(mapped)  # rockpool's global_quantize: int8 weights
+    assert np.abs(spec["weights_in"]).max() == 127 and spec["weights_in"].dtype.kind == "i"
+    counts = xylo.run_configs([spec], _spikes(np.random.default_rng(3), 6, 4, 4))
+    assert counts.shape == (1, 4, 3)

@@ -1,0 +1,283 @@
+"""Trainers for wide networks (thousands of weights): EKI, EKS, tempered SMC, delayed
+acceptance and EKI followed by re-centred pCN, on any chip, through ``trainers.fit``.
+
+Random-walk MH presents every training row for every proposal and its acceptance
+collapses with the dimension; these methods use a chip query better:
+
+    eki       ensemble Kalman inversion on mini-batches (an optimiser with an ensemble)
+    eks       the ensemble Kalman sampler on mini-batches (approximate posterior)
+    smc       adaptive tempered SMC, pCN mutations, full data (exact as N grows; log Z)
+    da        delayed-acceptance RW: the ideal model screens, the chip decides (exact)
+    eki_pcn   EKI for half the budget, then pCN chains re-centred on its ensemble (exact)
+
+The kernels are ``mhsnn.mcmc.ensemble``, ``smc``, ``da`` and ``pcn``; this module wires
+them to a problem and a chip, and to the one chunk driver (``runs.run_stage``: progress,
+checkpoints, SIGTERM). Every step's chip presentations are counted in the state as the
+step makes them (delayed acceptance's vary per step), and a run stops before the step that
+would pass the budget. What a step costs, with J members / chains, n training rows and a
+batch of B rows:
+
+    eki, eks   J B                     (B = min(128, n))
+    smc        J n x mutations         (and J n once for the start)
+    da         n x (chains that pass the screen)    (and J n once for the start)
+    eki_pcn    J B (EKI half), J n (pCN half)
+
+Settings are fixed, untuned defaults (``WideHyper``); the observation noise is the MSE
+likelihood's: gamma = v^2 B O, so a batch's misfit is an unbiased estimate of the
+full-data -log likelihood.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mhsnn import bayes, chips, posterior, runs, snn
+from mhsnn.mcmc import da, ensemble, pcn, smc
+
+METHODS = {  # name: (kind, uses the ideal model, what it is)
+    "eki": ("ensemble", False,
+            "ensemble Kalman inversion on mini-batches: an optimiser with an ensemble"),
+    "eks": ("sampler", False, "ensemble Kalman sampler on mini-batches: approximate posterior"),
+    "smc": ("sampler", False,
+            "adaptive tempered SMC, pCN mutations, full data: exact as particles grow; log Z"),
+    "da": ("sampler", True, "delayed-acceptance RW MH: the ideal model screens, the chip decides"),
+    "eki_pcn": ("sampler", False,
+                "EKI for half the budget, then pCN chains re-centred on its ensemble"),
+}
+EXACT = {"eki": False, "eks": False, "smc": True, "da": True, "eki_pcn": True}
+
+
+class WideHyper(NamedTuple):  # fixed, untuned defaults
+    batch: int = 128  # rows per EKI/EKS step
+    jitter: float = 0.2  # EKI's additive noise per step
+    eks_dt0: float = 0.5  # EKS's step scale (dt = dt0 / ||D||)
+    mutations: int = 5  # SMC's pCN moves per stage
+    pcn_step: float = 0.3  # pCN's starting beta (adapted toward 0.25 acceptance)
+    target_acceptance: float = 0.25  # DA (overall) and pCN, adapted in the first half
+
+
+class WideState(NamedTuple):
+    key: jax.Array
+    inner: Any  # the kernel's state
+    used: jax.Array  # chip presentations so far
+    step: jax.Array
+    scale: jax.Array  # DA's log step size / pCN's beta (adapted in the first half)
+    phase: jax.Array  # eki_pcn: 0 EKI, 1 pCN
+    draws: jax.Array  # [D, J, P] ring of snapshots
+    draws_lp: jax.Array  # [D, J]
+    stored: jax.Array  # snapshots written
+    accepted: jax.Array  # accepted moves (samplers), for the acceptance rate
+    moves: jax.Array
+
+
+def cost_per_step(method: str, J: int, n: int, hyper: WideHyper | None = None) -> int:
+    """The most chip presentations one step can cost."""
+    hyper = hyper or WideHyper()
+    B = min(hyper.batch, n)
+    return {"eki": J * B, "eks": J * B, "smc": J * n * hyper.mutations, "da": J * n,
+            "eki_pcn": J * max(B, n)}[method]
+
+
+def first_cost(method: str, J: int, n: int) -> int:
+    """Presentations the start costs (a sampler scoring its start on full data)."""
+    return J * n if method in ("smc", "da") else 0
+
+
+def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, settings,
+          mh_hyper: bayes.MHHyper, budget: float, J: int, num_draws: int,
+          hyper: WideHyper | None = None):
+    """(initial state, jitted advance(state, steps), done(host state), max steps) of
+    ``method`` with ``J`` members on the one-fold ``problem`` and ``chip`` (grid (1, J))."""
+    hyper = hyper or WideHyper()
+    n = int(problem.train_mask.sum())
+    T, O = problem.num_steps, problem.num_classes
+    B = min(hyper.batch, n)
+    P = snn.num_weights(settings.sizes)
+    gamma = float(mh_hyper.lik_std) ** 2 * B * O
+    prior_std = float(mh_hyper.prior_std)
+    noisy = chips.is_noisy(chip)
+    spikes, targets = problem.train_spikes[0], problem.train_targets[0]
+    grid = chip if isinstance(chip, chips.ExternalChip) else chips.broadcast(chip, (1, J))
+    ideal = chips.broadcast(chips.ideal(), (1, J))
+
+    def forward(key, theta):  # a batch of B rows: rates [J, B O] against one-hot [B O]
+        k_rows, k_noise = jax.random.split(key)
+        rows = jax.random.choice(k_rows, n, (B,), replace=False)
+        counts = posterior.counts_on(theta[None], spikes[:, rows][None], grid, settings,
+                                     k_noise if noisy else None)[0]
+        return (counts / T).reshape(J, B * O), targets[rows].reshape(-1), jnp.asarray(J * B)
+
+    def loglik(theta, key=None, on=None, active=None):  # full data, [J]
+        counts = posterior.counts_on(theta[None], problem.train_spikes,
+                                     grid if on is None else on, settings,
+                                     key if noisy and on is None else None,
+                                     None if active is None else active[None])
+        return posterior.log_likelihood_of_counts(counts, problem, mh_hyper.lik_std,
+                                                  settings)[0]
+
+    def logprior(theta):
+        return posterior.log_prior(theta, prior_std)
+
+    budget = float(budget) - first_cost(method, J, n)
+    per_step = cost_per_step(method, J, n, hyper)
+    max_steps = max(1, int(budget // per_step)) if method != "da" else None
+    key_init, key_run = jax.random.split(key)
+    theta0 = bayes.init_positions(key_init, mh_hyper, (1, J), P)[0]
+    k0 = jax.random.fold_in(key_init, 1)
+    if method in ("eki", "eks", "eki_pcn"):
+        inner = ensemble.init(theta0)
+    elif method == "smc":
+        inner = jax.jit(lambda t: smc.init(t, lambda x: loglik(x, k0), hyper.pcn_step))(
+            prior_std * jax.random.normal(key_init, (J, P)))
+    else:
+        inner = jax.jit(lambda t: da.init(t, lambda x: loglik(x, k0) + logprior(x),
+                                          lambda x: loglik(x, on=ideal) + logprior(x)))(theta0)
+    used0 = first_cost(method, J, n)
+    D = max(1, num_draws)
+    if method == "eki_pcn":  # the ensemble, the pCN chains and their reference in one state
+        ref0 = pcn.Reference(jnp.zeros(P), jnp.ones(P), jnp.zeros((P, J)))
+        z = jnp.zeros(J)
+        inner = (inner, pcn.PCNState(theta0, z, z), ref0)
+        eki_steps = max(1, int(budget / 2 // (J * B)))
+        steps_after = max(2, int((budget - eki_steps * J * B - J * n) // (J * n)))
+    else:
+        eki_steps, steps_after = 0, max_steps or max(1, int(budget // per_step))
+    scale0 = math.log(float(mh_hyper.step_size) / math.sqrt(P / 96.0)) if method == "da" \
+        else hyper.pcn_step
+    state0 = WideState(key_run, inner, jnp.asarray(used0, jnp.int32), jnp.zeros((), jnp.int32),
+                       jnp.asarray(scale0, jnp.float32), jnp.zeros((), jnp.int32),
+                       jnp.zeros((D, J, P), jnp.float32), jnp.zeros((D, J), jnp.float32),
+                       jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32),
+                       jnp.zeros((), jnp.float32))
+    total = budget + used0
+    # snapshots every `thin` steps over the second half of the sampling steps (DA: of its
+    # full-cost step count; it usually runs more)
+    half = steps_after // 2
+    thin = max(1, (steps_after - half) // D)
+
+    def next_cost(step, phase):
+        if method == "eki_pcn":
+            return jnp.where((phase == 0) & (step < eki_steps), J * B, J * n)
+        return per_step
+
+    def adapt(scale, rate, index):  # Robbins-Monro toward the target, first half only
+        return jnp.where(index < half, scale + (rate - hyper.target_acceptance)
+                         / jnp.sqrt(index + 1.0), scale)
+
+    def one(state: WideState, _):
+        # a step past the budget must not run at all: a host chip would be queried
+        ok = state.used + next_cost(state.step, state.phase) <= total
+        return jax.lax.cond(ok, stepped, lambda s: s, state), None
+
+    def stepped(state: WideState) -> WideState:
+        key, k = jax.random.split(state.key)
+        k_query = jax.random.fold_in(k, 7)
+        s, acc, moves, write = state.inner, jnp.zeros(()), jnp.zeros(()), None
+        scale, phase, index = state.scale, state.phase, state.step
+        if method == "eki":
+            s, info = ensemble.eki_step(k, s, forward, gamma, hyper.jitter)
+            cost, lp = info.presentations, -jnp.full((J,), info.misfit)
+        elif method == "eks":
+            s, info = ensemble.eks_step(k, s, forward, gamma, prior_std, hyper.eks_dt0)
+            cost, lp = info.presentations, -jnp.full((J,), info.misfit)
+        elif method == "smc":
+            s, info = smc.step(k, s, lambda x: loglik(x, k_query), logprior, hyper.mutations)
+            cost = info.evaluations * n
+            acc, moves = info.acceptance_rate * J * hyper.mutations, J * hyper.mutations
+            lp, write = s.loglik + logprior(s.particles), s.beta >= 1.0
+        elif method == "da":
+            s, info = da.kernel(k, s, lambda x, a: loglik(x, k_query, active=a) + logprior(x),
+                                lambda x: loglik(x, on=ideal) + logprior(x), jnp.exp(scale),
+                                masked=True)
+            cost, lp = info.exact_queries * n, s.logdensity
+            acc, moves = jnp.sum(info.is_accepted), J
+            scale = adapt(scale, jnp.mean(info.is_accepted), index)
+        else:  # eki_pcn
+            ens, chain, ref = s
+            index = state.step - eki_steps - 1  # pCN steps done before this one
+
+            def eki_branch(_):
+                e, info = ensemble.eki_step(k, ens, forward, gamma, hyper.jitter)
+                return (e, chain, ref), info.presentations, -jnp.full((J,), info.misfit), \
+                    jnp.zeros(()), jnp.zeros(()), scale, jnp.zeros((), jnp.int32)
+
+            def switch_branch(_):
+                r = pcn.Reference.from_ensemble(ens.particles)
+                lp0 = loglik(ens.particles, k_query) + logprior(ens.particles)
+                c = pcn.PCNState(ens.particles, lp0, lp0 - r.logpdf(ens.particles))
+                return (ens, c, r), jnp.asarray(J * n), lp0, jnp.zeros(()), jnp.zeros(()), \
+                    scale, jnp.ones((), jnp.int32)
+
+            def pcn_branch(_):
+                c, info = pcn.kernel(k, chain, lambda x: loglik(x, k_query) + logprior(x), ref,
+                                     scale)
+                return (ens, c, ref), jnp.asarray(J * n), c.logdensity, \
+                    jnp.sum(info.is_accepted).astype(jnp.float32), jnp.asarray(J, jnp.float32), \
+                    jnp.clip(adapt(scale, jnp.mean(info.acceptance_rate), index), 0.01, 1.0), \
+                    jnp.ones((), jnp.int32)
+
+            branch = jnp.where(phase == 1, 2, jnp.where(state.step >= eki_steps, 1, 0))
+            s, cost, lp, acc, moves, scale, phase = jax.lax.switch(
+                branch, [eki_branch, switch_branch, pcn_branch], None)
+            write = (branch == 2) & (index >= half) & ((index - half) % thin == 0)
+        if write is None:
+            write = (index >= half) & ((index - half) % thin == 0)
+        slot = state.stored % D
+        positions = _positions(method, s)
+        new = WideState(key, s, state.used + jnp.asarray(cost).astype(jnp.int32),
+                        state.step + 1, scale, phase,
+                        jnp.where(write, state.draws.at[slot].set(positions), state.draws),
+                        jnp.where(write, state.draws_lp.at[slot].set(lp), state.draws_lp),
+                        state.stored + write.astype(jnp.int32), state.accepted + acc,
+                        state.moves + moves)
+        return new
+
+    def advance(state, steps):
+        return jax.lax.scan(one, state, None, length=steps)[0]
+
+    def done(host) -> bool:
+        return int(host.used) + int(next_cost(int(host.step), int(host.phase))) > total
+
+    return state0, jax.jit(advance, static_argnums=1), done, eki_steps + steps_after
+
+
+def _positions(method, s):
+    if method in ("eki", "eks", "smc"):
+        return s.particles
+    if method == "da":
+        return s.position
+    return s[1].position  # eki_pcn: the pCN chains
+
+
+def fit(method, key, problem, chip, settings, mh_hyper, budget, J, num_draws, stages,
+        progress, chunks, hyper: WideHyper | None = None) -> dict:
+    """Run ``method`` to its budget; the host arrays ``trainers`` turns into a ``Fitted``."""
+    state0, advance, done, expected = setup(method, key, problem, chip, settings, mh_hyper,
+                                            budget, J, num_draws, hyper)
+    chunk = max(1, -(-expected // chunks))
+    report = None
+    if progress:
+        import sys
+
+        def report(host):
+            print(f"[{method}] {int(host.used):,}/{int(budget):,} presentations",
+                  file=sys.stderr, flush=True)
+
+    def finish(host):
+        stored = min(int(host.stored), host.draws.shape[0])
+        out = {"draws": np.asarray(host.draws)[:stored], "draws_lp": np.asarray(host.draws_lp)
+               [:stored], "used": np.asarray(host.used), "steps": np.asarray(host.step),
+               "accepted": np.asarray(host.accepted), "moves": np.asarray(host.moves),
+               "final": np.asarray(_positions(method, host.inner))}
+        if method == "smc":
+            out["beta"] = np.asarray(host.inner.beta)
+            out["log_evidence"] = np.asarray(host.inner.log_evidence)
+        return out
+
+    return runs.run_stage(stages, method, lambda: state0, lambda s: advance(s, chunk), done,
+                          finish, report)
