@@ -181,10 +181,11 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
         scale, phase, index = state.scale, state.phase, state.step
         if method == "eki":
             s, info = ensemble.eki_step(k, s, forward, gamma, hyper.jitter)
-            cost, lp = info.presentations, -jnp.full((J,), info.misfit)
+            cost, lp = info.presentations, logprior(state.inner.particles) - info.misfit
         elif method == "eks":
             s, info = ensemble.eks_step(k, s, forward, gamma, prior_std, hyper.eks_dt0)
-            cost, lp = info.presentations, -jnp.full((J,), info.misfit)
+            # the batch estimate of the log posterior at the members' previous positions
+            cost, lp = info.presentations, logprior(state.inner.particles) - info.misfit
         elif method == "smc":
             s, info = smc.step(k, s, lambda x: loglik(x, k_query), logprior, hyper.mutations)
             cost = info.evaluations * n
@@ -203,7 +204,7 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
 
             def eki_branch(_):
                 e, info = ensemble.eki_step(k, ens, forward, gamma, hyper.jitter)
-                return (e, chain, ref), info.presentations, -jnp.full((J,), info.misfit), \
+                return (e, chain, ref), info.presentations, logprior(ens.particles) - info.misfit, \
                     jnp.zeros(()), jnp.zeros(()), scale, jnp.zeros((), jnp.int32)
 
             def switch_branch(_):

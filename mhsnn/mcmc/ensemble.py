@@ -45,7 +45,7 @@ class EnsembleState(NamedTuple):
 
 class EnsembleInfo(NamedTuple):
     presentations: jax.Array  # chip sample presentations the step made
-    misfit: jax.Array  # mean over members of |G_j - y|^2 / (2 gamma), the step's batch
+    misfit: jax.Array  # [J] |G_j - y|^2 / (2 gamma) on the step's batch (EKS: times scale)
     dt: jax.Array  # EKS's adaptive step (EKI: 1)
 
 
@@ -71,7 +71,7 @@ def eki_step(key: jax.Array, state: EnsembleState, forward: ForwardFn, gamma: fl
     # theta_j += A_t^T S^-1 A_g d_j: C_tg (C_gg + Gamma)^-1 through Woodbury
     theta = theta + jnp.linalg.solve(S, A_g @ D.T).T @ A_t
     theta = theta + jitter * jax.random.normal(k_jit, theta.shape, theta.dtype)
-    misfit = jnp.mean(jnp.sum((G - y) ** 2, -1)) / (2.0 * gamma)
+    misfit = jnp.sum((G - y) ** 2, -1) / (2.0 * gamma)
     return EnsembleState(theta), EnsembleInfo(cost, misfit, jnp.ones((), G.dtype))
 
 
@@ -97,5 +97,5 @@ def eks_step(key: jax.Array, state: EnsembleState, forward: ForwardFn, gamma: fl
     # (I + dt/p^2 C) theta_next = x, solved in ensemble space (Woodbury)
     inner = (prior_std**2 / dt) * jnp.eye(J, dtype=theta.dtype) + A_t @ A_t.T
     theta = x - jnp.linalg.solve(inner, A_t @ x.T).T @ A_t
-    misfit = jnp.mean(jnp.sum((G - y) ** 2, -1)) / (2.0 * gamma) * scale
+    misfit = jnp.sum((G - y) ** 2, -1) / (2.0 * gamma) * scale
     return EnsembleState(theta), EnsembleInfo(cost, misfit, dt)
