@@ -123,11 +123,7 @@ def main(argv=None) -> None:
     ap.add_argument("--budget", type=float, default=3e6)
     ap.add_argument("--methods", nargs="+", default=list(trainers.TRAINERS))
     known, rest = ap.parse_known_args(argv)
-    for name in known.methods:
-        if name not in trainers.TRAINERS:
-            print(f"error: --methods {name}: expected names from "
-                  f"{', '.join(trainers.TRAINERS)}", file=sys.stderr)
-            raise SystemExit(2)
+    experiment.refuse_unknown("--methods", known.methods, trainers.TRAINERS)
     if not known.budget > 0:
         print(f"error: --budget {known.budget}: must be > 0", file=sys.stderr)
         raise SystemExit(2)

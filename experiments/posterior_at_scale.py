@@ -153,13 +153,8 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--members", type=int, default=64)
     known, rest = ap.parse_known_args(argv)
-    for what, given, allowed in (("--networks", known.networks, NETWORKS),
-                                 ("--methods", known.methods, trainers.TRAINERS)):
-        for value in given:
-            if value not in allowed:
-                print(f"error: {what} {value}: expected names from {', '.join(allowed)}",
-                      file=sys.stderr)
-                raise SystemExit(2)
+    experiment.refuse_unknown("--networks", known.networks, NETWORKS)
+    experiment.refuse_unknown("--methods", known.methods, trainers.TRAINERS)
     if not all(b > 0 for b in known.budgets) or known.members < 4:
         print("error: --budgets must be > 0 and --members >= 4", file=sys.stderr)
         raise SystemExit(2)

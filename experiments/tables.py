@@ -189,7 +189,8 @@ def write_predictions(path, rows: list[dict]) -> None:
     fields = list(dict.fromkeys(k for r in rows for k in r))
     lines = [",".join(fields)]
     for r in rows:
-        lines.append(",".join(f"{r[k]:.4g}" if isinstance(r[k], float) and k.startswith("p_")
+        lines.append(",".join("" if k not in r  # a data set with fewer classes
+                              else f"{r[k]:.4g}" if isinstance(r[k], float) and k.startswith("p_")
                               else f"{r[k]:g}" if isinstance(r[k], float) else str(r[k])
                               for k in fields))
     atomic_write_bytes(path, gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))

@@ -160,6 +160,16 @@ def write_manifest(out: Path, cfg: Config, experiment: str, wall: float, stages:
         stages.complete()
 
 
+def refuse_unknown(option: str, given, allowed) -> None:
+    """An experiment's own name-list option (``--methods``, ``--data``): any name outside
+    ``allowed`` stops with one line and exit code 2."""
+    for value in given:
+        if value not in allowed:
+            print(f"error: {option} {value}: expected names from {', '.join(allowed)}",
+                  file=sys.stderr)
+            raise SystemExit(runs.EXIT_BAD_INPUT)
+
+
 def cli(run: Callable, doc: str, argv=None, defaults: list[str] = ()) -> None:
     """An experiment's ``main``: parse the shared options, then ``run(cfg, out, mode)``."""
     cfg, out, mode = parse_args(argv, doc.splitlines()[0], defaults)
