@@ -167,8 +167,10 @@ class XyloChip:
     Args:
       sizes: (F, H, O): input channels (with a bias channel, if any), hidden, outputs.
       weight_scale: int8 steps per unit of the engine's weight.
-      threshold, threshold_out: firing thresholds (int16) of hidden and output neurons.
-      dash_mem, dash_syn: bit-shift leaks (1..15) of every neuron's membrane and current.
+      threshold: firing threshold (int16) of the hidden neurons.
+      threshold_out: firing threshold of the output neurons.
+      dash_mem: bit-shift leak (1..15) of every neuron's membrane.
+      dash_syn: bit-shift leak (1..15) of every neuron's synaptic current.
       clip: clip weights beyond int8 (False: refuse them, one line).
       workers: processes sharing a query's weight sets (XyloSim runs on the CPU; 1: none).
     """
