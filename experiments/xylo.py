@@ -60,6 +60,7 @@ VENDOR = ("vendor", "vendor_sg_in_loop")
 METHODS = CHIP_METHODS + VENDOR
 MAX_FEATURES = xylo.MAX_INPUTS - 1  # one input is the bias channel
 VENDOR_LR, VENDOR_BATCH, VENDOR_EPOCHS = 0.01, 32, 200
+WORKERS = 2  # XyloSim processes per chip: this machine's two cores
 IN_LOOP_BATCH = 128  # rows per chip query in the loop (each step re-quantises and queries)
 TAU_MEM, TAU_SYN = 2.0**xylo.DASH_MEM, 2.0**xylo.DASH_SYN  # in dt: rockpool maps tau to dash
 NUMBERS = ("test_accuracy", "ece", "nll", "brier", "presentations", "chip_s_per_presentation",
@@ -206,7 +207,7 @@ def fit_one(cfg, name, method, fold, split, ds, budget, folder) -> dict:
     t0 = time.perf_counter()
     float_accuracy = np.nan  # the vendor's float model, before quantisation
     if method in CHIP_METHODS:
-        chip = xylo.XyloChip((F + 1, H, K), workers=2)
+        chip = xylo.XyloChip((F + 1, H, K), workers=WORKERS)
         clf = SNNClassifier(chip=chip, hidden=(H,), method=method, presentations=budget,
                             chains=cfg.mh.num_chains, time_steps=cfg.snn.time_steps,
                             bias_input=True, random_state=cfg.seed + fold,

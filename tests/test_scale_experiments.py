@@ -35,9 +35,11 @@ def test_posterior_at_scale_end_to_end(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("rockpool") is None,
                     reason="the Xylo chip needs the extra: pip install 'mhsnn[xylo]'")
-def test_xylo_end_to_end(tmp_path):
+def test_xylo_end_to_end(tmp_path, monkeypatch):
     from experiments import xylo
 
+    monkeypatch.setattr(xylo, "VENDOR_EPOCHS", 5)  # the workflow's path, not its accuracy
+    monkeypatch.setattr(xylo, "WORKERS", 1)  # no process start-up (test_xylo covers workers)
     xylo.main(["--data", "iris", "--methods", "snes", "vendor", "--budget", "2e4", "--set",
                "folds=2", "--set", "snn.time_steps=4", "--out", str(tmp_path)])
     rows = _rows(tmp_path / "xylo.csv")

@@ -32,10 +32,12 @@ class Reference(NamedTuple):
     def from_ensemble(cls, particles: jax.Array, floor: float = 1e-2) -> Reference:
         """The ensemble's mean and covariance, plus ``floor`` x its mean variance on the
         diagonal (the ensemble spans at most J - 1 directions)."""
-        J = particles.shape[0]
+        J, P = particles.shape
         mean = particles.mean(0)
         U = ((particles - mean) / jnp.sqrt(J - 1.0)).T  # [P, J]
         var = jnp.sum(U**2, -1)
+        if J > P:  # more members than weights: a P x P factor is the smaller one
+            U = jnp.linalg.cholesky(U @ U.T + 1e-9 * jnp.eye(P, dtype=U.dtype))
         return cls(mean, jnp.full_like(mean, floor * jnp.mean(var) + 1e-6), U)
 
     def sample(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
