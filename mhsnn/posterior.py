@@ -171,21 +171,29 @@ def summed_loss(theta: jax.Array, problem: Problem, chip, settings: SNNSettings,
                                   chip, keys)
 
 
-def log_likelihood_of_counts(counts: jax.Array, problem: Problem, lik_std,
-                             settings: SNNSettings) -> jax.Array:
-    """``log_likelihood`` [F, M] from the training rows' output counts [F, M, N, O]."""
-    rates = counts / problem.num_steps
+def row_log_likelihoods(counts: jax.Array, targets: jax.Array, num_steps: int,
+                        num_rows, lik_std, settings: SNNSettings) -> jax.Array:
+    """Each training row's term of ``log_likelihood`` [F, M, N] (they sum to it), from its
+    output counts [F, M, N, O] and one-hot targets [F, N, O]; ``num_rows`` the real rows
+    of the whole training set (the MSE's mean runs over them)."""
+    rates = counts / num_steps
     O = rates.shape[-1]
     loss = ("categorical", settings.softmax_scale) if settings.likelihood == "categorical" \
         else ("mse", 1.0)
     per_sample = snn.sample_loss([rates[..., k] for k in range(O)],
-                                 [problem.train_targets[:, None, :, k] for k in range(O)],
-                                 *loss)  # [F, M, N]
-    total = jnp.sum(per_sample * problem.train_mask[:, None], axis=-1)
+                                 [targets[:, None, :, k] for k in range(O)], *loss)
     if settings.likelihood == "categorical":
-        return -total
-    n = jnp.sum(problem.train_mask, axis=-1, keepdims=True)
-    return -total / (problem.num_classes * n) / (2.0 * lik_std**2)
+        return -per_sample
+    return -per_sample / (O * num_rows) / (2.0 * lik_std**2)
+
+
+def log_likelihood_of_counts(counts: jax.Array, problem: Problem, lik_std,
+                             settings: SNNSettings) -> jax.Array:
+    """``log_likelihood`` [F, M] from the training rows' output counts [F, M, N, O]."""
+    n = jnp.sum(problem.train_mask, axis=-1, keepdims=True)[..., None]  # [F, 1, 1]
+    rows = row_log_likelihoods(counts, problem.train_targets, problem.num_steps, n, lik_std,
+                               settings)
+    return jnp.sum(rows * problem.train_mask[:, None], axis=-1)
 
 
 def log_likelihood(theta, problem, chip, lik_std, settings: SNNSettings,

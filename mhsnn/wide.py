@@ -8,6 +8,7 @@ collapses with the dimension; these methods use a chip query better:
     eks       the ensemble Kalman sampler on mini-batches (approximate posterior)
     smc       adaptive tempered SMC, pCN mutations, full data (exact as N grows; log Z)
     da        delayed-acceptance RW: the ideal model screens, the chip decides (exact)
+    mh_sub    subsampled RW MH: the austerity test decides from row subsets (eps-biased)
     eki_pcn   EKI for half the budget, then pCN chains re-centred on its ensemble (exact)
 
 The kernels are ``mhsnn.mcmc.ensemble``, ``smc``, ``da`` and ``pcn``; this module wires
@@ -20,6 +21,7 @@ batch of B rows:
     eki, eks   J B                     (B = min(128, n))
     smc        J n x mutations         (and J n once for the start)
     da         n x (chains that pass the screen)    (and J n once for the start)
+    mh_sub     2 x rows each undecided chain was shown, in whole batches of 50
     eki_pcn    J B (EKI half), J n (pCN half)
 
 Settings are fixed, untuned defaults (``WideHyper``); the observation noise is the MSE
@@ -37,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mhsnn import bayes, chips, posterior, runs, snn
-from mhsnn.mcmc import da, ensemble, pcn, smc
+from mhsnn.mcmc import austerity, da, ensemble, pcn, smc
 
 METHODS = {  # name: (kind, uses the ideal model, what it is)
     "eki": ("ensemble", False,
@@ -46,10 +48,13 @@ METHODS = {  # name: (kind, uses the ideal model, what it is)
     "smc": ("sampler", False,
             "adaptive tempered SMC, pCN mutations, full data: exact as particles grow; log Z"),
     "da": ("sampler", True, "delayed-acceptance RW MH: the ideal model screens, the chip decides"),
+    "mh_sub": ("sampler", False,
+               "subsampled RW MH (austerity test, eps 0.05): decides from row subsets"),
     "eki_pcn": ("sampler", False,
                 "EKI for half the budget, then pCN chains re-centred on its ensemble"),
 }
-EXACT = {"eki": False, "eks": False, "smc": True, "da": True, "eki_pcn": True}
+EXACT = {"eki": False, "eks": False, "smc": True, "da": True, "mh_sub": False,
+         "eki_pcn": True}
 
 
 class WideHyper(NamedTuple):  # fixed, untuned defaults
@@ -58,7 +63,9 @@ class WideHyper(NamedTuple):  # fixed, untuned defaults
     eks_dt0: float = 0.5  # EKS's step scale (dt = dt0 / ||D||)
     mutations: int = 5  # SMC's pCN moves per stage
     pcn_step: float = 0.3  # pCN's starting beta (adapted toward 0.25 acceptance)
-    target_acceptance: float = 0.25  # DA (overall) and pCN, adapted in the first half
+    target_acceptance: float = 0.25  # DA, mh_sub and pCN, adapted in the first half
+    sub_batch: int = 50  # mh_sub's rows per look
+    sub_eps: float = 0.05  # mh_sub's austerity error per decision
 
 
 class WideState(NamedTuple):
@@ -80,12 +87,12 @@ def cost_per_step(method: str, J: int, n: int, hyper: WideHyper | None = None) -
     hyper = hyper or WideHyper()
     B = min(hyper.batch, n)
     return {"eki": J * B, "eks": J * B, "smc": J * n * hyper.mutations, "da": J * n,
-            "eki_pcn": J * max(B, n)}[method]
+            "mh_sub": 2 * J * (-(-n // hyper.sub_batch)) * hyper.sub_batch, "eki_pcn": J * max(B, n)}[method]
 
 
 def first_cost(method: str, J: int, n: int) -> int:
     """Presentations the start costs (a sampler scoring its start on full data)."""
-    return J * n if method in ("smc", "da") else 0
+    return J * n if method in ("smc", "da") else 0  # (mh_sub never scores a whole position)
 
 
 def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, settings,
@@ -120,6 +127,13 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
         return posterior.log_likelihood_of_counts(counts, problem, mh_hyper.lik_std,
                                                   settings)[0]
 
+    def loglik_rows(theta, rows, active=None, key=None):  # each row's term, [J, m]
+        counts = posterior.counts_on(theta[None], spikes[:, rows][None], grid, settings,
+                                     key if noisy else None,
+                                     None if active is None else active[None])
+        return posterior.row_log_likelihoods(counts, targets[rows][None], T, n,
+                                             mh_hyper.lik_std, settings)[0]
+
     def logprior(theta):
         return posterior.log_prior(theta, prior_std)
 
@@ -131,6 +145,8 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
     k0 = jax.random.fold_in(key_init, 1)
     if method in ("eki", "eks", "eki_pcn"):
         inner = ensemble.init(theta0)
+    elif method == "mh_sub":
+        inner = austerity.init(theta0)
     elif method == "smc":
         inner = jax.jit(lambda t: smc.init(t, lambda x: loglik(x, k0), hyper.pcn_step))(
             prior_std * jax.random.normal(key_init, (J, P)))
@@ -147,8 +163,8 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
         steps_after = max(2, int((budget - eki_steps * J * B - J * n) // (J * n)))
     else:
         eki_steps, steps_after = 0, max_steps or max(1, int(budget // per_step))
-    scale0 = math.log(float(mh_hyper.step_size) / math.sqrt(P / 96.0)) if method == "da" \
-        else hyper.pcn_step
+    scale0 = math.log(float(mh_hyper.step_size) / math.sqrt(P / 96.0)) \
+        if method in ("da", "mh_sub") else hyper.pcn_step
     state0 = WideState(key_run, inner, jnp.asarray(used0, jnp.int32), jnp.zeros((), jnp.int32),
                        jnp.asarray(scale0, jnp.float32), jnp.zeros((), jnp.int32),
                        jnp.zeros((D, J, P), jnp.float32), jnp.zeros((D, J), jnp.float32),
@@ -196,6 +212,14 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
                                 lambda x: loglik(x, on=ideal) + logprior(x), jnp.exp(scale),
                                 masked=True)
             cost, lp = info.exact_queries * n, s.logdensity
+            acc, moves = jnp.sum(info.is_accepted), J
+            scale = adapt(scale, jnp.mean(info.is_accepted), index)
+        elif method == "mh_sub":
+            s, info = austerity.kernel(
+                k, s, lambda x, rows, a: loglik_rows(x, rows, a, k_query), logprior, n,
+                jnp.exp(scale), hyper.sub_batch, hyper.sub_eps, masked=True)
+            # its likelihood is never evaluated whole: the trace is the log prior
+            cost, lp = info.presentations, logprior(s.position)
             acc, moves = jnp.sum(info.is_accepted), J
             scale = adapt(scale, jnp.mean(info.is_accepted), index)
         else:  # eki_pcn
@@ -250,7 +274,7 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
 def _positions(method, s):
     if method in ("eki", "eks", "smc"):
         return s.particles
-    if method == "da":
+    if method in ("da", "mh_sub"):
         return s.position
     return s[1].position  # eki_pcn: the pCN chains
 

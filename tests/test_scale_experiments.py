@@ -40,6 +40,7 @@ def test_xylo_end_to_end(tmp_path, monkeypatch):
 
     monkeypatch.setattr(xylo, "VENDOR_EPOCHS", 5)  # the workflow's path, not its accuracy
     monkeypatch.setattr(xylo, "WORKERS", 1)  # no process start-up (test_xylo covers workers)
+    # snes: the estimator on Xylo is test_xylo's; here the experiment's table and budgets
     xylo.main(["--data", "iris", "--methods", "snes", "vendor", "--budget", "2e4", "--set",
                "folds=2", "--set", "snn.time_steps=4", "--out", str(tmp_path)])
     rows = _rows(tmp_path / "xylo.csv")

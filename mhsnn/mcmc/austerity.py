@@ -9,7 +9,8 @@ sequential test of mean l > mu0 is confident, i.e. 1 - Phi(|t|) < ``eps`` with
 t = (mean l - mu0) / (s / sqrt(k) sqrt(1 - (k - 1)/(n - 1))) (a normal tail: batches of 30+
 rows); otherwise it looks at every row and the decision is exact MH's. ``eps`` bounds the
 probability of a wrong decision per test, which bounds the bias of the stationary law
-(eps = 0: exact MH). Each row looked at costs two presentations (theta and theta').
+(eps = 0: exact MH). Each row presented costs two presentations (theta and theta'); the
+last batch of a step is presented whole, padding included.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class AusterityState(NamedTuple):
 class AusterityInfo(NamedTuple):
     is_accepted: jax.Array  # [C]
     rows_used: jax.Array  # [C] rows each chain's decision looked at
-    presentations: jax.Array  # () 2 x rows looked at, summed over the chains
+    presentations: jax.Array  # () 2 x rows presented (whole batches), summed over chains
 
 
 def init(position: jax.Array) -> AusterityState:
@@ -39,8 +40,11 @@ def init(position: jax.Array) -> AusterityState:
 def kernel(key: jax.Array, state: AusterityState,
            loglik_rows: Callable[[jax.Array, jax.Array], jax.Array],
            logprior: Callable[[jax.Array], jax.Array], n: int, step_size,
-           batch: int = 50, eps: float = 0.05) -> tuple[AusterityState, AusterityInfo]:
-    """One step for every chain; ``loglik_rows(theta [C, P], rows [m]) -> [C, m]``."""
+           batch: int = 50, eps: float = 0.05,
+           masked: bool = False) -> tuple[AusterityState, AusterityInfo]:
+    """One step for every chain; ``loglik_rows(theta [C, P], rows [m]) -> [C, m]``
+    (``masked``: ``loglik_rows(theta, rows, active [C])``, told which chains are still
+    undecided, so a host chip runs only those)."""
     k_prop, k_u, k_perm = jax.random.split(key, 3)
     theta = state.position
     C = theta.shape[0]
@@ -52,19 +56,21 @@ def kernel(key: jax.Array, state: AusterityState,
                              jnp.full(num_batches * batch - n, -1)]).reshape(num_batches, batch)
 
     def cond(carry):
-        j, _, _, _, decided, _ = carry
+        j, _, _, _, decided, _, _ = carry
         return (j < num_batches) & ~jnp.all(decided)
 
     def body(carry):
-        j, total, total_sq, k, decided, accept = carry
+        j, total, total_sq, k, decided, accept, shown = carry
         rows = order[j]
         real = rows >= 0
         safe = jnp.where(real, rows, 0)
-        diff = loglik_rows(proposal, safe) - loglik_rows(theta, safe)  # [C, m]
+        extra = (~decided,) if masked else ()
+        diff = loglik_rows(proposal, safe, *extra) - loglik_rows(theta, safe, *extra)  # [C, m]
         live = (~decided)[:, None] & real[None]
         total = total + jnp.sum(jnp.where(live, diff, 0.0), -1)
         total_sq = total_sq + jnp.sum(jnp.where(live, diff**2, 0.0), -1)
         k = k + jnp.where(decided, 0, jnp.sum(real))
+        shown = shown + jnp.where(decided, 0, batch)  # the last batch's padding runs too
         mean = total / k
         sd = jnp.sqrt(jnp.maximum(total_sq / k - mean**2, 0.0) * k / jnp.maximum(k - 1, 1))
         finite = 1.0 - (k - 1.0) / max(n - 1.0, 1.0)
@@ -72,12 +78,11 @@ def kernel(key: jax.Array, state: AusterityState,
         confident = (1.0 - norm.cdf(jnp.abs(t)) < eps) | (k >= n)
         now = ~decided & confident
         accept = jnp.where(now, mean > mu0, accept)
-        return j + 1, total, total_sq, k, decided | now, accept
+        return j + 1, total, total_sq, k, decided | now, accept, shown
 
     zeros = jnp.zeros((C,), theta.dtype)
     carry = (0, zeros, zeros, jnp.zeros((C,), theta.dtype), jnp.zeros((C,), bool),
-             jnp.zeros((C,), bool))
-    _, _, _, k, _, accept = jax.lax.while_loop(cond, body, carry)
+             jnp.zeros((C,), bool), jnp.zeros((C,), jnp.int32))
+    _, _, _, k, _, accept, shown = jax.lax.while_loop(cond, body, carry)
     new = AusterityState(jnp.where(accept[:, None], proposal, theta))
-    rows = k.astype(jnp.int32)
-    return new, AusterityInfo(accept, rows, 2 * jnp.sum(rows))
+    return new, AusterityInfo(accept, k.astype(jnp.int32), 2 * jnp.sum(shown))
