@@ -152,11 +152,8 @@ def summed_loss(theta: jax.Array, problem: Problem, chip, settings: SNNSettings,
     training rows, [F, M]."""
     mask = problem.train_mask
     if isinstance(chip, chips.ExternalChip):
-        rates = counts_on(theta, problem.train_spikes, chip, settings, key) / problem.num_steps
-        O = rates.shape[-1]
-        per_sample = snn.sample_loss([rates[..., k] for k in range(O)],
-                                     [problem.train_targets[:, None, :, k] for k in range(O)],
-                                     *loss)  # [F, M, N]
+        counts = counts_on(theta, problem.train_spikes, chip, settings, key)
+        per_sample = _row_losses(counts, problem.train_targets, problem.num_steps, loss)
         return jnp.sum(per_sample * mask[:, None], axis=-1)
     else:
         keys = jax.random.split(key, theta.shape[0]) if chips.is_noisy(chip) else None
@@ -176,24 +173,22 @@ def row_log_likelihoods(counts: jax.Array, targets: jax.Array, num_steps: int,
     """Each training row's term of ``log_likelihood`` [F, M, N] (they sum to it), from its
     output counts [F, M, N, O] and one-hot targets [F, N, O]; ``num_rows`` the real rows
     of the whole training set (the MSE's mean runs over them)."""
-    rates = counts / num_steps
-    O = rates.shape[-1]
     loss = ("categorical", settings.softmax_scale) if settings.likelihood == "categorical" \
         else ("mse", 1.0)
-    per_sample = snn.sample_loss([rates[..., k] for k in range(O)],
-                                 [targets[:, None, :, k] for k in range(O)], *loss)
+    per_sample = _row_losses(counts, targets, num_steps, loss)
     if settings.likelihood == "categorical":
         return -per_sample
-    return -per_sample / (O * num_rows) / (2.0 * lik_std**2)
+    return -per_sample / (counts.shape[-1] * num_rows) / (2.0 * lik_std**2)
 
 
-def log_likelihood_of_counts(counts: jax.Array, problem: Problem, lik_std,
-                             settings: SNNSettings) -> jax.Array:
-    """``log_likelihood`` [F, M] from the training rows' output counts [F, M, N, O]."""
-    n = jnp.sum(problem.train_mask, axis=-1, keepdims=True)[..., None]  # [F, 1, 1]
-    rows = row_log_likelihoods(counts, problem.train_targets, problem.num_steps, n, lik_std,
-                               settings)
-    return jnp.sum(rows * problem.train_mask[:, None], axis=-1)
+def _row_losses(counts: jax.Array, targets: jax.Array, num_steps: int,
+                loss: tuple[str, float]) -> jax.Array:
+    """``snn.sample_loss`` of each row's rates, [F, M, N], from counts [F, M, N, O] and
+    one-hot targets [F, N, O]."""
+    rates = counts / num_steps
+    O = rates.shape[-1]
+    return snn.sample_loss([rates[..., k] for k in range(O)],
+                           [targets[:, None, :, k] for k in range(O)], *loss)
 
 
 def log_likelihood(theta, problem, chip, lik_std, settings: SNNSettings,

@@ -205,15 +205,15 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     grid = chip if isinstance(chip, chips.ExternalChip) else chips.broadcast(chip, (1, C))
     if isinstance(grid, chips.ExternalChip):
         grid.grid_shape = (1, C)
+    if method in wide.METHODS:  # they count their presentations as they go, to the budget
+        out = _fit_wide(method, key, problem, grid, settings, steps, C, num_draws, cfg,
+                        stages, progress, chunks)
+        return out._replace(diagnostics={"method": method, "steps": steps, **out.diagnostics})
     chunk = max(1, -(-steps // chunks))
     if trainer.kind == "optimiser":  # an ES chunk always runs whole: whole chunks only
         steps = max(chunk, steps // chunk * chunk)
     cost = presentations_of(method, steps, C, n_train, cfg)
-    if method in wide.METHODS:
-        out = _fit_wide(method, key, problem, grid, settings, steps, C, num_draws, cfg,
-                        stages, progress, chunks)
-        cost = out.presentations
-    elif trainer.kind == "sampler":
+    if trainer.kind == "sampler":
         out = _fit_sampler(method, key, problem, grid, settings, steps, C, num_draws, cfg,
                            stages, progress, chunk)
     elif method == "ann_convert":

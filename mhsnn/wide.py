@@ -32,6 +32,7 @@ full-data -log likelihood.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, NamedTuple
 
 import jax
@@ -109,6 +110,9 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
     prior_std = float(mh_hyper.prior_std)
     noisy = chips.is_noisy(chip)
     spikes, targets = problem.train_spikes[0], problem.train_targets[0]
+    if spikes.shape[1] != n:
+        raise ValueError(f"{method}: the problem's training rows must be unpadded "
+                         f"({spikes.shape[1]} rows, {n} real); see trainers.one_fold_problem")
     grid = chip if isinstance(chip, chips.ExternalChip) else chips.broadcast(chip, (1, J))
     ideal = chips.broadcast(chips.ideal(), (1, J))
 
@@ -119,27 +123,22 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
                                      k_noise if noisy else None)[0]
         return (counts / T).reshape(J, B * O), targets[rows].reshape(-1), jnp.asarray(J * B)
 
-    def loglik(theta, key=None, on=None, active=None):  # full data, [J]
-        counts = posterior.counts_on(theta[None], problem.train_spikes,
-                                     grid if on is None else on, settings,
-                                     key if noisy and on is None else None,
+    def loglik_rows(theta, rows=None, active=None, key=None, on=None):  # each row's, [J, m]
+        x, y = (spikes, targets) if rows is None else (spikes[:, rows], targets[rows])
+        counts = posterior.counts_on(theta[None], x[None], grid if on is None else on,
+                                     settings, key if noisy and on is None else None,
                                      None if active is None else active[None])
-        return posterior.log_likelihood_of_counts(counts, problem, mh_hyper.lik_std,
-                                                  settings)[0]
+        return posterior.row_log_likelihoods(counts, y[None], T, n, mh_hyper.lik_std,
+                                             settings)[0]
 
-    def loglik_rows(theta, rows, active=None, key=None):  # each row's term, [J, m]
-        counts = posterior.counts_on(theta[None], spikes[:, rows][None], grid, settings,
-                                     key if noisy else None,
-                                     None if active is None else active[None])
-        return posterior.row_log_likelihoods(counts, targets[rows][None], T, n,
-                                             mh_hyper.lik_std, settings)[0]
+    def loglik(theta, key=None, on=None, active=None):  # full data, [J]
+        return loglik_rows(theta, None, active, key, on).sum(-1)
 
     def logprior(theta):
         return posterior.log_prior(theta, prior_std)
 
     budget = float(budget) - first_cost(method, J, n)
     per_step = cost_per_step(method, J, n, hyper)
-    max_steps = max(1, int(budget // per_step)) if method != "da" else None
     key_init, key_run = jax.random.split(key)
     theta0 = bayes.init_positions(key_init, mh_hyper, (1, J), P)[0]
     k0 = jax.random.fold_in(key_init, 1)
@@ -162,7 +161,7 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
         eki_steps = max(1, int(budget / 2 // (J * B)))
         steps_after = max(2, int((budget - eki_steps * J * B - J * n) // (J * n)))
     else:
-        eki_steps, steps_after = 0, max_steps or max(1, int(budget // per_step))
+        eki_steps, steps_after = 0, max(1, int(budget // per_step))
     scale0 = math.log(float(mh_hyper.step_size) / math.sqrt(P / 96.0)) \
         if method in ("da", "mh_sub") else hyper.pcn_step
     state0 = WideState(key_run, inner, jnp.asarray(used0, jnp.int32), jnp.zeros((), jnp.int32),
@@ -272,11 +271,9 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
 
 
 def _positions(method, s):
-    if method in ("eki", "eks", "smc"):
-        return s.particles
     if method in ("da", "mh_sub"):
         return s.position
-    return s[1].position  # eki_pcn: the pCN chains
+    return s[1].position if method == "eki_pcn" else s.particles  # eki_pcn: the pCN chains
 
 
 def fit(method, key, problem, chip, settings, mh_hyper, budget, J, num_draws, stages,
@@ -287,8 +284,6 @@ def fit(method, key, problem, chip, settings, mh_hyper, budget, J, num_draws, st
     chunk = max(1, -(-expected // chunks))
     report = None
     if progress:
-        import sys
-
         def report(host):
             print(f"[{method}] {int(host.used):,}/{int(budget):,} presentations",
                   file=sys.stderr, flush=True)
