@@ -4,7 +4,7 @@ Per network, chip sigma, budget of chip sample presentations and stratified fold
 method is trained through ``SNNClassifier`` on the paper's chip ``chips.polynomial(sigma)``
 (a JAX chip: the cost that matters is the presentations, counted exactly):
 
-- ``eki``, ``eks``, ``smc``, ``da``, ``eki_pcn`` (``mhsnn.wide``) with ``--members``
+- ``eki``, ``eks``, ``smc``, ``da``, ``mh_sub``, ``eki_pcn``, ``eki_gess`` (``mhsnn.wide``) with ``--members``
   ensemble members / particles / chains;
 - ``rw_adapt`` (the adapted random walk, the engine's best sampler on 30-32-2 before);
 - ``spsa``, ``sep_cma_es`` (the best model-free point estimates of the query-budget
@@ -43,7 +43,7 @@ EXPERIMENT = "posterior_at_scale"
 DEFAULTS = ["sigmas=[0.0, 3.0]"]
 NETWORKS = {"30-32-2": ("breast_cancer", (32,)), "64-32-10": ("digits", (32,)),
             "64-128-10": ("digits", (128,))}
-METHODS = ("eki", "eks", "smc", "da", "eki_pcn", "rw_adapt", "spsa", "sep_cma_es",
+METHODS = ("eki", "eks", "smc", "da", "eki_pcn", "eki_gess", "rw_adapt", "spsa", "sep_cma_es",
            "sg_in_loop")
 NUMBERS = ("test_accuracy", "nll", "brier", "ece", "presentations", "rhat_logdensity",
            "ess_per_1e6", "fit_s")

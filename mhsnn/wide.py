@@ -10,8 +10,12 @@ collapses with the dimension; these methods use a chip query better:
     da        delayed-acceptance RW: the ideal model screens, the chip decides (exact)
     mh_sub    subsampled RW MH: the austerity test decides from row subsets (eps-biased)
     eki_pcn   EKI for half the budget, then pCN chains re-centred on its ensemble (exact)
+    eki_gess  EKI for half the budget, then generalised elliptical slice sampling re-centred
+              on its ensemble (exact but for a counted cap; no step size)
+    bj_ess    the peer: the same EKI half, then BlackJAX's elliptical slice sampler under the
+              ensemble's Gaussian (needs BlackJAX: the bench extra)
 
-The kernels are ``mhsnn.mcmc.ensemble``, ``smc``, ``da`` and ``pcn``; this module wires
+The kernels are ``mhsnn.mcmc.ensemble``, ``smc``, ``da``, ``austerity``, ``pcn`` and ``ess``; this module wires
 them to a problem and a chip, and to the one chunk driver (``runs.run_stage``: progress,
 checkpoints, SIGTERM). Every step's chip presentations are counted in the state as the
 step makes them (delayed acceptance's vary per step), and a run stops before the step that
@@ -23,6 +27,9 @@ batch of B rows:
     da         n x (chains that pass the screen)    (and J n once for the start)
     mh_sub     2 x rows each undecided chain was shown, in whole batches of 50
     eki_pcn    J B (EKI half), J n (pCN half)
+    eki_gess   J B (EKI half), n x (points each chain evaluated on its ellipse) (GESS half)
+    bj_ess     J B (EKI half), J n x (the most points any chain needed) (BlackJAX runs the
+               chains in lockstep and evaluates every chain in every round)
 
 Settings are fixed, untuned defaults (``WideHyper``); the observation noise is the MSE
 likelihood's: gamma = v^2 B O, so a batch's misfit is an unbiased estimate of the
@@ -40,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mhsnn import bayes, chips, posterior, runs, snn
-from mhsnn.mcmc import austerity, da, ensemble, pcn, smc
+from mhsnn.mcmc import austerity, da, ensemble, ess, pcn, smc
 
 METHODS = {  # name: (kind, uses the ideal model, what it is)
     "eki": ("ensemble", False,
@@ -53,9 +60,14 @@ METHODS = {  # name: (kind, uses the ideal model, what it is)
                "subsampled RW MH (austerity test, eps 0.05): decides from row subsets"),
     "eki_pcn": ("sampler", False,
                 "EKI for half the budget, then pCN chains re-centred on its ensemble"),
+    "eki_gess": ("sampler", False, "EKI for half the budget, then generalised elliptical "
+                 "slice sampling re-centred on its ensemble"),
+    "bj_ess": ("sampler", False, "peer: EKI for half the budget, then BlackJAX's elliptical "
+               "slice sampler under the ensemble's Gaussian"),
 }
 EXACT = {"eki": False, "eks": False, "smc": True, "da": True, "mh_sub": False,
-         "eki_pcn": True}
+         "eki_pcn": True, "eki_gess": True, "bj_ess": True}
+RECENTRED = ("eki_pcn", "eki_gess", "bj_ess")  # EKI for half the budget, then chains on its ensemble
 
 
 class WideHyper(NamedTuple):  # fixed, untuned defaults
@@ -67,6 +79,8 @@ class WideHyper(NamedTuple):  # fixed, untuned defaults
     target_acceptance: float = 0.25  # DA, mh_sub and pCN, adapted in the first half
     sub_batch: int = 50  # mh_sub's rows per look
     sub_eps: float = 0.05  # mh_sub's austerity error per decision
+    gess_nu: float = 10.0  # GESS's t degrees of freedom
+    gess_rounds: int = 20  # GESS's most points per chain and step
 
 
 class WideState(NamedTuple):
@@ -75,7 +89,7 @@ class WideState(NamedTuple):
     used: jax.Array  # chip presentations so far
     step: jax.Array
     scale: jax.Array  # DA's log step size / pCN's beta (adapted in the first half)
-    phase: jax.Array  # eki_pcn: 0 EKI, 1 pCN
+    phase: jax.Array  # eki_pcn, eki_gess: 0 EKI, 1 chains
     draws: jax.Array  # [D, J, P] ring of snapshots
     draws_lp: jax.Array  # [D, J]
     stored: jax.Array  # snapshots written
@@ -88,7 +102,9 @@ def cost_per_step(method: str, J: int, n: int, hyper: WideHyper | None = None) -
     hyper = hyper or WideHyper()
     B = min(hyper.batch, n)
     return {"eki": J * B, "eks": J * B, "smc": J * n * hyper.mutations, "da": J * n,
-            "mh_sub": 2 * J * (-(-n // hyper.sub_batch)) * hyper.sub_batch, "eki_pcn": J * max(B, n)}[method]
+            "mh_sub": 2 * J * (-(-n // hyper.sub_batch)) * hyper.sub_batch, "eki_pcn": J * max(B, n),
+            "eki_gess": J * max(B, n * hyper.gess_rounds),
+            "bj_ess": J * max(B, n * hyper.gess_rounds)}[method]
 
 
 def first_cost(method: str, J: int, n: int) -> int:
@@ -125,8 +141,9 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
 
     def loglik_rows(theta, rows=None, active=None, key=None, on=None):  # each row's, [J, m]
         x, y = (spikes, targets) if rows is None else (spikes[:, rows], targets[rows])
-        counts = posterior.counts_on(theta[None], x[None], grid if on is None else on,
-                                     settings, key if noisy and on is None else None,
+        target = grid if on is None else on
+        counts = posterior.counts_on(theta[None], x[None], target, settings,
+                                     key if chips.is_noisy(target) else None,
                                      None if active is None else active[None])
         return posterior.row_log_likelihoods(counts, y[None], T, n, mh_hyper.lik_std,
                                              settings)[0]
@@ -142,7 +159,7 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
     key_init, key_run = jax.random.split(key)
     theta0 = bayes.init_positions(key_init, mh_hyper, (1, J), P)[0]
     k0 = jax.random.fold_in(key_init, 1)
-    if method in ("eki", "eks", "eki_pcn"):
+    if method in ("eki", "eks", *RECENTRED):
         inner = ensemble.init(theta0)
     elif method == "mh_sub":
         inner = austerity.init(theta0)
@@ -154,16 +171,21 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
                                           lambda x: loglik(x, on=ideal) + logprior(x)))(theta0)
     used0 = first_cost(method, J, n)
     D = max(1, num_draws)
-    if method == "eki_pcn":  # the ensemble, the pCN chains and their reference in one state
+    if method in RECENTRED:  # the ensemble, the chains and their reference in one state
         ref0 = pcn.Reference(jnp.zeros(P), jnp.ones(P), jnp.zeros((P, J)))
         z = jnp.zeros(J)
-        inner = (inner, pcn.PCNState(theta0, z, z), ref0)
+        inner = (inner, pcn.PCNState(theta0, z, z) if method == "eki_pcn"
+                 else ess.ESSState(theta0, z), ref0)
+        if method == "bj_ess":
+            _blackjax_slice()  # refuse now, in one line, when BlackJAX is missing
         eki_steps = max(1, int(budget / 2 // (J * B)))
         steps_after = max(2, int((budget - eki_steps * J * B - J * n) // (J * n)))
     else:
         eki_steps, steps_after = 0, max(1, int(budget // per_step))
     scale0 = math.log(float(mh_hyper.step_size) / math.sqrt(P / 96.0)) \
         if method in ("da", "mh_sub") else hyper.pcn_step
+    if method == "bj_ess":  # here: the most rounds a step has needed so far (its next cost)
+        scale0 = 4.0
     state0 = WideState(key_run, inner, jnp.asarray(used0, jnp.int32), jnp.zeros((), jnp.int32),
                        jnp.asarray(scale0, jnp.float32), jnp.zeros((), jnp.int32),
                        jnp.zeros((D, J, P), jnp.float32), jnp.zeros((D, J), jnp.float32),
@@ -175,9 +197,18 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
     half = steps_after // 2
     thin = max(1, (steps_after - half) // D)
 
-    def next_cost(step, phase):
-        if method == "eki_pcn":
-            return jnp.where((phase == 0) & (step < eki_steps), J * B, J * n)
+    # GESS's steps vary in cost: it snapshots each time its presentations cross one of D
+    # even marks over the second half of what the chains may spend
+    mid = eki_steps * J * B + J * n + used0
+    mid = mid + (total - mid) / 2
+
+    def next_cost(step, phase, state_scale):
+        if method in RECENTRED:
+            # a GESS step needs one round of every chain, then stops its slices at the budget;
+            # a BlackJAX step cannot be stopped: it runs when its likeliest cost fits
+            after = J * n if method != "bj_ess" else jnp.where(
+                phase == 1, J * n * jnp.ceil(state_scale).astype(jnp.int32), J * n)
+            return jnp.where((phase == 0) & (step < eki_steps), J * B, after)
         return per_step
 
     def adapt(scale, rate, index):  # Robbins-Monro toward the target, first half only
@@ -186,7 +217,7 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
 
     def one(state: WideState, _):
         # a step past the budget must not run at all: a host chip would be queried
-        ok = state.used + next_cost(state.step, state.phase) <= total
+        ok = state.used + next_cost(state.step, state.phase, state.scale) <= total
         return jax.lax.cond(ok, stepped, lambda s: s, state), None
 
     def stepped(state: WideState) -> WideState:
@@ -221,7 +252,7 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
             cost, lp = info.presentations, logprior(s.position)
             acc, moves = jnp.sum(info.is_accepted), J
             scale = adapt(scale, jnp.mean(info.is_accepted), index)
-        else:  # eki_pcn
+        else:  # eki_pcn, eki_gess
             ens, chain, ref = s
             index = state.step - eki_steps - 1  # pCN steps done before this one
 
@@ -233,7 +264,8 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
             def switch_branch(_):
                 r = pcn.Reference.from_ensemble(ens.particles)
                 lp0 = loglik(ens.particles, k_query) + logprior(ens.particles)
-                c = pcn.PCNState(ens.particles, lp0, lp0 - r.logpdf(ens.particles))
+                c = pcn.PCNState(ens.particles, lp0, lp0 - r.logpdf(ens.particles)) \
+                    if method == "eki_pcn" else ess.ESSState(ens.particles, lp0)
                 return (ens, c, r), jnp.asarray(J * n), lp0, jnp.zeros(()), jnp.zeros(()), \
                     scale, jnp.ones((), jnp.int32)
 
@@ -245,10 +277,44 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
                     jnp.clip(adapt(scale, jnp.mean(info.acceptance_rate), index), 0.01, 1.0), \
                     jnp.ones((), jnp.int32)
 
+            def gess_branch(_):
+                c, info = ess.kernel(
+                    k, chain, lambda x, a: loglik(x, k_query, active=a) + logprior(x), ref,
+                    hyper.gess_nu, hyper.gess_rounds, (total - state.used) // n)
+                moved = jnp.sum(~info.capped).astype(jnp.float32)
+                return (ens, c, ref), jnp.sum(info.evaluations) * n, c.logdensity, moved, \
+                    jnp.asarray(J, jnp.float32), scale, jnp.ones((), jnp.int32)
+
+            def bj_branch(_):
+                def one_chain(key, state, j):  # BlackJAX's move is one chain's
+                    on = grid if isinstance(grid, chips.ExternalChip) else jax.tree.map(
+                        lambda f: jax.lax.dynamic_slice_in_dim(f, j, 1, axis=1), grid)
+                    return _blackjax_slice()(
+                        lambda x: (loglik(x[None], k_query, on=on)[0] + logprior(x)
+                                   - ref.logpdf(x)),
+                        lambda key, x: ref.mean + ref.sample(key, ()), ref.mean)(key, state)
+
+                lik = chain.logdensity - ref.logpdf(chain.position)
+                new, info = jax.vmap(one_chain)(
+                    jax.random.split(k, J), _EllipSliceState(chain.position, lik),
+                    jnp.arange(J))
+                lp_new = new.logdensity + ref.logpdf(new.position)
+                rounds = jnp.max(info.subiter)
+                return (ens, ess.ESSState(new.position, lp_new), ref), J * n * rounds, lp_new, \
+                    jnp.asarray(J, jnp.float32), jnp.asarray(J, jnp.float32), \
+                    jnp.maximum(scale, rounds.astype(jnp.float32)), jnp.ones((), jnp.int32)
+
             branch = jnp.where(phase == 1, 2, jnp.where(state.step >= eki_steps, 1, 0))
+            chains = {"eki_pcn": pcn_branch, "eki_gess": gess_branch, "bj_ess": bj_branch}
             s, cost, lp, acc, moves, scale, phase = jax.lax.switch(
-                branch, [eki_branch, switch_branch, pcn_branch], None)
-            write = (branch == 2) & (index >= half) & ((index - half) % thin == 0)
+                branch, [eki_branch, switch_branch, chains[method]], None)
+            if method == "eki_pcn":
+                write = (branch == 2) & (index >= half) & ((index - half) % thin == 0)
+            else:
+                after = state.used + jnp.asarray(cost).astype(jnp.int32)
+                mark = (jnp.floor((after - mid) * D / (total - mid))
+                        > jnp.floor((state.used - mid) * D / (total - mid)))
+                write = (branch == 2) & (after >= mid) & mark
         if write is None:
             write = (index >= half) & ((index - half) % thin == 0)
         slot = state.stored % D
@@ -265,15 +331,31 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
         return jax.lax.scan(one, state, None, length=steps)[0]
 
     def done(host) -> bool:
-        return int(host.used) + int(next_cost(int(host.step), int(host.phase))) > total
+        return int(host.used) + int(next_cost(int(host.step), int(host.phase),
+                                                 float(host.scale))) > total
 
     return state0, jax.jit(advance, static_argnums=1), done, eki_steps + steps_after
+
+
+def _blackjax_slice():
+    """BlackJAX's elliptical slice move (a peer; BlackJAX is the bench extra)."""
+    try:
+        from blackjax.mcmc import elliptical_slice
+    except ImportError:
+        raise ValueError("method='bj_ess' runs BlackJAX's elliptical slice sampler: "
+                         "pip install 'mhsnn[bench]'") from None
+    return elliptical_slice.elliptical_proposal
+
+
+class _EllipSliceState(NamedTuple):  # BlackJAX's EllipSliceState: position, log-likelihood
+    position: jax.Array
+    logdensity: jax.Array
 
 
 def _positions(method, s):
     if method in ("da", "mh_sub"):
         return s.position
-    return s[1].position if method == "eki_pcn" else s.particles  # eki_pcn: the pCN chains
+    return s[1].position if method in RECENTRED else s.particles  # the re-centred chains
 
 
 def fit(method, key, problem, chip, settings, mh_hyper, budget, J, num_draws, stages,

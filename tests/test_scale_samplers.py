@@ -1,4 +1,5 @@
-"""Known answers for the samplers meant for wide networks (mhsnn.mcmc.ensemble, da, pcn, smc)
+"""Known answers for the samplers meant for wide networks (mhsnn.mcmc.ensemble, da, ess, pcn,
+smc)
 on Gaussian problems whose posterior and evidence are analytic."""
 
 import jax
@@ -6,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.stats import multivariate_normal
 
-from mhsnn.mcmc import da, ensemble, pcn, smc
+from mhsnn.mcmc import da, ensemble, ess, pcn, smc
 
 # A linear-Gaussian inverse problem: y = A theta + N(0, gamma I), prior N(0, p^2 I)
 A = jnp.array([[1.0, 0.5], [0.2, -1.0], [0.7, 0.7]])
@@ -101,6 +102,38 @@ def test_pcn_with_an_off_reference_is_exact():
     m, c = _chain_moments(path)
     np.testing.assert_allclose(m, MEAN, atol=0.05)
     np.testing.assert_allclose(c, COV, atol=0.08)
+
+
+def test_generalised_elliptical_slice_with_an_off_reference_is_exact():
+    reference = pcn.Reference(jnp.array([0.5, -1.0]), jnp.full(2, 0.5), jnp.array([[1.0], [0.5]]))
+
+    def masked(theta, active):  # an inactive chain's value must never be used
+        return jnp.where(active, _logdensity(theta), jnp.nan)
+
+    state = ess.init(jnp.zeros((1000, 2)), _logdensity)
+
+    @jax.jit
+    def run(key, state):
+        def body(s, k):
+            s, info = ess.kernel(k, s, masked, reference, nu=4.0)
+            return s, (s.position, info.evaluations, info.capped)
+        return jax.lax.scan(body, state, jax.random.split(key, 200))
+
+    _, (path, evaluations, capped) = run(jax.random.key(6), state)
+    m, c = _chain_moments(path, burn=50)
+    np.testing.assert_allclose(m, MEAN, atol=0.05)
+    np.testing.assert_allclose(c, COV, atol=0.08)
+    assert 1.0 < float(evaluations.mean()) < 10.0 and float(capped.mean()) < 1e-3
+
+
+def test_elliptical_slice_stops_at_its_evaluation_budget():
+    reference = pcn.Reference(jnp.zeros(2), jnp.full(2, 1e-3), jnp.zeros((2, 1)))
+    state = ess.init(jnp.array([[5.0, 5.0]] * 4), _logdensity)  # far from a tiny reference
+    new, info = ess.kernel(jax.random.key(0), state, lambda x, a: _logdensity(x), reference,
+                           max_rounds=50, max_evaluations=10)
+    assert int(info.evaluations.sum()) <= 10
+    moved = np.any(np.asarray(new.position) != 5.0, axis=-1)
+    np.testing.assert_array_equal(moved, ~np.asarray(info.capped))
 
 
 def test_reference_logpdf_is_the_gaussian_density():

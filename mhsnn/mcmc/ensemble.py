@@ -94,8 +94,12 @@ def eks_step(key: jax.Array, state: EnsembleState, forward: ForwardFn, gamma: fl
         drift = drift + (P + 1) / J * (theta - mean)
     noise = jnp.sqrt(2.0 * dt) * jax.random.normal(k_noise, (J, J), theta.dtype) @ A_t
     x = theta + dt * drift + noise
-    # (I + dt/p^2 C) theta_next = x, solved in ensemble space (Woodbury)
-    inner = (prior_std**2 / dt) * jnp.eye(J, dtype=theta.dtype) + A_t @ A_t.T
-    theta = x - jnp.linalg.solve(inner, A_t @ x.T).T @ A_t
+    # (I + dt/p^2 C) theta_next = x, solved in the smaller of weight and ensemble space
+    if P < J:
+        lhs = jnp.eye(P, dtype=theta.dtype) + (dt / prior_std**2) * (A_t.T @ A_t)
+        theta = jnp.linalg.solve(lhs, x.T).T
+    else:  # Woodbury: J x J
+        inner = (prior_std**2 / dt) * jnp.eye(J, dtype=theta.dtype) + A_t @ A_t.T
+        theta = x - jnp.linalg.solve(inner, A_t @ x.T).T @ A_t
     misfit = jnp.sum((G - y) ** 2, -1) / (2.0 * gamma) * scale
     return EnsembleState(theta), EnsembleInfo(cost, misfit, dt)

@@ -47,17 +47,24 @@ class Reference(NamedTuple):
         z2 = jax.random.normal(k2, (*shape, self.factor.shape[-1]), self.mean.dtype)
         return jnp.sqrt(self.diag) * z1 + z2 @ self.factor.T
 
-    def logpdf(self, theta: jax.Array) -> jax.Array:
-        """log N(theta; mean, C) up to a constant, [...] (Woodbury and the determinant
-        lemma: the r x r capacitance matrix only)."""
-        x = theta - self.mean
+    def _capacitance(self):
         Dinv_U = self.factor / self.diag[:, None]
-        cap = jnp.eye(self.factor.shape[-1], dtype=x.dtype) + self.factor.T @ Dinv_U
-        chol = jnp.linalg.cholesky(cap)
+        cap = jnp.eye(self.factor.shape[-1], dtype=Dinv_U.dtype) + self.factor.T @ Dinv_U
+        return Dinv_U, jnp.linalg.cholesky(cap)
+
+    def mahalanobis(self, theta: jax.Array) -> jax.Array:
+        """(theta - mean)^T C^-1 (theta - mean), [...] (Woodbury: the r x r capacitance
+        matrix only)."""
+        x = theta - self.mean
+        Dinv_U, chol = self._capacitance()
         w = jax.scipy.linalg.cho_solve((chol, True), (x @ Dinv_U).T).T
-        quad = jnp.sum(x**2 / self.diag, -1) - jnp.sum((x @ Dinv_U) * w, -1)
+        return jnp.sum(x**2 / self.diag, -1) - jnp.sum((x @ Dinv_U) * w, -1)
+
+    def logpdf(self, theta: jax.Array) -> jax.Array:
+        """log N(theta; mean, C) up to a constant, [...] (the determinant lemma for log|C|)."""
+        _, chol = self._capacitance()
         logdet = jnp.sum(jnp.log(self.diag)) + 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
-        return -0.5 * (quad + logdet)
+        return -0.5 * (self.mahalanobis(theta) + logdet)
 
 
 class PCNState(NamedTuple):
