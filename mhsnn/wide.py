@@ -60,10 +60,10 @@ METHODS = {  # name: (kind, uses the ideal model, what it is)
                "subsampled RW MH (austerity test, eps 0.05): decides from row subsets"),
     "eki_pcn": ("sampler", False,
                 "EKI for half the budget, then pCN chains re-centred on its ensemble"),
-    "eki_gess": ("sampler", False, "EKI for half the budget, then generalised elliptical "
-                 "slice sampling re-centred on its ensemble"),
-    "bj_ess": ("sampler", False, "peer: EKI for half the budget, then BlackJAX's elliptical "
-               "slice sampler under the ensemble's Gaussian"),
+    "eki_gess": ("sampler", False, ("EKI for half the budget, then generalised elliptical "
+                                    "slice sampling re-centred on its ensemble")),
+    "bj_ess": ("sampler", False, ("peer: EKI for half the budget, then BlackJAX's elliptical "
+                                  "slice sampler under the ensemble's Gaussian")),
 }
 EXACT = {"eki": False, "eks": False, "smc": True, "da": True, "mh_sub": False,
          "eki_pcn": True, "eki_gess": True, "bj_ess": True}
