@@ -96,6 +96,7 @@ class ESConfig:
     spsa_c: float = 0.5  # SPSA's perturbation size c
     num_perturbations: int = 4  # SPSA's antithetic pairs per step
     tuned: bool = True  # query_budget: each strategy's tuned settings (mhsnn.es.TUNED) over these
+    batch: int = 128  # rows per step of the mini-batched trainers (snes_mb, spsa_mb)
 
 
 @dataclass(frozen=True)
@@ -345,6 +346,7 @@ def validate(cfg: Config) -> Config:
     _check(e.population >= 4 and e.population % 2 == 0, "es.population", e.population,
            "an even number >= 4")
     _check(e.num_perturbations >= 1, "es.num_perturbations", e.num_perturbations, ">= 1")
+    _check(e.batch >= 1, "es.batch", e.batch, ">= 1")
     for name in ("std_init", "std_min", "learning_rate", "spsa_c"):
         _finite_positive(f"es.{name}", getattr(e, name))
     a = cfg.ann

@@ -14,7 +14,9 @@ with the prior as a penalty (without it, ES weights grow without bound: docs/des
   step, the gradient estimate (f+ - f-) / (2c) D averaged over the pairs, an Adam step.
 
 Chip cost: one generation (step) presents ``population_size(hyper)`` weight sets to every
-training row of the cell.
+training row of the cell, or, with ``ESHyper.batch`` = B > 0 (the ``*_mb`` trainers), to B
+rows drawn afresh each generation without replacement: the fitness is then an unbiased
+estimate of the full-data one (``posterior.batch_log_likelihood``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from mhsnn import chips, posterior, snn
@@ -51,10 +54,15 @@ class ESHyper(NamedTuple):
     init_std: float = 0.5
     lik_std: float = 0.02  # v and p of the objective (MH's)
     prior_std: float = 5.0
+    batch: int = 0  # rows per generation (0: every training row)
 
 
 def population_size(hyper: ESHyper) -> int:
     return 2 * hyper.num_perturbations if hyper.strategy == "spsa" else hyper.population
+
+
+def rows_per_generation(hyper: ESHyper, n_train: int) -> int:
+    return min(hyper.batch, n_train) if hyper.batch > 0 else n_train
 
 
 class SPSAState(NamedTuple):
@@ -126,6 +134,7 @@ def _spsa(hyper: ESHyper, dim: int) -> Strategy:
 
 
 NOISE_TAG = 0x6D68_7303
+ROWS_TAG = 0x6D68_7304  # a mini-batch's rows: another key far from ``ask``'s
 
 
 class ESState(NamedTuple):
@@ -141,12 +150,27 @@ def objective_fn(problem: posterior.Problem, chip: chips.Chip, hyper: ESHyper,
     """Members [F, M, n, P] (and, for a noisy chip, a key for its read noise) -> negative
     log posterior [F, M, n] on the chip (one batched forward of all M x n weight sets per
     fold; an ``ExternalChip`` gets them in one call)."""
-    def objective(members, key=None):
+    N = problem.train_mask.shape[-1]  # rows per fold, padding included
+    B = rows_per_generation(hyper, int(np.min(np.asarray(problem.train_mask).sum(-1))))
+
+    def objective(members, key=None, rows_key=None):
         F, M, n, P = members.shape
         chip_n = chip if isinstance(chip, chips.ExternalChip) else jax.tree.map(
             lambda leaf: jnp.repeat(leaf, n, axis=1), chip)
         flat = members.reshape(F, M * n, P)
-        lik = posterior.log_likelihood(flat, problem, chip_n, hyper.lik_std, settings, key)
+        if B < N:  # a fresh batch of B real rows per fold: an unbiased estimate of the fit
+            def pick(k, mask):
+                return jax.random.choice(k, N, (B,), replace=False, p=mask / mask.sum())
+            rows = jax.vmap(pick)(jax.random.split(rows_key, F), problem.train_mask)
+            take = jax.vmap(lambda x, r: jnp.take(x, r, axis=1))
+            batch = problem._replace(
+                train_spikes=take(problem.train_spikes, rows),
+                train_targets=jax.vmap(lambda x, r: x[r])(problem.train_targets, rows),
+                train_mask=jax.vmap(lambda x, r: x[r])(problem.train_mask, rows))
+            lik = posterior.batch_log_likelihood(flat, batch, problem.train_mask.sum(-1),
+                                                 chip_n, hyper.lik_std, settings, key)
+        else:
+            lik = posterior.log_likelihood(flat, problem, chip_n, hyper.lik_std, settings, key)
         prior = posterior.log_prior(flat, hyper.prior_std)
         fitness = -(lik + prior).reshape(F, M, n)
         return jnp.where(jnp.isnan(fitness), jnp.inf, fitness)
@@ -180,7 +204,8 @@ def grid_trainer(key: jax.Array, problem: posterior.Problem, chip: chips.Chip, h
         population, inner = ask(jax.random.split(k_ask, F * M).reshape(F, M), state.inner)
         # a noisy chip's read noise: a key far from the indices ``ask`` splits k_ask into
         noise = jax.random.fold_in(k_ask, NOISE_TAG) if chips.is_noisy(chip) else None
-        fitness = objective(population, noise)
+        rows = jax.random.fold_in(k_ask, ROWS_TAG) if hyper.batch > 0 else None
+        fitness = objective(population, noise, rows)
         inner = tell(jax.random.split(k_tell, F * M).reshape(F, M), population, fitness,
                      inner)
         i = jnp.argmin(fitness, axis=-1)

@@ -202,6 +202,18 @@ def log_likelihood(theta, problem, chip, lik_std, settings: SNNSettings,
     return -mse(theta, problem, chip, settings, key) / (2.0 * lik_std**2)
 
 
+def batch_log_likelihood(theta, batch: Problem, rows: jax.Array, chip, lik_std,
+                         settings: SNNSettings, key: jax.Array | None = None) -> jax.Array:
+    """An unbiased estimate [F, M] of ``log_likelihood`` on every training row from a batch
+    of them drawn uniformly without replacement (``rows`` [F]: each fold's real rows). The
+    MSE likelihood averages over rows, so the batch's is already unbiased; the categorical
+    one sums, so it is scaled by rows / batch size."""
+    lik = log_likelihood(theta, batch, chip, lik_std, settings, key)
+    if settings.likelihood == "categorical":
+        lik = lik * (rows / jnp.sum(batch.train_mask, axis=-1))[:, None]
+    return lik
+
+
 def predictive(counts: jax.Array, settings: SNNSettings, num_steps: int) -> jax.Array:
     """Class probabilities [..., O] of one weight set from its output counts: the smoothed
     count share (``metrics.probabilities``) under the MSE likelihood, the likelihood's own

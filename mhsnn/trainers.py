@@ -11,6 +11,7 @@ with n training rows, C chains, K temperatures and a population of m:
     rw, rw_adapt*, demc, mala, hmc   C n (steps + 1)       one proposal per chain and step
     pt                               C K n (steps + 1)     every replica, every step
     snes, open_es, cma_es, ...       m n generations       (spsa: m = 2 x pairs)
+    snes_mb, spsa_mb                 m B generations       B = min(es.batch, n) rows a step
     sg_in_loop                       epochs ceil(n / b) b  every minibatch of b rows, padded
     sg_offline, ann_convert          0                     trained on the model
     eki, eks, smc, da, eki_pcn       as they go, to the budget (mhsnn.wide)
@@ -61,7 +62,9 @@ _OPTIMISERS = {"snes": "separable natural evolution strategy (evosax)",
                "open_es": "OpenAI-ES, antithetic, Adam (evosax)",
                "cma_es": "CMA-ES (evosax)",
                "sep_cma_es": "separable CMA-ES (evosax), for wide networks",
-               "spsa": "SPSA: antithetic Rademacher pairs, Adam on the estimate"}
+               "spsa": "SPSA: antithetic Rademacher pairs, Adam on the estimate",
+               "snes_mb": "SNES scored on a fresh mini-batch of es.batch rows per generation",
+               "spsa_mb": "SPSA scored on a fresh mini-batch of es.batch rows per step"}
 _BASELINES = {"sg_offline": "surrogate-gradient Adam on the ideal model, deployed on the chip",
               "sg_in_loop": "surrogate-gradient Adam, chip values with the model's derivative",
               "ann_convert": "a ReLU network trained offline, converted by data-based weight "
@@ -93,10 +96,12 @@ def es_hyper(cfg: Config, strategy: str) -> es.ESHyper:
     ``es.TUNED`` replace them; sep-CMA-ES takes CMA-ES's); start and objective are MH's
     (mh.*)."""
     e, m = cfg.es, cfg.mh
-    hyper = es.ESHyper(strategy, e.population, e.spsa_c if strategy == "spsa" else e.std_init,
+    base = strategy.removesuffix("_mb")  # the mini-batched variants: es.batch rows a step
+    hyper = es.ESHyper(base, e.population, e.spsa_c if base == "spsa" else e.std_init,
                        e.std_min, e.learning_rate, e.num_perturbations, m.init_mean,
-                       m.init_std, m.lik_std, m.prior_std)
-    tuned = es.TUNED.get(strategy, es.TUNED.get(strategy.removeprefix("sep_"), {}))
+                       m.init_std, m.lik_std, m.prior_std,
+                       e.batch if strategy.endswith("_mb") else 0)
+    tuned = es.TUNED.get(base, es.TUNED.get(base.removeprefix("sep_"), {}))
     return hyper._replace(**tuned) if e.tuned else hyper
 
 
@@ -130,7 +135,8 @@ def _cost_per_step(trainer: Trainer, chains: int, n_train: int, cfg: Config) -> 
         return chains * cfg.pt.num_temperatures * n_train
     if trainer.kind == "sampler":
         return chains * n_train
-    return es.population_size(es_hyper(cfg, trainer.name)) * n_train
+    hyper = es_hyper(cfg, trainer.name)
+    return es.population_size(hyper) * es.rows_per_generation(hyper, n_train)
 
 
 def steps_for(method: str, presentations: float, chains: int, n_train: int,

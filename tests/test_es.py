@@ -58,6 +58,22 @@ def test_population_fitness_equals_members_one_by_one(two_fold_problem):
         np.testing.assert_allclose(together[:, :, j], -np.asarray(one), rtol=1e-6)
 
 
+@pytest.mark.parametrize("likelihood", ["mse", "categorical"])
+def test_a_mini_batch_fitness_is_an_unbiased_estimate_of_the_full_one(two_fold_problem,
+                                                                      likelihood):
+    F, M, n, K = 2, 1, 3, 300
+    chip = chips.Chip(sigma=jnp.full((F, M), 2.0))
+    settings = posterior.SNNSettings(likelihood=likelihood)
+    members = 1.5 * jax.random.normal(jax.random.key(4), (F, M, n, snn.num_weights()))
+    full = np.asarray(es.objective_fn(two_fold_problem, chip, es.ESHyper(), settings)(members))
+    objective = es.objective_fn(two_fold_problem, chip, es.ESHyper(batch=40), settings)
+    batched = jax.jit(jax.vmap(lambda k: objective(members, None, k)))
+    draws = np.asarray(batched(jax.random.split(jax.random.key(5), K)))  # [K, F, M, n]
+    assert np.any(np.std(draws, 0) > 1.0)  # the batches differ
+    error = np.abs(draws.mean(0) - full)  # within 4 standard errors (plus float32 rounding)
+    assert np.all(error < 4.0 * draws.std(0) / np.sqrt(K) + 1e-5 * np.abs(full))
+
+
 def test_grid_trainer_lowers_the_objective_and_counts_generations(two_fold_problem):
     F = 2
     chip = chips.Chip(sigma=jnp.tile(jnp.array([[0.0, 3.0]]), (F, 1)))
