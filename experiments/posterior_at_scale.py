@@ -4,7 +4,8 @@ Per network, chip sigma, budget of chip sample presentations and stratified fold
 method is trained through ``SNNClassifier`` on the paper's chip ``chips.polynomial(sigma)``
 (a JAX chip: the cost that matters is the presentations, counted exactly):
 
-- ``eki``, ``eks``, ``smc``, ``da``, ``mh_sub``, ``eki_pcn``, ``eki_gess`` (``mhsnn.wide``) with ``--members``
+- ``eki``, ``eks``, ``smc``, ``da``, ``mh_sub``, ``eki_pcn``, ``eki_gess`` and the BlackJAX peers
+  ``bj_ess``, ``bj_smc`` (``mhsnn.wide``) with ``--members``
   ensemble members / particles / chains;
 - ``rw_adapt`` (the adapted random walk, the engine's best sampler on 30-32-2 before);
 - ``spsa``, ``sep_cma_es`` (the best model-free point estimates of the query-budget

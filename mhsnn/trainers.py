@@ -296,8 +296,9 @@ def _fit_wide(method, key, problem, chip, settings, budget, J, num_draws, cfg, s
             "exact": wide.EXACT[method]}
     if float(out["moves"]) > 0:
         diag["acceptance_rate"] = float(out["accepted"]) / float(out["moves"])
-    if method == "smc":
+    if "beta" in out:  # the tempered SMCs' last temperature (1: the posterior reached)
         diag["beta"] = float(out["beta"])
+    if "log_evidence" in out:
         diag["log_evidence"] = float(out["log_evidence"])
     if method == "eki" or out["draws"].shape[0] == 0:  # an ensemble, or no snapshot yet
         draws = lp = None

@@ -14,6 +14,8 @@ collapses with the dimension; these methods use a chip query better:
               on its ensemble (exact but for a counted cap; no step size)
     bj_ess    the peer: the same EKI half, then BlackJAX's elliptical slice sampler under the
               ensemble's Gaussian (needs BlackJAX: the bench extra)
+    bj_smc    the peer of smc: BlackJAX's adaptive tempered SMC, random-walk mutations scaled
+              to the particles (needs BlackJAX)
 
 The kernels are ``mhsnn.mcmc.ensemble``, ``smc``, ``da``, ``austerity``, ``pcn`` and ``ess``; this module wires
 them to a problem and a chip, and to the one chunk driver (``runs.run_stage``: progress,
@@ -30,6 +32,9 @@ batch of B rows:
     eki_gess   J B (EKI half), n x (points each chain evaluated on its ellipse) (GESS half)
     bj_ess     J B (EKI half), J n x (the most points any chain needed) (BlackJAX runs the
                chains in lockstep and evaluates every chain in every round)
+    bj_smc     J n (mutations + 3) per stage (BlackJAX scores the particles for the next
+               temperature, at each move's start, each move and for the new weights), and
+               J n more for each snapshot's log density
 
 Settings are fixed, untuned defaults (``WideHyper``); the observation noise is the MSE
 likelihood's: gamma = v^2 B O, so a batch's misfit is an unbiased estimate of the
@@ -64,9 +69,11 @@ METHODS = {  # name: (kind, uses the ideal model, what it is)
                                     "slice sampling re-centred on its ensemble")),
     "bj_ess": ("sampler", False, ("peer: EKI for half the budget, then BlackJAX's elliptical "
                                   "slice sampler under the ensemble's Gaussian")),
+    "bj_smc": ("sampler", False, ("peer: BlackJAX's adaptive tempered SMC, random-walk "
+                                  "mutations scaled to the particles, full data")),
 }
 EXACT = {"eki": False, "eks": False, "smc": True, "da": True, "mh_sub": False,
-         "eki_pcn": True, "eki_gess": True, "bj_ess": True}
+         "eki_pcn": True, "eki_gess": True, "bj_ess": True, "bj_smc": True}
 RECENTRED = ("eki_pcn", "eki_gess", "bj_ess")  # EKI for half the budget, then chains on its ensemble
 
 
@@ -104,7 +111,8 @@ def cost_per_step(method: str, J: int, n: int, hyper: WideHyper | None = None) -
     return {"eki": J * B, "eks": J * B, "smc": J * n * hyper.mutations, "da": J * n,
             "mh_sub": 2 * J * (-(-n // hyper.sub_batch)) * hyper.sub_batch, "eki_pcn": J * max(B, n),
             "eki_gess": J * max(B, n * hyper.gess_rounds),
-            "bj_ess": J * max(B, n * hyper.gess_rounds)}[method]
+            "bj_ess": J * max(B, n * hyper.gess_rounds),
+            "bj_smc": J * n * (hyper.mutations + 4)}[method]
 
 
 def first_cost(method: str, J: int, n: int) -> int:
@@ -166,6 +174,8 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
     elif method == "smc":
         inner = jax.jit(lambda t: smc.init(t, lambda x: loglik(x, k0), hyper.pcn_step))(
             prior_std * jax.random.normal(key_init, (J, P)))
+    elif method == "bj_smc":
+        inner = _blackjax_smc().init(prior_std * jax.random.normal(key_init, (J, P)))
     else:
         inner = jax.jit(lambda t: da.init(t, lambda x: loglik(x, k0) + logprior(x),
                                           lambda x: loglik(x, on=ideal) + logprior(x)))(theta0)
@@ -237,6 +247,24 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
             cost = info.evaluations * n
             acc, moves = info.acceptance_rate * J * hyper.mutations, J * hyper.mutations
             lp, write = s.loglik + logprior(s.particles), s.beta >= 1.0
+        elif method == "bj_smc":
+            bj = _blackjax_smc()
+            on = grid if isinstance(grid, chips.ExternalChip) else jax.tree.map(
+                lambda f: f[:, :1], grid)  # one particle at a time: the (shared) chip's
+
+            def one_loglik(x):
+                return loglik(x[None], k_query, on=on)[0]
+
+            kernel = bj.build_kernel(logprior, one_loglik, _rw_step, _rw_init,
+                                     _systematic(), 0.5)
+            sigma = 2.38 / math.sqrt(P) * (jnp.std(s.particles, 0) + 1e-3)
+            s, info = kernel(k, s, hyper.mutations, {"sigma": sigma[None]})
+            write = s.tempering_param >= 1.0
+            lp = jax.lax.cond(write, lambda x: loglik(x, k_query) + logprior(x),
+                              lambda x: jnp.zeros(J), s.particles)
+            cost = J * n * (hyper.mutations + 3) + jnp.where(write, J * n, 0)
+            acc = jnp.sum(jnp.mean(info.update_info.is_accepted, 0))
+            moves = jnp.asarray(J, jnp.float32)
         elif method == "da":
             s, info = da.kernel(k, s, lambda x, a: loglik(x, k_query, active=a) + logprior(x),
                                 lambda x: loglik(x, on=ideal) + logprior(x), jnp.exp(scale),
@@ -352,6 +380,31 @@ class _EllipSliceState(NamedTuple):  # BlackJAX's EllipSliceState: position, log
     logdensity: jax.Array
 
 
+def _blackjax_smc():
+    try:
+        from blackjax.smc import adaptive_tempered
+    except ImportError:
+        raise ValueError("method='bj_smc' runs BlackJAX's adaptive tempered SMC: "
+                         "pip install 'mhsnn[bench]'") from None
+    return adaptive_tempered
+
+
+def _systematic():
+    from blackjax.smc import resampling
+    return resampling.systematic
+
+
+def _rw_init(position, logdensity_fn):
+    from blackjax.mcmc import random_walk
+    return random_walk.init(position, logdensity_fn)
+
+
+def _rw_step(key, state, logdensity_fn, sigma):  # BlackJAX's Gaussian random-walk MH move
+    from blackjax.mcmc import random_walk
+    return random_walk.build_additive_step()(key, state, logdensity_fn,
+                                             random_walk.normal(sigma))
+
+
 def _positions(method, s):
     if method in ("da", "mh_sub"):
         return s.position
@@ -379,6 +432,8 @@ def fit(method, key, problem, chip, settings, mh_hyper, budget, J, num_draws, st
         if method == "smc":
             out["beta"] = np.asarray(host.inner.beta)
             out["log_evidence"] = np.asarray(host.inner.log_evidence)
+        if method == "bj_smc":
+            out["beta"] = np.asarray(host.inner.tempering_param)
         return out
 
     return runs.run_stage(stages, method, lambda: state0, lambda s: advance(s, chunk), done,
