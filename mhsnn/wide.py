@@ -9,6 +9,7 @@ collapses with the dimension; these methods use a chip query better:
     smc       adaptive tempered SMC, pCN mutations, full data (exact as N grows; log Z)
     da        delayed-acceptance RW: the ideal model screens, the chip decides (exact)
     mh_sub    subsampled RW MH: the austerity test decides from row subsets (eps-biased)
+    mh_conf   subsampled RW MH by the confidence sampler: a concentration bound decides
     eki_pcn   EKI for half the budget, then pCN chains re-centred on its ensemble (exact)
     eki_gess  EKI for half the budget, then generalised elliptical slice sampling re-centred
               on its ensemble (exact but for a counted cap; no step size)
@@ -27,7 +28,7 @@ batch of B rows:
     eki, eks   J B                     (B = min(128, n))
     smc        J n x mutations         (and J n once for the start)
     da         n x (chains that pass the screen)    (and J n once for the start)
-    mh_sub     2 x rows each undecided chain was shown, in whole batches of 50
+    mh_sub     2 x rows each undecided chain was shown, in whole batches of 50 (mh_conf too)
     eki_pcn    J B (EKI half), J n (pCN half)
     eki_gess   J B (EKI half), n x (points each chain evaluated on its ellipse) (GESS half)
     bj_ess     J B (EKI half), J n x (the most points any chain needed) (BlackJAX runs the
@@ -61,6 +62,8 @@ METHODS = {  # name: (kind, uses the ideal model, what it is)
     "smc": ("sampler", False,
             "adaptive tempered SMC, pCN mutations, full data: exact as particles grow; log Z"),
     "da": ("sampler", True, "delayed-acceptance RW MH: the ideal model screens, the chip decides"),
+    "mh_conf": ("sampler", False, ("subsampled RW MH, the confidence sampler (empirical "
+                                   "Bernstein bound, delta 0.05): decides from row subsets")),
     "mh_sub": ("sampler", False,
                "subsampled RW MH (austerity test, eps 0.05): decides from row subsets"),
     "eki_pcn": ("sampler", False,
@@ -72,9 +75,10 @@ METHODS = {  # name: (kind, uses the ideal model, what it is)
     "bj_smc": ("sampler", False, ("peer: BlackJAX's adaptive tempered SMC, random-walk "
                                   "mutations scaled to the particles, full data")),
 }
-EXACT = {"eki": False, "eks": False, "smc": True, "da": True, "mh_sub": False,
+EXACT = {"eki": False, "eks": False, "smc": True, "da": True, "mh_sub": False, "mh_conf": False,
          "eki_pcn": True, "eki_gess": True, "bj_ess": True, "bj_smc": True}
-RECENTRED = ("eki_pcn", "eki_gess", "bj_ess")  # EKI for half the budget, then chains on its ensemble
+RECENTRED = ("eki_pcn", "eki_gess", "bj_ess")  # EKI for half the budget, then chains on it
+SUBSAMPLED = ("mh_sub", "mh_conf")  # MH deciding from row subsets
 
 
 class WideHyper(NamedTuple):  # fixed, untuned defaults
@@ -110,6 +114,7 @@ def cost_per_step(method: str, J: int, n: int, hyper: WideHyper | None = None) -
     B = min(hyper.batch, n)
     return {"eki": J * B, "eks": J * B, "smc": J * n * hyper.mutations, "da": J * n,
             "mh_sub": 2 * J * (-(-n // hyper.sub_batch)) * hyper.sub_batch, "eki_pcn": J * max(B, n),
+            "mh_conf": 2 * J * (-(-n // hyper.sub_batch)) * hyper.sub_batch,
             "eki_gess": J * max(B, n * hyper.gess_rounds),
             "bj_ess": J * max(B, n * hyper.gess_rounds),
             "bj_smc": J * n * (hyper.mutations + 4)}[method]
@@ -162,6 +167,11 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
     def logprior(theta):
         return posterior.log_prior(theta, prior_std)
 
+    # the most a row's log-likelihood term can change (the confidence sampler's B): the MSE
+    # term is -e / (2 v^2 n O) with e in [0, O]; the categorical one a cross-entropy of
+    # softmax(s rates), within s + log O
+    row_bound = (settings.softmax_scale + math.log(O) if settings.likelihood == "categorical"
+                 else 1.0 / (2.0 * float(mh_hyper.lik_std) ** 2 * n))
     budget = float(budget) - first_cost(method, J, n)
     per_step = cost_per_step(method, J, n, hyper)
     key_init, key_run = jax.random.split(key)
@@ -169,7 +179,7 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
     k0 = jax.random.fold_in(key_init, 1)
     if method in ("eki", "eks", *RECENTRED):
         inner = ensemble.init(theta0)
-    elif method == "mh_sub":
+    elif method in SUBSAMPLED:
         inner = austerity.init(theta0)
     elif method == "smc":
         inner = jax.jit(lambda t: smc.init(t, lambda x: loglik(x, k0), hyper.pcn_step))(
@@ -193,7 +203,7 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
     else:
         eki_steps, steps_after = 0, max(1, int(budget // per_step))
     scale0 = math.log(float(mh_hyper.step_size) / math.sqrt(P / 96.0)) \
-        if method in ("da", "mh_sub") else hyper.pcn_step
+        if method in ("da", *SUBSAMPLED) else hyper.pcn_step
     if method == "bj_ess":  # here: the most rounds a step has needed so far (its next cost)
         scale0 = 4.0
     state0 = WideState(key_run, inner, jnp.asarray(used0, jnp.int32), jnp.zeros((), jnp.int32),
@@ -272,10 +282,12 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
             cost, lp = info.exact_queries * n, s.logdensity
             acc, moves = jnp.sum(info.is_accepted), J
             scale = adapt(scale, jnp.mean(info.is_accepted), index)
-        elif method == "mh_sub":
+        elif method in SUBSAMPLED:
             s, info = austerity.kernel(
                 k, s, lambda x, rows, a: loglik_rows(x, rows, a, k_query), logprior, n,
-                jnp.exp(scale), hyper.sub_batch, hyper.sub_eps, masked=True)
+                jnp.exp(scale), hyper.sub_batch, hyper.sub_eps, masked=True,
+                rule="austerity" if method == "mh_sub" else "confidence",
+                row_range=lambda a, b: jnp.full(a.shape[0], row_bound))
             # its likelihood is never evaluated whole: the trace is the log prior
             cost, lp = info.presentations, logprior(s.position)
             acc, moves = jnp.sum(info.is_accepted), J
@@ -406,7 +418,7 @@ def _rw_step(key, state, logdensity_fn, sigma):  # BlackJAX's Gaussian random-wa
 
 
 def _positions(method, s):
-    if method in ("da", "mh_sub"):
+    if method in ("da", *SUBSAMPLED):
         return s.position
     return s[1].position if method in RECENTRED else s.particles  # the re-centred chains
 

@@ -5,6 +5,7 @@ on Gaussian problems whose posterior and evidence are analytic."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy.stats import multivariate_normal
 
 from mhsnn.mcmc import da, ensemble, ess, pcn, smc
@@ -211,3 +212,39 @@ def test_austerity_mh_matches_exact_mh_within_its_error():
     exact_draws, exact_rows = run(0.0)  # eps = 0: every row, plain MH
     assert exact_rows == n
     assert abs(exact_draws.std() / exact_sd - 1.0) < 0.1
+
+
+def test_confidence_sampler_matches_exact_mh():
+    from mhsnn.mcmc import austerity
+
+    rng = np.random.default_rng(0)
+    n = 400
+    x = jnp.asarray(rng.normal(1.0, 1.0, n))
+    exact_mean, exact_sd = float(x.sum()) / (n + 0.01), 1.0 / np.sqrt(n + 0.01)
+    largest = float(jnp.max(jnp.abs(x)))
+
+    def loglik_rows(theta, rows):
+        return -0.5 * (x[rows][None] - theta) ** 2
+
+    def logprior(theta):
+        return -0.5 * jnp.sum(theta**2, -1) / 100.0
+
+    def row_range(theta, proposal):  # |l_i| <= |theta' - theta| (max |x| + |theta + theta'| / 2)
+        return (jnp.abs(proposal - theta) * (largest + jnp.abs(theta + proposal) / 2))[:, 0]
+
+    @jax.jit
+    def go(key, state):
+        def body(s, k):
+            s, info = austerity.kernel(k, s, loglik_rows, logprior, n, 0.08, 50, 0.05,
+                                       rule="confidence", row_range=row_range)
+            return s, (s.position[:, 0], info.rows_used.mean())
+        return jax.lax.scan(body, state, jax.random.split(key, 200))
+
+    _, (path, rows) = go(jax.random.key(7), austerity.init(jnp.full((200, 1), exact_mean)))
+    draws = np.asarray(path[50:]).ravel()
+    assert abs(draws.mean() - exact_mean) < 0.15 * exact_sd
+    assert abs(draws.std() / exact_sd - 1.0) < 0.1
+    assert float(rows.mean()) < n  # some decisions came early (most need every row here)
+    with pytest.raises(ValueError, match="row_range"):
+        austerity.kernel(jax.random.key(0), austerity.init(jnp.zeros((2, 1))), loglik_rows,
+                         logprior, n, 0.1, rule="confidence")
