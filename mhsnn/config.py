@@ -32,7 +32,7 @@ class ConfigError(ValueError):
     """A bad configuration value; the message is one line."""
 
 
-LAYOUTS = ("auto", "fused", "hoisted", "reference")  # "auto": the backend's (snn.default_layout)
+LAYOUTS = ("auto", "fused", "hoisted", "reference", "blocked")  # "auto": the backend's (snn.default_layout)
 MAX_WEIGHTS = 100_000
 BURN_IN_HALF = -1  # mh.burn_in's "the first half" (see burn_in_steps)
 DATASETS = ("breast_cancer", "iris", "wine", "digits")  # mhsnn.data.BUILTIN

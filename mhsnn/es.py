@@ -151,14 +151,16 @@ def objective_fn(problem: posterior.Problem, chip: chips.Chip, hyper: ESHyper,
     log posterior [F, M, n] on the chip (one batched forward of all M x n weight sets per
     fold; an ``ExternalChip`` gets them in one call)."""
     N = problem.train_mask.shape[-1]  # rows per fold, padding included
-    B = rows_per_generation(hyper, int(np.min(np.asarray(problem.train_mask).sum(-1))))
+    n_real = int(np.min(np.asarray(problem.train_mask).sum(-1)))
+    B = rows_per_generation(hyper, n_real)
+    batched = B < n_real  # else every row, as without a batch
 
     def objective(members, key=None, rows_key=None):
         F, M, n, P = members.shape
         chip_n = chip if isinstance(chip, chips.ExternalChip) else jax.tree.map(
             lambda leaf: jnp.repeat(leaf, n, axis=1), chip)
         flat = members.reshape(F, M * n, P)
-        if B < N:  # a fresh batch of B real rows per fold: an unbiased estimate of the fit
+        if batched:  # a fresh batch of B real rows per fold: an unbiased estimate of the fit
             def pick(k, mask):
                 return jax.random.choice(k, N, (B,), replace=False, p=mask / mask.sum())
             rows = jax.vmap(pick)(jax.random.split(rows_key, F), problem.train_mask)

@@ -215,7 +215,7 @@ def predict(rates: jax.Array) -> jax.Array:
 
 # ---- the likelihood's fast paths -------------------------------------------------------
 
-LAYOUTS = ("fused", "hoisted", "reference")
+LAYOUTS = ("fused", "hoisted", "reference", "blocked")
 """How ``sq_error_batched`` lays the work out (measured with experiments/benchmark.py):
 
 - "fused" (CPU): one first-layer product for all time steps, then a single elementwise
@@ -231,6 +231,10 @@ LAYOUTS = ("fused", "hoisted", "reference")
   stacked [H, C, N] state that XLA fuses into few passes (memory-bound otherwise).
 - "reference": ``run_batched``, then the squared error: the slowest forward, but its
   gradient is the fastest (the fused pass's reverse mode stores every step).
+- "blocked" (CPU, wide layers): blocks of ``ROW_BLOCK`` rows one after another, each with
+  one first-layer product for every step and set, then a scan over the steps whose state
+  [rows, C, H] stays in cache (the reference's [N, C, H] state and currents stream through
+  memory at every step). Its per-row losses go through the reference's final sum.
 """
 
 UNROLL_WIDTH = 8  # the widest layer the "fused" layout unrolls (measured, see LAYOUTS)
@@ -290,12 +294,11 @@ def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask
     key = _check_key(chip, key)
     sizes = sizes_of(params)
     chips.check_network(chip, sizes)
-    if layout == "fused" and max(sizes[1:]) > UNROLL_WIDTH:
-        layout = "reference"
+    layout = resolved_layout(layout, sizes, chip)
     kernel = {"fused": _fused_sq_error, "hoisted": _hoisted_sq_error,
-              "reference": _reference_sq_error}[layout]
+              "reference": _reference_sq_error, "blocked": _blocked_sq_error}[layout]
     T, N, _ = spikes.shape
-    block = C if layout == "hoisted" else fused_block_size(C, T * N * sizes[1])
+    block = C if layout in ("hoisted", "blocked") else fused_block_size(C, T * N * sizes[1])
     block = block if chain_block is None else chain_block
 
     def one_block(inputs):
@@ -349,6 +352,87 @@ def _reference_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold
         err = sample_loss([rates[..., k] for k in range(O)],
                           [targets[:, k] for k in range(O)], *loss)
     return jnp.sum(err * mask, axis=-1)
+
+
+ROW_BLOCK = 160  # rows per block of the "blocked" layout (64-32-10, 64 sets: 96 -> 65 ms)
+
+
+def _blocked_counts(ws, sizes, spikes, chip, alpha, threshold, key) -> jax.Array:
+    """Output counts [C, N, O] of C sets, ``ROW_BLOCK`` rows at a time (the "blocked" layout)."""
+    T, N, F = spikes.shape
+    C = ws[0].shape[0]
+    ws = chips.quantize_sets(chip, ws)
+    nb = min(ROW_BLOCK, N)
+    blocks = -(-N // nb)
+    pad = blocks * nb - N
+    # rows in blocks [blocks, T, nb, F]; weights [F, C H1] (column c H1 + h), then [C, K, H]
+    x = jnp.pad(spikes, ((0, 0), (0, pad), (0, 0))).reshape(T, blocks, nb, F)
+    x = jnp.transpose(x, (1, 0, 2, 3))
+    w1 = jnp.transpose(ws[0], (1, 0, 2)).reshape(F, -1)
+    rest = [jnp.swapaxes(w, 1, 2) for w in ws[1:]]
+    # fields [C] -> [C, 1], per-neuron [C, n] -> [C, n]: they broadcast on state [nb, C, n]
+    layers = [chips.layer(chip, sizes, i, alpha, threshold,
+                          expand=lambda f: f[:, None] if f.ndim == 1 else f)
+              for i in range(len(ws))]
+    keys = None if key is None else jax.random.split(key, blocks)
+
+    def block(_, inputs):
+        x_b, key_b = inputs
+
+        def step(carry, inp):
+            vs, count = carry
+            t, x_t = inp
+            s = (x_t @ w1).reshape(nb, C, sizes[1])  # this step's currents, in cache
+            new = []
+            for i, v in enumerate(vs):
+                if i > 0:  # [nb, C, H] x [C, K, H], reduced over the minor H in cache
+                    s = jnp.sum(s[:, :, None, :] * rest[i - 1][None], axis=-1)
+                v, s = lif_step(v, s, chip=layers[i],
+                                noise=chips.read_noise(key_b, t, i, v.shape))
+                new.append(v)
+            return (new, count + s), None
+
+        state = [jnp.zeros((nb, C, h), jnp.float32) for h in sizes[1:]]
+        (_, count), _ = jax.lax.scan(step, (state, jnp.zeros((nb, C, sizes[-1]))),
+                                     (jnp.arange(T), x_b))
+        return None, jnp.swapaxes(count, 0, 1)  # [C, nb, O]
+
+    _, counts = jax.lax.scan(block, None, (x, keys))
+    return jnp.transpose(counts, (1, 0, 2, 3)).reshape(C, blocks * nb, -1)[:, :N]
+
+
+def _blocked_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key, loss):
+    rates = _blocked_counts(ws, sizes, spikes, chip, alpha, threshold, key) / spikes.shape[0]
+    if loss[0] == "mse":  # the reference's reductions, in its order
+        err = jnp.sum((rates - targets) ** 2, axis=-1)
+    else:
+        O = rates.shape[-1]
+        err = sample_loss([rates[..., k] for k in range(O)],
+                          [targets[:, k] for k in range(O)], *loss)
+    return jnp.sum(err * mask, axis=-1)
+
+
+def counts_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
+                   alpha: float = ALPHA, threshold: float = THRESHOLD,
+                   key: jax.Array | None = None, layout: str = "reference") -> jax.Array:
+    """``run_batched``'s counts [C, N, O]; on the CPU's layout ("fused") a network with a
+    layer wider than ``UNROLL_WIDTH`` on a chip without read noise takes the row-blocked
+    path, whose counts are the same (``resolved_layout``)."""
+    ws = layers_of(params)
+    chip = chips.broadcast(chips.ideal() if chip is None else chip, (ws[0].shape[0],))
+    if resolved_layout(layout, sizes_of(params), chip) != "blocked":
+        return run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold, key=key)
+    chips.check_network(chip, sizes_of(params))
+    return _blocked_counts(ws, sizes_of(params), spikes, chip, alpha, threshold, None)
+
+
+def resolved_layout(layout: str, sizes, chip) -> str:
+    """The layout that runs: "fused" unrolls narrow layers only, so a wider one takes
+    "blocked" (the same counts; "reference" on a noisy chip, whose read noise the blocks
+    would draw otherwise)."""
+    if layout == "fused" and max(sizes[1:]) > UNROLL_WIDTH:
+        return "reference" if chips.is_noisy(chip) else "blocked"
+    return layout
 
 
 def _first_layer_currents(w1: jax.Array, spikes: jax.Array) -> jax.Array:

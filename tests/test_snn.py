@@ -278,6 +278,23 @@ def test_fast_kernels_equal_reference_path_on_every_chip(kind, layout, sizes):
     np.testing.assert_allclose(np.asarray(whole), np.asarray(blocked), rtol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["polynomial", "mismatch", "quantized", "saturating"])
+def test_row_blocked_layout_equals_the_reference_on_every_chip(kind, monkeypatch):
+    sizes, C = (30, 6, 4, 3), 6
+    params, spikes = _network(sizes, C, 32)
+    N = spikes.shape[1]
+    monkeypatch.setattr(snn, "ROW_BLOCK", 7)  # several blocks, the last one padded
+    assert N % 7
+    targets = jax.nn.one_hot(jnp.arange(N) % sizes[-1], sizes[-1])
+    mask = (jnp.arange(N) % 5 != 0).astype(jnp.float32)
+    chip = _chip_kinds(C, sizes)[kind]
+    for loss in ("mse", "categorical"):
+        reference, blocked = (np.asarray(snn.sq_error_batched(
+            params, spikes, targets, mask, chip=chip, layout=layout, loss=loss, scale=3.0))
+            for layout in ("reference", "blocked"))
+        np.testing.assert_array_equal(blocked, reference)  # same counts, same final sums
+
+
 def test_unknown_layout_is_refused():
     with pytest.raises(ValueError, match="snn.layout='fastest'"):
         snn.check_layout("fastest")
