@@ -190,7 +190,8 @@ def _draws_for(steps: int, num_draws: int) -> Schedule:
 def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
         settings: posterior.SNNSettings, *, presentations: float, chains: int = 8,
         num_draws: int = 25, cfg: Config = DEFAULTS, stages: runs.Stages | None = None,
-        progress: bool = False, chunks: int = 20) -> Fitted:
+        progress: bool = False, chunks: int = 20,
+        wide_hyper: wide.WideHyper | None = None) -> Fitted:
     """Train ``method`` on ``chip`` with the training rows of ``problem`` (one fold).
 
     ``chip``: a ``chips.Chip`` (any non-idealities; broadcast to the chains here) or a
@@ -198,7 +199,8 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     (``steps_for``); ``chains``: a sampler's chains (optimisers and baselines run one);
     ``num_draws``: kept draws per chain (the BMA's weight sets). ``stages``: checkpoint
     every chunk there (a resumed ``fit`` continues from the last chunk); ``chunks``: about
-    how many chunks (progress lines, checkpoints) the run is cut into.
+    how many chunks (progress lines, checkpoints) the run is cut into. ``wide_hyper``: the
+    settings of the ``mhsnn.wide`` methods (default ``wide.WideHyper()``).
     """
     trainer = check_method(method)
     if problem.train_spikes.shape[0] != 1:
@@ -213,7 +215,7 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
         grid.grid_shape = (1, C)
     if method in wide.METHODS:  # they count their presentations as they go, to the budget
         out = _fit_wide(method, key, problem, grid, settings, steps, C, num_draws, cfg,
-                        stages, progress, chunks)
+                        stages, progress, chunks, wide_hyper)
         return out._replace(diagnostics={"method": method, "steps": steps, **out.diagnostics})
     chunk = max(1, -(-steps // chunks))
     if trainer.kind == "optimiser":  # an ES chunk always runs whole: whole chunks only
@@ -288,9 +290,9 @@ def _fit_sampler(method, key, problem, chip, settings, steps, C, num_draws, cfg,
 
 
 def _fit_wide(method, key, problem, chip, settings, budget, J, num_draws, cfg, stages,
-              progress, chunks) -> Fitted:
+              progress, chunks, hyper) -> Fitted:
     out = wide.fit(method, key, problem, chip, settings, mh_hyper(cfg), budget, J, num_draws,
-                   stages, progress, chunks)
+                   stages, progress, chunks, hyper)
     final = out["final"]
     diag = {"members" if method == "eki" else "chains": J, "steps_run": int(out["steps"]),
             "exact": wide.EXACT[method]}

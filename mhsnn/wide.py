@@ -109,14 +109,14 @@ class WideState(NamedTuple):
 
 
 def cost_per_step(method: str, J: int, n: int, hyper: WideHyper | None = None) -> int:
-    """The most chip presentations one step can cost."""
+    """The most chip presentations one step can cost (the slice samplers: one point of every
+    chain; a step takes as many more as its slices need)."""
     hyper = hyper or WideHyper()
     B = min(hyper.batch, n)
     return {"eki": J * B, "eks": J * B, "smc": J * n * hyper.mutations, "da": J * n,
             "mh_sub": 2 * J * (-(-n // hyper.sub_batch)) * hyper.sub_batch, "eki_pcn": J * max(B, n),
             "mh_conf": 2 * J * (-(-n // hyper.sub_batch)) * hyper.sub_batch,
-            "eki_gess": J * max(B, n * hyper.gess_rounds),
-            "bj_ess": J * max(B, n * hyper.gess_rounds),
+            "eki_gess": J * max(B, n), "bj_ess": J * max(B, n),
             "bj_smc": J * n * (hyper.mutations + 4)}[method]
 
 
