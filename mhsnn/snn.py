@@ -343,8 +343,14 @@ def _in_blocks(fn, inputs, num_blocks: int):
 
 def _reference_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key, loss):
     params = {f"w{i + 1}": w for i, w in enumerate(ws)}
-    rates = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold,
-                        key=key) / spikes.shape[0]
+    counts = run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold, key=key)
+    return _summed_loss_of_counts(counts, spikes.shape[0], targets, mask, loss)
+
+
+def _summed_loss_of_counts(counts, T, targets, mask, loss):
+    """[C]: the masked sum over rows of each set's per-row loss, from counts [C, N, O] of T
+    steps."""
+    rates = counts / T
     if loss[0] == "mse":  # kept as one reduction: the committed results' summation order
         err = jnp.sum((rates - targets) ** 2, axis=-1)
     else:
@@ -402,14 +408,8 @@ def _blocked_counts(ws, sizes, spikes, chip, alpha, threshold, key) -> jax.Array
 
 
 def _blocked_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key, loss):
-    rates = _blocked_counts(ws, sizes, spikes, chip, alpha, threshold, key) / spikes.shape[0]
-    if loss[0] == "mse":  # the reference's reductions, in its order
-        err = jnp.sum((rates - targets) ** 2, axis=-1)
-    else:
-        O = rates.shape[-1]
-        err = sample_loss([rates[..., k] for k in range(O)],
-                          [targets[:, k] for k in range(O)], *loss)
-    return jnp.sum(err * mask, axis=-1)
+    counts = _blocked_counts(ws, sizes, spikes, chip, alpha, threshold, key)
+    return _summed_loss_of_counts(counts, spikes.shape[0], targets, mask, loss)
 
 
 def counts_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
