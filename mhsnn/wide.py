@@ -33,6 +33,9 @@ batch of B rows:
     eki_gess   J B (EKI half), n x (points each chain evaluated on its ellipse) (GESS half)
     bj_ess     J B (EKI half), J n x (the most points any chain needed) (BlackJAX runs the
                chains in lockstep and evaluates every chain in every round)
+    (eki_gess and bj_ess on a noisy chip: J n more per step, the chains' start scored on the
+    step's read noise, on which the slice is cut; BlackJAX's loop, which has no cap, would
+    not end otherwise)
     bj_smc     J n (mutations + 3) per stage (BlackJAX scores the particles for the next
                temperature, at each move's start, each move and for the new weights), and
                J n more for each snapshot's log density
@@ -226,8 +229,9 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
         if method in RECENTRED:
             # a GESS step needs one round of every chain, then stops its slices at the budget;
             # a BlackJAX step cannot be stopped: it runs when its likeliest cost fits
-            after = J * n if method != "bj_ess" else jnp.where(
-                phase == 1, J * n * jnp.ceil(state_scale).astype(jnp.int32), J * n)
+            rescore = int(noisy and method != "eki_pcn")  # the chains' start, on this noise
+            after = J * n * (1 + rescore) if method != "bj_ess" else jnp.where(
+                phase == 1, J * n * (jnp.ceil(state_scale).astype(jnp.int32) + rescore), J * n)
             return jnp.where((phase == 0) & (step < eki_steps), J * B, after)
         return per_step
 
@@ -318,21 +322,29 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
                     jnp.ones((), jnp.int32)
 
             def gess_branch(_):
-                c, info = ess.kernel(
-                    k, chain, lambda x, a: loglik(x, k_query, active=a) + logprior(x), ref,
-                    hyper.gess_nu, hyper.gess_rounds, (total - state.used) // n)
+                def target(x, a=None):
+                    return loglik(x, k_query, active=a) + logprior(x)
+
+                c, extra = chain, 0
+                if noisy:  # the slice is cut on this step's noise: score the start with it
+                    c, extra = chain._replace(logdensity=target(chain.position)), J
+                c, info = ess.kernel(k, c, target, ref, hyper.gess_nu, hyper.gess_rounds,
+                                     (total - state.used) // n - extra)
                 moved = jnp.sum(~info.capped).astype(jnp.float32)
-                return (ens, c, ref), jnp.sum(info.evaluations) * n, c.logdensity, moved, \
-                    jnp.asarray(J, jnp.float32), scale, jnp.ones((), jnp.int32)
+                return (ens, c, ref), (jnp.sum(info.evaluations) + extra) * n, c.logdensity, \
+                    moved, jnp.asarray(J, jnp.float32), scale, jnp.ones((), jnp.int32)
 
             def bj_branch(_):
                 def one_chain(key, state, j):  # BlackJAX's move is one chain's
                     on = grid if isinstance(grid, chips.ExternalChip) else jax.tree.map(
                         lambda f: jax.lax.dynamic_slice_in_dim(f, j, 1, axis=1), grid)
-                    return _blackjax_slice()(
-                        lambda x: (loglik(x[None], k_query, on=on)[0] + logprior(x)
-                                   - ref.logpdf(x)),
-                        lambda key, x: ref.mean + ref.sample(key, ()), ref.mean)(key, state)
+                    def lik(x):
+                        return loglik(x[None], k_query, on=on)[0] + logprior(x) - ref.logpdf(x)
+
+                    if noisy:  # BlackJAX's slice loop has no cap: the start must be scored
+                        state = state._replace(logdensity=lik(state.position))  # this step
+                    return _blackjax_slice()(lik, lambda key, x: ref.mean + ref.sample(key, ()),
+                                             ref.mean)(key, state)
 
                 lik = chain.logdensity - ref.logpdf(chain.position)
                 new, info = jax.vmap(one_chain)(
@@ -340,7 +352,8 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
                     jnp.arange(J))
                 lp_new = new.logdensity + ref.logpdf(new.position)
                 rounds = jnp.max(info.subiter)
-                return (ens, ess.ESSState(new.position, lp_new), ref), J * n * rounds, lp_new, \
+                return (ens, ess.ESSState(new.position, lp_new), ref), \
+                    J * n * (rounds + int(noisy)), lp_new, \
                     jnp.asarray(J, jnp.float32), jnp.asarray(J, jnp.float32), \
                     jnp.maximum(scale, rounds.astype(jnp.float32)), jnp.ones((), jnp.int32)
 

@@ -155,7 +155,7 @@ def test_a_chip_fault_raises_chiperror_and_fit_resumes_from_the_checkpoint(iris,
     assert resumed.presentations_ == clean.presentations_
 
 
-@pytest.mark.parametrize("method", ["rw_adapt", "demc", "pt", "snes", "spsa"])
+@pytest.mark.parametrize("method", ["rw_adapt", "demc", "pt", "snes", "spsa", "bj_ess"])
 def test_model_free_methods_run_on_a_noisy_chip(method, iris):
     X, y = iris[0][:60], iris[1][:60]
     chip = chips.noisy(0.1, chips.polynomial(1.0))
