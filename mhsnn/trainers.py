@@ -93,15 +93,16 @@ def mh_hyper(cfg: Config = DEFAULTS) -> bayes.MHHyper:
 
 def es_hyper(cfg: Config, strategy: str) -> es.ESHyper:
     """The config's es.* for one strategy (with ``es.tuned``, its tuned settings from
-    ``es.TUNED`` replace them; sep-CMA-ES takes CMA-ES's); start and objective are MH's
-    (mh.*)."""
+    ``es.TUNED`` replace them; sep-CMA-ES takes CMA-ES's, a mini-batched strategy its own or
+    else its full-data version's); start and objective are MH's (mh.*)."""
     e, m = cfg.es, cfg.mh
     base = strategy.removesuffix("_mb")  # the mini-batched variants: es.batch rows a step
     hyper = es.ESHyper(base, e.population, e.spsa_c if base == "spsa" else e.std_init,
                        e.std_min, e.learning_rate, e.num_perturbations, m.init_mean,
                        m.init_std, m.lik_std, m.prior_std,
                        e.batch if strategy.endswith("_mb") else 0)
-    tuned = es.TUNED.get(base, es.TUNED.get(base.removeprefix("sep_"), {}))
+    tuned = es.TUNED.get(strategy, es.TUNED.get(base, es.TUNED.get(base.removeprefix("sep_"),
+                                                                     {})))
     return hyper._replace(**tuned) if e.tuned else hyper
 
 
