@@ -35,7 +35,8 @@ from mhsnn.mcmc.sample import Schedule
 SIGMA, LIK_STD, PRIOR_STD, STEP = 2.0, 0.02, 5.0, 0.5
 
 
-NETWORKS = {"30-3-2": "breast_cancer", "30-16-2": "breast_cancer", "64-32-10": "digits"}
+NETWORKS = {"30-3-2": "breast_cancer", "30-16-2": "breast_cancer", "30-32-2": "breast_cancer",
+            "64-32-10": "digits", "64-128-10": "digits"}
 ROOT = jax.random.key(0)
 
 

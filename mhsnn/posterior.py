@@ -138,13 +138,13 @@ def counts_on(theta: jax.Array, spikes: jax.Array, chip: Chip | chips.ExternalCh
                                   threshold=settings.threshold, key=key_f,
                                   layout=settings.layout)
 
-    return _per_fold(per_fold, settings, chip)(theta, spikes, chip, keys)
+    return _per_fold(per_fold, settings, chip, spikes.shape[2])(theta, spikes, chip, keys)
 
 
-def _per_fold(fn, settings: SNNSettings, chip):
+def _per_fold(fn, settings: SNNSettings, chip, num_rows: int):
     """``fn`` over the leading fold axis: ``vmap``, but a loop (``lax.map``) for the row-blocked
     layout, whose first-layer products batched over folds run 2x slower (measured)."""
-    if snn.resolved_layout(settings.layout, settings.sizes, chip) != "blocked":
+    if snn.resolved_layout(settings.layout, settings.sizes, chip, num_rows) != "blocked":
         return jax.vmap(fn)
     return lambda *args: jax.lax.map(lambda a: fn(*a), args)
 
@@ -174,8 +174,8 @@ def summed_loss(theta: jax.Array, problem: Problem, chip, settings: SNNSettings,
                                         threshold=settings.threshold, layout=settings.layout,
                                         key=key_f, loss=loss[0], scale=loss[1])
 
-        return _per_fold(per_fold, settings, chip)(theta, problem.train_spikes,
-                                                   problem.train_targets, mask, chip, keys)
+        return _per_fold(per_fold, settings, chip, mask.shape[-1])(
+            theta, problem.train_spikes, problem.train_targets, mask, chip, keys)
 
 
 def row_log_likelihoods(counts: jax.Array, targets: jax.Array, num_steps: int,

@@ -294,7 +294,7 @@ def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask
     key = _check_key(chip, key)
     sizes = sizes_of(params)
     chips.check_network(chip, sizes)
-    layout = resolved_layout(layout, sizes, chip)
+    layout = resolved_layout(layout, sizes, chip, spikes.shape[1])
     kernel = {"fused": _fused_sq_error, "hoisted": _hoisted_sq_error,
               "reference": _reference_sq_error, "blocked": _blocked_sq_error}[layout]
     T, N, _ = spikes.shape
@@ -360,7 +360,7 @@ def _summed_loss_of_counts(counts, T, targets, mask, loss):
     return jnp.sum(err * mask, axis=-1)
 
 
-ROW_BLOCK = 160  # rows per block of the "blocked" layout (64-32-10, 64 sets: 96 -> 65 ms)
+ROW_BLOCK = 160  # rows per block of the "blocked" layout (64-32-10, 64 sets: best of 48-640)
 
 
 def _blocked_counts(ws, sizes, spikes, chip, alpha, threshold, key) -> jax.Array:
@@ -415,23 +415,28 @@ def _blocked_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, 
 def counts_batched(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
                    alpha: float = ALPHA, threshold: float = THRESHOLD,
                    key: jax.Array | None = None, layout: str = "reference") -> jax.Array:
-    """``run_batched``'s counts [C, N, O]; on the CPU's layout ("fused") a network with a
-    layer wider than ``UNROLL_WIDTH`` on a chip without read noise takes the row-blocked
-    path, whose counts are the same (``resolved_layout``)."""
+    """``run_batched``'s counts [C, N, O], by the row-blocked path where ``resolved_layout``
+    picks it (the same counts)."""
     ws = layers_of(params)
     chip = chips.broadcast(chips.ideal() if chip is None else chip, (ws[0].shape[0],))
-    if resolved_layout(layout, sizes_of(params), chip) != "blocked":
+    if resolved_layout(layout, sizes_of(params), chip, spikes.shape[1]) != "blocked":
         return run_batched(params, spikes, chip=chip, alpha=alpha, threshold=threshold, key=key)
     chips.check_network(chip, sizes_of(params))
     return _blocked_counts(ws, sizes_of(params), spikes, chip, alpha, threshold, None)
 
 
-def resolved_layout(layout: str, sizes, chip) -> str:
-    """The layout that runs: "fused" unrolls narrow layers only, so a wider one takes
-    "blocked" (the same counts; "reference" on a noisy chip, whose read noise the blocks
-    would draw otherwise)."""
+BLOCKED_MIN_ROWS = 4 * ROW_BLOCK  # where the blocks pay (64 sets, 2-core CPU, plain call:
+# digits' 1,437 rows 64-32-10 104 -> 75 ms, 64-128-10 336 -> 231 ms; breast cancer's 455
+# rows 30-16-2 13.0 -> 16.5 ms, 30-32-2 17.6 -> 20.2 ms)
+
+
+def resolved_layout(layout: str, sizes, chip, num_rows: int) -> str:
+    """The layout that runs: "fused" unrolls narrow layers only, so a wider one takes the
+    "reference", or "blocked" (the same counts) on ``BLOCKED_MIN_ROWS`` rows or more and a
+    chip without read noise (the blocks would draw it otherwise)."""
     if layout == "fused" and max(sizes[1:]) > UNROLL_WIDTH:
-        return "reference" if chips.is_noisy(chip) else "blocked"
+        blocked = num_rows >= BLOCKED_MIN_ROWS and not chips.is_noisy(chip)
+        return "blocked" if blocked else "reference"
     return layout
 
 
