@@ -188,7 +188,8 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
         inner = jax.jit(lambda t: smc.init(t, lambda x: loglik(x, k0), hyper.pcn_step))(
             prior_std * jax.random.normal(key_init, (J, P)))
     elif method == "bj_smc":
-        inner = _blackjax_smc().init(prior_std * jax.random.normal(key_init, (J, P)))
+        inner = _blackjax(method).smc.adaptive_tempered.init(
+            prior_std * jax.random.normal(key_init, (J, P)))
     else:
         inner = jax.jit(lambda t: da.init(t, lambda x: loglik(x, k0) + logprior(x),
                                           lambda x: loglik(x, on=ideal) + logprior(x)))(theta0)
@@ -200,7 +201,7 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
         inner = (inner, pcn.PCNState(theta0, z, z) if method == "eki_pcn"
                  else ess.ESSState(theta0, z), ref0)
         if method == "bj_ess":
-            _blackjax_slice()  # refuse now, in one line, when BlackJAX is missing
+            _blackjax(method)  # refuse now, in one line, when BlackJAX is missing
         eki_steps = max(1, int(budget / 2 // (J * B)))
         steps_after = max(2, int((budget - eki_steps * J * B - J * n) // (J * n)))
     else:
@@ -262,15 +263,16 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
             acc, moves = info.acceptance_rate * J * hyper.mutations, J * hyper.mutations
             lp, write = s.loglik + logprior(s.particles), s.beta >= 1.0
         elif method == "bj_smc":
-            bj = _blackjax_smc()
+            bj = _blackjax(method)
             on = grid if isinstance(grid, chips.ExternalChip) else jax.tree.map(
                 lambda f: f[:, :1], grid)  # one particle at a time: the (shared) chip's
 
             def one_loglik(x):
                 return loglik(x[None], k_query, on=on)[0]
 
-            kernel = bj.build_kernel(logprior, one_loglik, _rw_step, _rw_init,
-                                     _systematic(), 0.5)
+            kernel = bj.smc.adaptive_tempered.build_kernel(
+                logprior, one_loglik, _rw_step, bj.mcmc.random_walk.init,
+                bj.smc.resampling.systematic, 0.5)
             sigma = 2.38 / math.sqrt(P) * (jnp.std(s.particles, 0) + 1e-3)
             s, info = kernel(k, s, hyper.mutations, {"sigma": sigma[None]})
             write = s.tempering_param >= 1.0
@@ -343,13 +345,14 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
 
                     if noisy:  # BlackJAX's slice loop has no cap: the start must be scored
                         state = state._replace(logdensity=lik(state.position))  # this step
-                    return _blackjax_slice()(lik, lambda key, x: ref.mean + ref.sample(key, ()),
-                                             ref.mean)(key, state)
+                    return slice_move.elliptical_proposal(
+                        lik, lambda key, x: ref.mean + ref.sample(key, ()), ref.mean)(key, state)
 
-                lik = chain.logdensity - ref.logpdf(chain.position)
+                slice_move = _blackjax(method).mcmc.elliptical_slice
+                lik = chain.logdensity - ref.logpdf(chain.position)  # BlackJAX's: the ratio
                 new, info = jax.vmap(one_chain)(
-                    jax.random.split(k, J), _EllipSliceState(chain.position, lik),
-                    jnp.arange(J))
+                    jax.random.split(k, J),
+                    slice_move.EllipSliceState(chain.position, lik), jnp.arange(J))
                 lp_new = new.logdensity + ref.logpdf(new.position)
                 rounds = jnp.max(info.subiter)
                 return (ens, ess.ESSState(new.position, lp_new), ref), \
@@ -390,42 +393,18 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
     return state0, jax.jit(advance, static_argnums=1), done, eki_steps + steps_after
 
 
-def _blackjax_slice():
-    """BlackJAX's elliptical slice move (a peer; BlackJAX is the bench extra)."""
+def _blackjax(method: str):
+    """BlackJAX, for the peer ``method`` (BlackJAX is the bench extra), or a one-line error."""
     try:
-        from blackjax.mcmc import elliptical_slice
+        import blackjax
     except ImportError:
-        raise ValueError("method='bj_ess' runs BlackJAX's elliptical slice sampler: "
+        raise ValueError(f"method={method!r} runs BlackJAX's sampler: "
                          "pip install 'mhsnn[bench]'") from None
-    return elliptical_slice.elliptical_proposal
-
-
-class _EllipSliceState(NamedTuple):  # BlackJAX's EllipSliceState: position, log-likelihood
-    position: jax.Array
-    logdensity: jax.Array
-
-
-def _blackjax_smc():
-    try:
-        from blackjax.smc import adaptive_tempered
-    except ImportError:
-        raise ValueError("method='bj_smc' runs BlackJAX's adaptive tempered SMC: "
-                         "pip install 'mhsnn[bench]'") from None
-    return adaptive_tempered
-
-
-def _systematic():
-    from blackjax.smc import resampling
-    return resampling.systematic
-
-
-def _rw_init(position, logdensity_fn):
-    from blackjax.mcmc import random_walk
-    return random_walk.init(position, logdensity_fn)
+    return blackjax
 
 
 def _rw_step(key, state, logdensity_fn, sigma):  # BlackJAX's Gaussian random-walk MH move
-    from blackjax.mcmc import random_walk
+    random_walk = _blackjax("bj_smc").mcmc.random_walk
     return random_walk.build_additive_step()(key, state, logdensity_fn,
                                              random_walk.normal(sigma))
 
