@@ -41,13 +41,9 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
     chunk = min(m.chunk_size, m.num_steps)
     settings = settings_of(cfg, problem)
     K = cfg.pt.num_temperatures
-    if tempered:
-        state0, advance, pool = bayes.setup_pt(key, problem, chip, hyper, settings, schedule,
-                                               chunk, K, C)
-    else:
-        state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk,
-                                      sampler=sampler, chains_per_cell=C,
-                                      resample_chip=resample_chip)
+    state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk,
+                                  sampler="pt" if tempered else sampler, chains_per_cell=C,
+                                  resample_chip=resample_chip, num_temperatures=K)
     shape = (F, S, C)
 
     def finish(state):
@@ -63,7 +59,7 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
         if hasattr(state.inner, "log_step_size"):  # the step the kept draws used
             result["step_size"] = np.exp(np.asarray(state.inner.log_step_size)).reshape(shape)
         if tempered:
-            report = pt_report(state.inner, schedule, pool)
+            report = pt_report(state.inner, schedule, bayes.swap_pool((F, S * C), C))
             result.update(betas=np.asarray(state.inner.state.betas).reshape(*shape, K),
                           swap_acceptance=report["swap_acceptance"].reshape(*shape, K - 1),
                           round_trips_per_1000=report["round_trips_per_1000"].reshape(shape),

@@ -16,15 +16,14 @@ import numpy as np
 
 from mhsnn import chips, posterior, snn
 from mhsnn.chips import Chip
-from mhsnn.mcmc import adapt, demc, hmc, mala, mh, pt
+from mhsnn.mcmc import demc, kernels, mh, pt
+from mhsnn.mcmc.kernels import Kernel, StepInfo
 from mhsnn.mcmc.sample import (
     ChainState,
-    Kernel,
     Schedule,
     build_pt,
     init_chains,
     make_advance,
-    mh_kernel,
     run_chunks,
 )
 
@@ -65,14 +64,15 @@ def init_positions(key: jax.Array, hyper: MHHyper, shape: tuple[int, int],
             + _col(hyper.init_std, shape)[..., None] * noise)
 
 
-SAMPLERS = ("rw", "rw_adapt", "rw_adapt_diag", "rw_adapt_full", "demc", "mala", "hmc")
+SAMPLERS = (*kernels.SAMPLERS, "demc", "pt")
 
 
 def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
           settings: posterior.SNNSettings, schedule: Schedule, chunk_size: int,
           observe: bool = True, sampler: str = "rw", chains_per_cell: int | None = None,
-          num_leapfrog: int = 3, resample_chip: Callable[[jax.Array], Chip] | None = None):
-    """(initial ChainState, jitted advance) for a sampler on every chain of the grid.
+          num_leapfrog: int = 3, resample_chip: Callable[[jax.Array], Chip] | None = None,
+          num_temperatures: int = 1):
+    """(initial ChainState, advance) for a sampler on every chain of the grid.
 
     ``sampler``: "rw" (random-walk MH with step ``hyper.step_size``, Algorithm 1),
     "rw_adapt" (its step adapted during burn-in toward 0.234 acceptance, pooled over the
@@ -82,10 +82,17 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
     evolution, the chains of a cell being the
     population), "mala" / "hmc" (proposals driven by the ideal model's surrogate gradient of
     the log posterior, accepted on the chip's; the step adapts during burn-in toward 0.574 /
-    0.65 per cell, starting from ``hyper.step_size`` / 10). Cells are consecutive blocks of
-    ``chains_per_cell`` chains. Every sampler makes one chip query (training-set forward)
-    per chain and step. ``observe``: accumulate the test-set predictive at every kept draw
-    (the BMA); off, no test query is made inside the run.
+    0.65 per cell, starting from ``hyper.step_size`` / 10), "pt" (non-reversible parallel
+    tempering with ``num_temperatures`` replicas per chain: ``tempered``). Each is a
+    (proposal, adaptation) pair of ``mcmc.kernels.SAMPLERS`` but "demc" and "pt". Cells are
+    consecutive blocks of ``chains_per_cell`` chains. Every sampler makes one chip query
+    (training-set forward) per chain and step, PT one per replica; the driver counts them
+    (``ChainState.queries``). ``observe``: accumulate the test-set predictive at every kept
+    draw (the BMA); off, no test query is made inside the run.
+
+    On a noisy chip every sampler runs pseudo-marginal (``density_at``): exact for the
+    noise-averaged posterior with the fixed-step random walk, and only as the noise
+    vanishes for the adaptive, DE-MC, gradient and tempered kernels.
 
     ``resample_chip(key) -> Chip`` (grid leaves [F, M, ...]): every likelihood query runs on
     a fresh chip drawn from it (e.g. a new mismatch instance), so exp(log likelihood) is an
@@ -97,6 +104,17 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
     stochastic = chips.is_noisy(chip)
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
+    per_cell = chains_per_cell or shape[1]
+
+    def test_predictive(theta, key):
+        return posterior.test_predictive(theta, problem, chip, settings, key)
+
+    observe_fn = test_predictive if observe else None
+    if sampler == "pt":
+        if resample_chip is not None:
+            raise ValueError("sampler 'pt': resample_chip is not supported")
+        return tempered(key, problem, chip, hyper, settings, schedule, chunk_size,
+                        num_temperatures, per_cell, observe_fn)
     logdensity = log_posterior_fn(problem, chip, hyper, settings)
     if resample_chip is not None:
         stochastic = True
@@ -109,21 +127,10 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
         logdensity = over_chips
     key_init, key_run = jax.random.split(key)
     positions = init_positions(key_init, hyper, shape, snn.num_weights(settings.sizes))
-    if sampler == "rw":
-        kernel: Kernel = mh_kernel(logdensity, _col(hyper.step_size, shape)[..., None],
-                                   stochastic)
-        first = jax.random.fold_in(key_init, 1)
-        inner = jax.jit(lambda p: mh.init(p, lambda th: logdensity(th, first)))(positions)
-    else:
-        kernel, inner = _grid_kernel(sampler, density_at(logdensity, stochastic), key_init,
-                                     positions, problem, chip, hyper, settings, schedule,
-                                     shape, chains_per_cell or shape[1], num_leapfrog,
-                                     resample_chip is not None)
-
-    def test_predictive(theta, key):
-        return posterior.test_predictive(theta, problem, chip, settings, key)
-
-    observe_fn = test_predictive if observe else None
+    kernel, inner = _grid_kernel(sampler, density_at(logdensity, stochastic), key_init,
+                                 positions, problem, chip, hyper, settings, schedule,
+                                 shape, per_cell, num_leapfrog, resample_chip is not None,
+                                 logdensity)
     state = init_chains(key_run, inner, kernel, schedule, observe_fn)
     return state, make_advance(kernel, schedule, chunk_size, observe_fn)
 
@@ -157,100 +164,99 @@ def density_at(logdensity: Callable, stochastic: bool) -> Callable:
     return functools.partial(mh.at_step, logdensity)
 
 
-def _grid_kernel(sampler, density, key_init, positions, problem, chip, hyper, settings,
-                 schedule, shape, per_cell, num_leapfrog, over_chips):
+def cell_pool(shape: tuple[int, int], per_cell: int) -> Callable:
+    """The mean over each cell's chains (consecutive blocks of ``per_cell``), broadcast back
+    to them: [F, M, ...] -> [F, M, ...]."""
     F, M = shape
-    cells = M // per_cell
+
+    def pool(x):
+        return jnp.repeat(x.reshape(F, M // per_cell, per_cell, *x.shape[2:]).mean(2),
+                          per_cell, axis=1)
+
+    return pool
+
+
+def _grid_kernel(sampler, density, key_init, positions, problem, chip, hyper, settings,
+                 schedule, shape, per_cell, num_leapfrog, over_chips, raw_logdensity):
     first = jax.random.fold_in(key_init, 1)
     logdensity = density(first)  # the start's density
-
-    def pool(x):  # mean over each cell's chains, broadcast back to them ([F, M, ...])
-        return jnp.repeat(x.reshape(F, cells, per_cell, *x.shape[2:]).mean(2), per_cell,
-                          axis=1)
-
+    if sampler == "rw":  # Algorithm 1 scores its start with the key itself (as it always has)
+        logdensity = functools.partial(raw_logdensity, key=first)
     if sampler == "demc":
-        # Each half of a cell's chains moves in turn, so the density is asked for n < M
-        # chains per fold; the chains of a cell share their chip (and hyper-parameters),
-        # so the first n of each cell's serve any n of them.
-        def first_of_each_cell(tree, n):
-            def cut(leaf):
-                leaf = jnp.asarray(leaf)
-                if leaf.ndim < 2 or leaf.shape[:2] != (F, M):
-                    return leaf
-                rest = leaf.shape[2:]
-                return leaf.reshape(F, cells, per_cell, *rest)[:, :, :n].reshape(F, -1, *rest)
-            return jax.tree.map(cut, tree)
-
-        if over_chips:
-            raise ValueError("sampler 'demc': resample_chip is not supported (the half "
-                             "populations would need half grids of chips)")
-
-        def cells_density(key):
-            def ld_cells(x):
-                n = x.shape[2]
-                cut = chip if isinstance(chip, chips.ExternalChip) else \
-                    first_of_each_cell(chip, n)
-                ld = density_at(log_posterior_fn(problem, cut, first_of_each_cell(hyper, n),
-                                                 settings), chips.is_noisy(chip))(key)
-                return ld(x.reshape(F, cells * n, x.shape[-1])).reshape(F, cells, n)
-            return ld_cells
-
-        def step(key, state):
-            state, info = demc.kernel(key, state, cells_density(key))
-            return state, info.is_accepted.reshape(F, M)
-
-        def target(state):
-            return (state.position.reshape(F, M, -1), state.logdensity.reshape(F, M))
-
-        to_cells = positions.reshape(F, cells, per_cell, positions.shape[-1])
-        return Kernel(step, target), jax.jit(lambda p: demc.init(p, cells_density(first)))(
-            to_cells)
-    if sampler in ("rw_adapt", "rw_adapt_diag", "rw_adapt_full"):
-        diagonal = sampler == "rw_adapt_diag"
-
-        # eps [F, M]; with diagonal scales [F, M, P]; with a full covariance [F, M, 1]
-        # and its Cholesky factor [F, M, P, P]
-        def step_fn(key, state, eps, factor=None):
-            state, info = mh.kernel(key, state, density(key),
-                                    eps if diagonal or factor is not None else eps[..., None],
-                                    factor=factor)
-            return state, info.acceptance_rate, info.is_accepted
-
+        return _demc_kernel(density, first, positions, problem, chip, hyper, settings,
+                            shape, per_cell, over_chips)
+    proposal, adaptation = kernels.SAMPLERS[sampler]
+    step_size = _col(hyper.step_size, shape)
+    grad = None
+    if proposal == "rw":
         inner = jax.jit(lambda p: mh.init(p, logdensity))(positions)
-        start, target = _col(hyper.step_size, shape), adapt.TARGETS["rw"]
-        if sampler != "rw_adapt":
-            build, init = adapt.COVARIANCES["diagonal" if diagonal else "full"]
-            step = build(step_fn, schedule.burn_in, target, lambda st: st.position, pool, pool)
-            return (Kernel(step, lambda st: (st.inner.position, st.inner.logdensity)),
-                    init(inner, start, positions))
+        if adaptation is None:
+            step_size = step_size[..., None]
     else:
         grad = model_gradient_fn(problem, hyper, settings)
-
-        def step_fn(key, state, eps):
-            if sampler == "mala":
-                state, info = mala.kernel(key, state, density(key), grad, eps[..., None])
-            else:
-                state, info = hmc.kernel(key, state, density(key), grad, eps[..., None],
-                                         num_leapfrog)
-            return state, info.acceptance_rate, info.is_accepted
-
-        inner = jax.jit(lambda p: mala.init(p, logdensity, grad))(positions)
-        start, target = _col(hyper.step_size, shape) / 10, adapt.TARGETS[sampler]
-    step = adapt.adaptive(step_fn, schedule.burn_in, target, pool)
-    return (Kernel(step, lambda st: (st.inner.position, st.inner.logdensity)),
-            adapt.init(inner, start))
+        inner = jax.jit(lambda p: kernels.init(proposal, p, logdensity, grad))(positions)
+        step_size = step_size / 10
+    pool = cell_pool(shape, per_cell)
+    return kernels.assemble(proposal, adaptation, density, inner, step_size,
+                            schedule.burn_in, grad_fn=grad, num_leapfrog=num_leapfrog,
+                            pool=pool, pool_positions=pool)
 
 
-def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
+def _demc_kernel(density, first, positions, problem, chip, hyper, settings, shape, per_cell,
+                 over_chips):
+    """DE-MC on the grid: each cell's chains are one population (``demc``)."""
+    F, M = shape
+    cells = M // per_cell
+
+    # Each half of a cell's chains moves in turn, so the density is asked for n < M
+    # chains per fold; the chains of a cell share their chip (and hyper-parameters),
+    # so the first n of each cell's serve any n of them.
+    def first_of_each_cell(tree, n):
+        def cut(leaf):
+            leaf = jnp.asarray(leaf)
+            if leaf.ndim < 2 or leaf.shape[:2] != (F, M):
+                return leaf
+            rest = leaf.shape[2:]
+            return leaf.reshape(F, cells, per_cell, *rest)[:, :, :n].reshape(F, -1, *rest)
+        return jax.tree.map(cut, tree)
+
+    if over_chips:
+        raise ValueError("sampler 'demc': resample_chip is not supported (the half "
+                         "populations would need half grids of chips)")
+
+    def cells_density(key):
+        def ld_cells(x):
+            n = x.shape[2]
+            cut = chip if isinstance(chip, chips.ExternalChip) else \
+                first_of_each_cell(chip, n)
+            ld = density_at(log_posterior_fn(problem, cut, first_of_each_cell(hyper, n),
+                                             settings), chips.is_noisy(chip))(key)
+            return ld(x.reshape(F, cells * n, x.shape[-1])).reshape(F, cells, n)
+        return ld_cells
+
+    def step(key, state):
+        state, info = demc.kernel(key, state, cells_density(key))
+        return state, StepInfo(info.is_accepted.reshape(F, M), jnp.ones((), jnp.int32))
+
+    def target(state):
+        return (state.position.reshape(F, M, -1), state.logdensity.reshape(F, M))
+
+    to_cells = positions.reshape(F, cells, per_cell, positions.shape[-1])
+    return Kernel(step, target), jax.jit(lambda p: demc.init(p, cells_density(first)))(
+        to_cells)
+
+
+def tempered(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
              settings: posterior.SNNSettings, schedule: Schedule, chunk_size: int,
-             num_temperatures: int, chains_per_cell: int, observe: bool = True):
-    """(initial ChainState, advance) for parallel tempering on every chain of the grid.
+             num_temperatures: int, chains_per_cell: int, observe: Callable | None):
+    """(initial ChainState, advance) for parallel tempering on every chain of the grid
+    (``setup(..., sampler="pt")``; ``swap_pool`` pools its swap statistics for a report).
 
     Any chip: a noisy one makes PT pseudo-marginal (see ``density_at``), an ``ExternalChip``
-    gets all M x K replicas of a fold in one query. Each chain carries K replicas ([F, M, K, P]); all M x K replicas' likelihoods are one
-    batched forward pass. The chains of one cell (consecutive blocks of ``chains_per_cell``)
+    gets all M x K replicas of a fold in one query. Each chain carries K replicas
+    ([F, M, K, P]); all M x K replicas' likelihoods are one batched forward pass. The chains of one cell (consecutive blocks of ``chains_per_cell``)
     share a schedule, adapted from their pooled swap statistics during burn-in.
-    ``observe``: as ``setup``'s (off: no test query inside the run).
+    ``observe``: the test query summed over kept draws (None: none inside the run).
     """
     posterior.check_network(problem, settings)
     shape, K = chips.grid_shape(chip), num_temperatures
@@ -271,19 +277,23 @@ def setup_pt(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
     positions = init_positions(key_init, hyper, shape, snn.num_weights(settings.sizes))
     betas = jnp.broadcast_to(jnp.asarray(pt.linear_betas(K), jnp.float32), (F, M, K))
 
-    def test_predictive(theta, key):
-        return posterior.test_predictive(theta, problem, chip, settings, key)
-
-    def pool(x):  # sum over the chains of each cell, broadcast back
-        cells = x.reshape(F, M // chains_per_cell, chains_per_cell, x.shape[-1])
-        return np.broadcast_to(cells.sum(2, keepdims=True), cells.shape).reshape(x.shape)
-
     state, advance = build_pt(key_run, log_prior, log_lik, positions, betas,
                               _col(hyper.step_size, shape)[..., None, None], schedule,
-                              chunk_size, pool, adapt=True,
-                              observe=test_predictive if observe else None,
-                              noisy=chips.is_noisy(chip))
-    return state, advance, pool
+                              chunk_size, swap_pool(shape, chains_per_cell), adapt=True,
+                              observe=observe, noisy=chips.is_noisy(chip))
+    return state, advance
+
+
+def swap_pool(shape: tuple[int, int], per_cell: int) -> Callable:
+    """PT's swap statistics [F, M, K-1] summed over the chains of each cell, broadcast back
+    (host arrays): the chains of a cell share one schedule."""
+    F, M = shape
+
+    def pool(x):
+        cells = x.reshape(F, M // per_cell, per_cell, x.shape[-1])
+        return np.broadcast_to(cells.sum(2, keepdims=True), cells.shape).reshape(x.shape)
+
+    return pool
 
 
 def run(key, problem, chip, hyper, settings, schedule: Schedule, chunk_size: int = 1000,

@@ -221,11 +221,12 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     chunk = max(1, -(-steps // chunks))
     if trainer.kind == "optimiser":  # an ES chunk always runs whole: whole chunks only
         steps = max(chunk, steps // chunk * chunk)
-    cost = presentations_of(method, steps, C, n_train, cfg)
-    if trainer.kind == "sampler":
+    if trainer.kind == "sampler":  # the driver counts a sampler's queries as it runs
         out = _fit_sampler(method, key, problem, grid, settings, steps, C, num_draws, cfg,
                            stages, progress, chunk)
-    elif method == "ann_convert":
+        return out._replace(diagnostics={"method": method, "steps": steps, **out.diagnostics})
+    cost = presentations_of(method, steps, C, n_train, cfg)
+    if method == "ann_convert":
         out = _fit_ann(key, problem, settings, cfg, stages)
     elif trainer.kind == "optimiser":
         out = _fit_optimiser(method, key, problem, grid, settings, steps, cfg, stages,
@@ -250,23 +251,20 @@ def _fit_sampler(method, key, problem, chip, settings, steps, C, num_draws, cfg,
                  progress, chunk) -> Fitted:
     hyper = mh_hyper(cfg)
     schedule = _draws_for(steps, num_draws)
-    if method == "pt":
-        state0, advance, pool = bayes.setup_pt(key, problem, chip, hyper, settings, schedule,
-                                               chunk, cfg.pt.num_temperatures, C,
-                                               observe=False)
-    else:
-        state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk,
-                                      observe=False, sampler=method, chains_per_cell=C)
+    state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk,
+                                  observe=False, sampler=method, chains_per_cell=C,
+                                  num_temperatures=cfg.pt.num_temperatures)
     reporter = Progress(method, schedule, C) if progress else None
 
     def finish(state):
         out = {"draws": np.asarray(state.draws)[0], "mean": np.asarray(state.mean)[0],
                "draws_logdensity": np.asarray(state.draws_logdensity)[0],
-               "accepted": np.asarray(state.accepted)[0]}
+               "accepted": np.asarray(state.accepted)[0],
+               "queries": np.asarray(state.queries)[0]}
         if hasattr(state.inner, "log_step_size"):
             out["step_size"] = np.exp(np.asarray(state.inner.log_step_size))[0]
         if method == "pt":
-            report = pt_report(state.inner, schedule, pool)
+            report = pt_report(state.inner, schedule, bayes.swap_pool((1, C), C))
             out["swap_acceptance"] = report["swap_acceptance"][0].mean(0)
             out["betas"] = np.asarray(state.inner.state.betas)[0].mean(0)
         return out
@@ -286,8 +284,9 @@ def _fit_sampler(method, key, problem, chip, settings, steps, C, num_draws, cfg,
     if method == "pt":
         diag["swap_acceptance"] = [float(x) for x in out["swap_acceptance"]]
         diag["betas"] = [float(x) for x in out["betas"]]
+    n_train = int(problem.train_mask.sum())  # one query presents every training row
     return Fitted(method, draws.reshape(-1, draws.shape[-1]), out["mean"].mean(0), draws, lp,
-                  0, diag)
+                  int(np.sum(out["queries"], dtype=np.int64)) * n_train, diag)
 
 
 def _fit_wide(method, key, problem, chip, settings, budget, J, num_draws, cfg, stages,

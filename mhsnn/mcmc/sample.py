@@ -9,6 +9,7 @@ the test-set predictive, i.e. the Bayesian model average).
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 import warnings
@@ -20,7 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn.mcmc import adapt, demc, diagnostics, hmc, mala, mh, pt
+from mhsnn.mcmc import adapt, demc, diagnostics, kernels, mh, pt
+from mhsnn.mcmc.kernels import Kernel, StepInfo, pt_kernel
 
 
 @dataclass(frozen=True)
@@ -63,65 +65,11 @@ class ChainState(NamedTuple):
     key: jax.Array
     inner: Any  # the kernel's state
     accepted: jax.Array  # [...] accepted proposals after burn-in
+    queries: jax.Array  # [...] density evaluations (chip queries) per chain, start included
     mean: jax.Array  # [..., dim] running mean of target positions after burn-in
     draws: jax.Array  # [..., num_draws, dim]
     draws_logdensity: jax.Array  # [..., num_draws]
     observed: Any  # running sum of observe(position) over the draws
-
-
-class Kernel(NamedTuple):
-    """A kernel as the driver sees it.
-
-    step(key, inner) -> (inner, accepted [...]); target(inner) -> (position [..., dim],
-    log density [...]) of the chain being sampled (for tempering, the beta = 1 replica).
-    """
-
-    step: Callable[[jax.Array, Any], tuple[Any, jax.Array]]
-    target: Callable[[Any], tuple[jax.Array, jax.Array]]
-
-
-def mh_kernel(logdensity_fn: mh.LogDensityFn, step_size, stochastic: bool = False) -> Kernel:
-    """The random-walk MH kernel in the driver's terms."""
-
-    def step(key, state):
-        state, info = mh.kernel(key, state, logdensity_fn, step_size, stochastic)
-        return state, info.is_accepted
-
-    return Kernel(step, lambda state: (state.position, state.logdensity))
-
-
-def gradient_kernel(logdensity_fn: Callable, grad_fn: Callable, step_size,
-                    num_leapfrog: int | None = None) -> Kernel:
-    """MALA (``num_leapfrog`` None) or HMC in the driver's terms; ``step_size`` fixed."""
-    def step(key, state):
-        if num_leapfrog is None:
-            state, info = mala.kernel(key, state, logdensity_fn, grad_fn, step_size)
-        else:
-            state, info = hmc.kernel(key, state, logdensity_fn, grad_fn, step_size,
-                                     num_leapfrog)
-        return state, info.is_accepted
-
-    return Kernel(step, lambda state: (state.position, state.logdensity))
-
-
-def adaptive_kernel(step_fn: Callable, burn_in: int, target: float) -> Kernel:
-    """A kernel whose step size adapts during burn-in (``adapt.adaptive``); the target is
-    the inner kernel's ``position`` / ``logdensity``."""
-    return Kernel(adapt.adaptive(step_fn, burn_in, target),
-                  lambda state: (state.inner.position, state.inner.logdensity))
-
-
-def pt_kernel(log_prior_fn: Callable, log_likelihood_fn: Callable, step_size,
-              noisy: bool = False) -> Kernel:
-    """The parallel-tempering kernel in the driver's terms (its inner state a ``pt.PTChain``);
-    the target is the beta = 1 slot. ``noisy``: ``log_likelihood_fn(theta, key)`` is a noisy
-    estimate, scored with the step's own key (pseudo-marginal)."""
-    def step(key, chain):
-        ll = mh.at_step(log_likelihood_fn, key) if noisy else log_likelihood_fn
-        chain, info = pt.step(key, chain, log_prior_fn, ll, step_size)
-        return chain, info.is_accepted[..., -1]
-
-    return Kernel(step, lambda chain: pt.target(chain.state))
 
 
 def init_chains(key: jax.Array, inner: Any, kernel: Kernel, schedule: Schedule,
@@ -133,7 +81,8 @@ def init_chains(key: jax.Array, inner: Any, kernel: Kernel, schedule: Schedule,
         lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(observe, position, key))
     return ChainState(
         step=jnp.zeros((), jnp.int32), key=key, inner=inner,
-        accepted=jnp.zeros(lead, jnp.int32), mean=jnp.zeros_like(position),
+        accepted=jnp.zeros(lead, jnp.int32),
+        queries=jnp.full(lead, kernel.start_queries, jnp.int32), mean=jnp.zeros_like(position),
         draws=jnp.zeros((*lead, schedule.num_draws, position.shape[-1]), position.dtype),
         draws_logdensity=jnp.zeros((*lead, schedule.num_draws), logdensity.dtype),
         observed=observed)
@@ -152,13 +101,14 @@ def make_advance(kernel: Kernel, schedule: Schedule, chunk_size: int,
 
     def one_step(state: ChainState) -> ChainState:
         key, sub = jax.random.split(state.key)
-        inner, accepted = kernel.step(sub, state.inner)
+        inner, info = kernel.step(sub, state.inner)
         position, logdensity = kernel.target(inner)
         after = state.step >= burn_in
         n_kept = (state.step - burn_in + 1).astype(position.dtype)
         mean = jnp.where(after, state.mean + (position - state.mean) / n_kept, state.mean)
         new = state._replace(step=state.step + 1, key=key, inner=inner, mean=mean,
-                             accepted=state.accepted + (after & accepted))
+                             accepted=state.accepted + (after & info.is_accepted),
+                             queries=state.queries + info.queries)
         draw_index = (state.step - burn_in + 1) // thin - 1
         is_draw = after & ((state.step - burn_in + 1) % thin == 0) & (draw_index < num_draws)
 
@@ -277,7 +227,17 @@ def _finish(state: ChainState, schedule: Schedule, step_size, adapted: bool, **c
     if isinstance(state.inner, adapt.CovarianceAdaptState):  # sqrt of L L^T's diagonal
         factor = np.asarray(state.inner.factor)[0]
         counts["proposal_scale"] = step_size * np.sqrt(np.sum(factor * factor, axis=-1))
-    return MCMCResult(**summarize(state, schedule), step_size=float(step_size), **counts)
+    return MCMCResult(**summarize(state, schedule), step_size=float(step_size),
+                      logdensity_evals=int(np.max(np.asarray(state.queries))), **counts)
+
+
+def _adaptation(adapt_step_size: bool, adapt_scales: bool, adapt_covariance: bool):
+    """The adaptation the flags of ``sample_*`` name (a covariance implies the step)."""
+    if adapt_covariance:
+        return "full"
+    if adapt_scales:
+        return "diagonal"
+    return "step" if adapt_step_size else None
 
 
 def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: jax.Array, *,
@@ -307,7 +267,10 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
         implies ``adapt_step_size``.
       noisy: ``logdensity_fn(position, key)`` is a noisy estimate whose exp is unbiased for
         the likelihood (a noisy chip, or a chip drawn afresh per query): pseudo-marginal MH,
-        exact for the averaged target (see ``mh.kernel``); each chain gets its own key.
+        exact for the averaged target with a fixed step (see ``mh.kernel``); each chain gets
+        its own key. Adaptation works too: the step (and covariance) are learnt in burn-in
+        from the noisy chain and then frozen, so the kept draws still come from one fixed
+        pseudo-marginal kernel.
 
     Returns:
       MCMCResult with samples [chains, (num_steps - burn_in) // thin, dim].
@@ -315,38 +278,22 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
     positions = _check_positions(init_positions)
     _check_step_size(step_size)
     schedule = Schedule.make(num_steps, burn_in, thin)
+    adaptation = _adaptation(adapt_step_size, adapt_scales, adapt_covariance)
     if noisy:
-        if adapt_step_size or adapt_scales or adapt_covariance:
-            raise ValueError("noisy: step adaptation needs an exact density; give a fixed "
-                             "step_size")
-
         def batched(x, key):
             return jax.vmap(logdensity_fn)(x, jax.random.split(key, x.shape[0]))
 
         key, k_init = jax.random.split(key)
         inner = mh.init(positions, lambda x: batched(x, k_init))
+        density = functools.partial(mh.at_step, batched)
     else:
         batched = jax.vmap(logdensity_fn)
         inner = mh.init(positions, batched)
-
-    def step_fn(k, st, eps, factor=None):
-        st, info = mh.kernel(k, st, batched, eps, factor=factor)
-        return st, info.acceptance_rate, info.is_accepted
-
-    if adapt_covariance or adapt_scales:
-        build, init = adapt.COVARIANCES["full" if adapt_covariance else "diagonal"]
-        kernel = Kernel(build(step_fn, schedule.burn_in, target_acceptance,
-                              lambda st: st.position),
-                        lambda state: (state.inner.position, state.inner.logdensity))
-        inner = init(inner, step_size, positions)
-        adapt_step_size = True
-    elif adapt_step_size:
-        kernel = adaptive_kernel(step_fn, schedule.burn_in, target_acceptance)
-        inner = adapt.init(inner, step_size)
-    else:
-        kernel = mh_kernel(batched, step_size, stochastic=noisy)
+        density = kernels.exact(batched)
+    kernel, inner = kernels.assemble("rw", adaptation, density, inner, step_size,
+                                     schedule.burn_in, target_acceptance=target_acceptance)
     state = _drive(key, kernel, inner, schedule, chunk_size)
-    return _finish(state, schedule, step_size, adapt_step_size, logdensity_evals=num_steps + 1)
+    return _finish(state, schedule, step_size, adaptation is not None)
 
 
 def _sample_gradient(key, logdensity_fn, init_positions, num_steps, step_size, grad_fn,
@@ -357,21 +304,13 @@ def _sample_gradient(key, logdensity_fn, init_positions, num_steps, step_size, g
     schedule = Schedule.make(num_steps, burn_in, thin)
     batched = jax.vmap(logdensity_fn)
     grads = jax.vmap(jax.grad(logdensity_fn) if grad_fn is None else grad_fn)
-    inner = mala.init(positions, batched, grads)
-    if adapt_step_size:
-        def step_fn(k, st, eps):
-            if num_leapfrog is None:
-                st, info = mala.kernel(k, st, batched, grads, eps)
-            else:
-                st, info = hmc.kernel(k, st, batched, grads, eps, num_leapfrog)
-            return st, info.acceptance_rate, info.is_accepted
-
-        kernel = adaptive_kernel(step_fn, schedule.burn_in, target_acceptance)
-        inner = adapt.init(inner, step_size)
-    else:
-        kernel = gradient_kernel(batched, grads, step_size, num_leapfrog)
+    proposal = "mala" if num_leapfrog is None else "hmc"
+    kernel, inner = kernels.assemble(
+        proposal, "step" if adapt_step_size else None, kernels.exact(batched),
+        kernels.init(proposal, positions, batched, grads), step_size, schedule.burn_in,
+        grad_fn=grads, num_leapfrog=num_leapfrog, target_acceptance=target_acceptance)
     state = _drive(key, kernel, inner, schedule, chunk_size)
-    return _finish(state, schedule, step_size, adapt_step_size, logdensity_evals=num_steps + 1,
+    return _finish(state, schedule, step_size, adapt_step_size,
                    grad_evals=num_steps * (num_leapfrog or 1) + 1)
 
 
@@ -421,11 +360,12 @@ def sample_demc(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: 
 
     def step(k, st):
         st, info = demc.kernel(k, st, batched, settings)
-        return st, info.is_accepted
+        return st, StepInfo(info.is_accepted, jnp.ones((), jnp.int32))
 
     kernel = Kernel(step, lambda st: (st.position, st.logdensity))
     state = _drive(key, kernel, demc.init(positions, batched), schedule, chunk_size)
-    return MCMCResult(**summarize(state, schedule), logdensity_evals=num_steps + 1)
+    return MCMCResult(**summarize(state, schedule),
+                      logdensity_evals=int(np.max(np.asarray(state.queries))))
 
 
 @dataclass(frozen=True)
@@ -487,7 +427,7 @@ def build_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callable
              chunk_size: int, pool: Callable, adapt: bool, observe: Callable | None = None,
              noisy: bool = False) -> tuple[ChainState, Callable[[ChainState], ChainState]]:
     """(initial ChainState, advance) of parallel tempering: the one assembly that
-    ``sample_pt`` and the experiments' grid (``bayes.setup_pt``) share.
+    ``sample_pt`` and the experiments' grid (``bayes.setup(..., sampler="pt")``) share.
 
     ``positions`` [..., dim] start every replica of their chain; ``betas`` [..., K] is the
     starting schedule; the density functions map [..., K, dim] to [..., K]. With ``adapt``
@@ -499,7 +439,7 @@ def build_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callable
     first = (mh.at_step(log_likelihood_fn, jax.random.fold_in(key, 1)) if noisy
              else log_likelihood_fn)
     inner = jax.jit(pt.init, static_argnums=(2, 3))(replicas, betas, log_prior_fn, first)
-    kernel = pt_kernel(log_prior_fn, log_likelihood_fn, step_size, noisy)
+    kernel = pt_kernel(log_prior_fn, log_likelihood_fn, step_size, K, noisy)
     state = init_chains(key, pt.PTChain(inner, pt.init_tally(inner)), kernel, schedule,
                         observe)
     advance = tempered_advance(make_advance(kernel, schedule, chunk_size, observe), schedule,
@@ -589,4 +529,4 @@ def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callabl
                     log_evidence_se=float(log_z.std(ddof=1) / np.sqrt(len(log_z)))
                     if len(log_z) > 1 else float("nan"),
                     recommended_temperatures=int(np.ceil(2 * report["barrier"][0])) + 1,
-                    logdensity_evals=num_steps * K + K)
+                    logdensity_evals=int(np.max(np.asarray(state.queries))))
