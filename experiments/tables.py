@@ -7,7 +7,7 @@ import gzip
 
 import numpy as np
 
-from mhsnn import metrics, posterior
+from mhsnn import likelihood, metrics, posterior
 from mhsnn.io import atomic_write_bytes
 from mhsnn.mcmc import diagnostics
 
@@ -145,7 +145,7 @@ def pooled_predictions(raw: dict[str, np.ndarray], problem, sigma_index: int):
 def probability_name(cfg) -> str:
     """How one weight set's class probabilities are formed under the config's likelihood:
     "counts" (the smoothed count share, MSE) or "softmax" (the categorical likelihood's)."""
-    return "softmax" if cfg.likelihood == "categorical" else "counts"
+    return likelihood.of(cfg.likelihood, cfg.softmax_scale).probabilities_from
 
 
 def mcmc_raw(outcome: dict, method: str) -> dict[str, np.ndarray]:

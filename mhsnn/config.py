@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from typing import Any
 
-from mhsnn import snn
+from mhsnn import likelihood, snn
 
 PRESETS = ("quick", "paper", "gpu")
 # The default methods; a *_literal one is its SG mode with the paper's settings taken
@@ -318,8 +318,8 @@ def validate(cfg: Config) -> Config:
         _check(n >= 2, "n_train", list(cfg.n_train), "values >= 2")
     _check(bool(cfg.data.path) or cfg.data.name in DATASETS, "data.name", cfg.data.name,
            f"one of {', '.join(DATASETS)} (or set data.path to a .npz or .csv file)")
-    _check(cfg.likelihood in ("mse", "categorical"), "likelihood", cfg.likelihood,
-           "mse or categorical")
+    _check(cfg.likelihood in likelihood.NAMES, "likelihood", cfg.likelihood,
+           " or ".join(likelihood.NAMES))
     _finite_positive("softmax_scale", cfg.softmax_scale)
     _check(len(cfg.methods) >= 1 and all(m in ALL_METHODS for m in cfg.methods), "methods",
            list(cfg.methods), f"a non-empty list drawn from {', '.join(ALL_METHODS)}")

@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import chips, data, keys, snn
+from mhsnn import chips, data, keys, likelihood, snn
 from mhsnn.chips import Chip
-from mhsnn.metrics import probabilities, votes
+from mhsnn.metrics import votes
 
 PADDING_LABEL = -1
 
@@ -94,10 +94,16 @@ class SNNSettings(NamedTuple):
     threshold: float = snn.THRESHOLD
     sizes: tuple[int, ...] = snn.PAPER_NETWORK  # (features, hidden..., classes)
     layout: str = "fused"
-    # The likelihood the rates enter (static: it decides the compiled loss): "mse", the
-    # paper's Gaussian on the rates, or "categorical", softmax(softmax_scale x rates).
+    # The likelihood the rates enter, by name (static: it decides the compiled loss): "mse",
+    # the paper's Gaussian on the rates, or "categorical", softmax(softmax_scale x rates).
+    # ``lik`` is its object (``mhsnn.likelihood``), which everything else asks.
     likelihood: str = "mse"
     softmax_scale: float = 10.0
+
+    @property
+    def lik(self) -> likelihood.Likelihood:
+        """The likelihood object ``likelihood`` names (``mhsnn.likelihood.of``)."""
+        return likelihood.of(self.likelihood, self.softmax_scale)
 
 
 def check_network(problem: Problem, settings: SNNSettings) -> None:
@@ -183,12 +189,9 @@ def row_log_likelihoods(counts: jax.Array, targets: jax.Array, num_steps: int,
     """Each training row's term of ``log_likelihood`` [F, M, N] (they sum to it), from its
     output counts [F, M, N, O] and one-hot targets [F, N, O]; ``num_rows`` the real rows
     of the whole training set (the MSE's mean runs over them)."""
-    loss = ("categorical", settings.softmax_scale) if settings.likelihood == "categorical" \
-        else ("mse", 1.0)
-    per_sample = _row_losses(counts, targets, num_steps, loss)
-    if settings.likelihood == "categorical":
-        return -per_sample
-    return -per_sample / (counts.shape[-1] * num_rows) / (2.0 * lik_std**2)
+    lik = settings.lik
+    per_sample = _row_losses(counts, targets, num_steps, lik.loss)
+    return lik.row_terms(per_sample, num_rows, counts.shape[-1], lik_std)
 
 
 def _row_losses(counts: jax.Array, targets: jax.Array, num_steps: int,
@@ -203,13 +206,13 @@ def _row_losses(counts: jax.Array, targets: jax.Array, num_steps: int,
 
 def log_likelihood(theta, problem, chip, lik_std, settings: SNNSettings,
                    key: jax.Array | None = None) -> jax.Array:
-    """[F, M]: -MSE / (2 v^2) (the paper's, ``settings.likelihood`` "mse"), or the
-    categorical sum_n log softmax(s rates_n)_{y_n} with s = ``settings.softmax_scale``
+    """[F, M]: the log likelihood ``settings.lik`` gives the rates on the chip: -MSE / (2 v^2)
+    (the paper's, "mse"), or the categorical sum_n log softmax(s rates_n)_{y_n}
     ("categorical"; ``lik_std`` unused)."""
-    if settings.likelihood == "categorical":
-        return -summed_loss(theta, problem, chip, settings, key,
-                            ("categorical", settings.softmax_scale))
-    return -mse(theta, problem, chip, settings, key) / (2.0 * lik_std**2)
+    lik = settings.lik
+    total = summed_loss(theta, problem, chip, settings, key, lik.loss)
+    rows = jnp.sum(problem.train_mask, axis=-1, keepdims=True)
+    return lik.log_likelihood(total, rows, problem.num_classes, lik_std)
 
 
 def batch_log_likelihood(theta, batch: Problem, rows: jax.Array, chip, lik_std,
@@ -219,18 +222,15 @@ def batch_log_likelihood(theta, batch: Problem, rows: jax.Array, chip, lik_std,
     MSE likelihood averages over rows, so the batch's is already unbiased; the categorical
     one sums, so it is scaled by rows / batch size."""
     lik = log_likelihood(theta, batch, chip, lik_std, settings, key)
-    if settings.likelihood == "categorical":
-        lik = lik * (rows / jnp.sum(batch.train_mask, axis=-1))[:, None]
-    return lik
+    factor = settings.lik.batch_factor(rows, jnp.sum(batch.train_mask, axis=-1))
+    return lik * jnp.asarray(factor)[..., None]
 
 
 def predictive(counts: jax.Array, settings: SNNSettings, num_steps: int) -> jax.Array:
     """Class probabilities [..., O] of one weight set from its output counts: the smoothed
     count share (``metrics.probabilities``) under the MSE likelihood, the likelihood's own
     softmax(s counts / T) under the categorical one."""
-    if settings.likelihood == "categorical":
-        return jax.nn.softmax(settings.softmax_scale * counts / num_steps, axis=-1)
-    return probabilities(counts)
+    return settings.lik.predictive(counts, num_steps)
 
 
 def log_prior(theta: jax.Array, prior_std) -> jax.Array:

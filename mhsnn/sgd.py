@@ -67,9 +67,9 @@ def init_theta(key: jax.Array, hyper: SGHyper,
 
 def batch_loss(theta, spikes, targets, mask, chip: Chip, in_loop: bool,
                settings: posterior.SNNSettings, key: jax.Array | None = None) -> jax.Array:
-    """MSE of output rates to one-hot over the real rows of a minibatch (mean over rows,
-    classes); under ``settings.likelihood`` "categorical", the cross-entropy of
-    softmax(s rates) (mean over rows), the same likelihood as MH's.
+    """The mean loss of ``settings.lik`` over the real rows of a minibatch, the same
+    likelihood as MH's: the MSE of the output rates to one-hot (mean over rows, classes), or
+    the cross-entropy of softmax(s rates) (mean over rows).
 
     ``key`` draws a noisy chip's read noise for this query."""
     if isinstance(chip, chips.ExternalChip):
@@ -78,13 +78,7 @@ def batch_loss(theta, spikes, targets, mask, chip: Chip, in_loop: bool,
         rates = snn.forward(snn.unflatten(theta, settings.sizes), spikes, chip=chip,
                             alpha=settings.alpha, threshold=settings.threshold,
                             in_loop=in_loop, key=key if chips.is_noisy(chip) else None)
-    if settings.likelihood == "categorical":
-        O = targets.shape[-1]
-        ce = snn.sample_loss([rates[..., k] for k in range(O)], [targets[..., k] for k in range(O)],
-                             "categorical", settings.softmax_scale)
-        return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-    sq = jnp.sum((rates - targets) ** 2, axis=-1)
-    return jnp.sum(sq * mask) / (targets.shape[-1] * jnp.maximum(jnp.sum(mask), 1.0))
+    return settings.lik.mean_loss(rates, targets, mask)
 
 
 def _external_in_loop(theta, spikes, chip: chips.ExternalChip,

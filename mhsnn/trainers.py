@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mhsnn import bayes, chips, config, convert, es, posterior, runs, sgd, snn, wide
+from mhsnn import likelihood as lik
 from mhsnn.config import Config
 from mhsnn.mcmc import diagnostics
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
@@ -395,8 +396,7 @@ def one_fold_problem(spikes: jax.Array, y: np.ndarray, num_classes: int) -> post
 def settings_for(sizes: tuple[int, ...], likelihood: str = "mse",
                  cfg: Config = DEFAULTS) -> posterior.SNNSettings:
     """The network settings of ``sizes`` with the config's neuron constants."""
-    if likelihood not in ("mse", "categorical"):
-        raise ValueError(f"likelihood {likelihood!r}: expected mse or categorical")
+    lik.of(likelihood)  # a one-line error for another name
     layout = snn.default_layout() if cfg.snn.layout == "auto" else cfg.snn.layout
     return posterior.SNNSettings(alpha=cfg.snn.alpha, threshold=cfg.snn.threshold,
                                  sizes=tuple(sizes), layout=layout, likelihood=likelihood,

@@ -173,8 +173,7 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
     # the most a row's log-likelihood term can change (the confidence sampler's B): the MSE
     # term is -e / (2 v^2 n O) with e in [0, O]; the categorical one a cross-entropy of
     # softmax(s rates), within s + log O
-    row_bound = (settings.softmax_scale + math.log(O) if settings.likelihood == "categorical"
-                 else 1.0 / (2.0 * float(mh_hyper.lik_std) ** 2 * n))
+    row_bound = settings.lik.row_bound(float(mh_hyper.lik_std), n, O)
     budget = float(budget) - first_cost(method, J, n)
     per_step = cost_per_step(method, J, n, hyper)
     key_init, key_run = jax.random.split(key)
