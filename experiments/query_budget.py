@@ -46,6 +46,7 @@ import numpy as np
 from experiments import methods, runners, tables
 from mhsnn import convert, data, es, experiment, keys, posterior, sgd, snn, trainers
 from mhsnn.io import write_csv
+from mhsnn.runs import run_stage
 
 EXPERIMENT = "query_budget"
 DEFAULTS = ["sigmas=[0, 3]", "methods=['mh', 'sg_offline', 'sg_in_loop', 'ann_convert']",
@@ -152,12 +153,15 @@ def run(cfg, out, mode) -> list[dict]:
                                       problem, chip, sg_hyper, True, settings,
                                       g.epochs_per_chunk)
     k_eval = keys.derive(key, "evaluate", EXPERIMENT, "sg_in_loop")
-    while int(state.epoch.min()) < g.epochs:
-        state = advance(state)
+
+    def record_sg(state):  # the weights after every chunk, on the one chunk driver
         probs = np.asarray(sgd.deployed_probabilities(state.theta, problem, chip, settings,
                                                       k_eval))
         record("sg_in_loop", int(state.epoch.min()) * n_train,
                probs.reshape(F, S, g.seeds, *probs.shape[2:]))
+
+    run_stage(None, "sg_in_loop", lambda: state, advance,
+              lambda s: int(s.epoch.min()) >= g.epochs, lambda s: s, record_sg)
 
     # ANN-to-SNN conversion: trained offline on the model, no chip query; its presentations
     # are the model's (Adam steps x training rows).

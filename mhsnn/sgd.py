@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mhsnn import chips, posterior, snn
+from mhsnn import chips, posterior, runs, snn
 from mhsnn.chips import Chip
 
 
@@ -186,13 +186,12 @@ def _advance_on(advance, chip, state, spikes, targets, mask, _):
 def train_grid(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: SGHyper,
                in_loop: bool, settings: posterior.SNNSettings, epochs_per_chunk: int = 10,
                on_chunk: Callable[[TrainState], None] | None = None) -> TrainState:
-    """Train every cell of the grid to the end (see ``grid_trainer``)."""
+    """Train every cell of the grid to the end (see ``grid_trainer``) through the one chunk
+    driver (``runs.run_stage``, in memory); ``on_chunk`` sees the (host) state after each
+    chunk. Returns the final state on the host."""
     state, advance = grid_trainer(key, problem, chip, hyper, in_loop, settings, epochs_per_chunk)
-    while int(state.epoch.min()) < hyper.epochs:
-        state = advance(state)
-        if on_chunk is not None:
-            on_chunk(state)
-    return state
+    return runs.run_stage(None, "sg", lambda: state, advance,
+                          lambda s: int(s.epoch.min()) >= hyper.epochs, lambda s: s, on_chunk)
 
 
 def deployed_probabilities(theta: jax.Array, problem: posterior.Problem, chip,

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mhsnn import runs
 from mhsnn.mcmc import adapt, demc, diagnostics, kernels, mh, pt
 from mhsnn.mcmc.kernels import Kernel, StepInfo, pt_kernel
 
@@ -163,12 +164,11 @@ class Progress:
 
 def run_chunks(state: ChainState, advance: Callable, schedule: Schedule, chunk_size: int,
                on_chunk: Callable[[ChainState], None] | None = None) -> ChainState:
-    """Call ``advance`` until all steps are done; ``on_chunk`` sees the state after each."""
-    while int(state.step) < schedule.num_steps:
-        state = advance(state)
-        if on_chunk is not None:
-            on_chunk(state)
-    return state
+    """Call ``advance`` until all steps are done, through the one chunk driver
+    (``runs.run_stage``, in memory); ``on_chunk`` sees the (host) state after each. Returns
+    the final state on the host."""
+    return runs.run_stage(None, "mcmc", lambda: state, advance,
+                          lambda s: int(s.step) >= schedule.num_steps, lambda s: s, on_chunk)
 
 
 @dataclass(frozen=True)
