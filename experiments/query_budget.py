@@ -98,8 +98,8 @@ def run(cfg, out, mode) -> list[dict]:
             used = methods.training_presentations("mh", run_cfg, n_train)
             prefix = "mh" if sampler == "rw" else sampler
             if sampler == "rw":
-                record(f"{prefix}_mean", used, outcome["wstar_probs"])
-            record(f"{prefix}_bma", used, outcome["bma_probs"])
+                record(f"{prefix}_mean", used, outcome.wstar_probs)
+            record(f"{prefix}_bma", used, outcome.bma_probs)
 
     # Evolution strategies and SPSA: one anytime run each, started where SG starts.
     dim = snn.num_weights(settings.sizes)
@@ -170,7 +170,7 @@ def run(cfg, out, mode) -> list[dict]:
                                   keys.derive(key, "method", EXPERIMENT, "ann_convert"),
                                   keys.derive(key, "evaluate", EXPERIMENT, "ann_convert"))
         record("ann_convert", convert.model_presentations(trainers.ann_hyper(cfg), n_train),
-               outcome["probs"])
+               outcome.probs)
 
     summary = summarise(rows, budgets)
     write_csv(out / "query_budget.csv", rows)

@@ -11,10 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.methods import grid_chip, settings_of, sg_variants, training_presentations
+from experiments.outcomes import Deployed, MCMCOutcome, Tempering
 from experiments.tables import cell_rows, labels_of, mcmc_raw, mh_diagnostic_rows
 from mhsnn import bayes, config, convert, keys, posterior, sgd, sharding, snn, trainers
 from mhsnn.config import Config, ConfigError
-from mhsnn.mcmc import pt
+from mhsnn.mcmc import kernels, pt
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
 from mhsnn.runs import Stages, run_once
 
@@ -22,7 +23,7 @@ from mhsnn.runs import Stages, run_once
 def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
            key: jax.Array, eval_key: jax.Array, tempered: bool = False,
            cells=None, sampler: str = "rw", labels=None,
-           resample_chip=None) -> dict[str, np.ndarray]:
+           resample_chip=None) -> MCMCOutcome:
     """MH (or PT) on folds x cells x chains: per-chain W* and BMA test probabilities, draws.
 
     ``key`` drives the run, ``eval_key`` the evaluation queries (the tree's "method" and
@@ -48,61 +49,64 @@ def run_mh(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
 
     def finish(state):
         out = bayes.evaluate(state, problem, chip, settings, schedule, eval_key)
-        result = {"wstar_probs": out.wstar_probs.reshape(*shape, *out.wstar_probs.shape[2:]),
-                  "bma_probs": out.bma_probs.reshape(*shape, *out.bma_probs.shape[2:]),
-                  "vote_probs": out.vote_probs.reshape(*shape, *out.vote_probs.shape[2:]),
-                  "acceptance": out.acceptance_rate.reshape(shape),
-                  "mean": np.asarray(state.mean).reshape(*shape, -1),  # W* per chain
-                  "draws": out.draws.reshape(*shape, *out.draws.shape[2:]),
-                  "draws_logdensity": np.asarray(state.draws_logdensity).reshape(
-                      *shape, schedule.num_draws)}
-        if hasattr(state.inner, "log_step_size"):  # the step the kept draws used
-            result["step_size"] = np.exp(np.asarray(state.inner.log_step_size)).reshape(shape)
+        step = kernels.step_size_of(state.inner)  # the step the kept draws used
+        tempering = None
         if tempered:
             report = pt_report(state.inner, schedule, bayes.swap_pool((F, S * C), C))
-            result.update(betas=np.asarray(state.inner.state.betas).reshape(*shape, K),
-                          swap_acceptance=report["swap_acceptance"].reshape(*shape, K - 1),
-                          round_trips_per_1000=report["round_trips_per_1000"].reshape(shape),
-                          log_evidence=pt.log_evidence(state.inner.tally).reshape(shape))
-        return result
+            tempering = Tempering(
+                betas=np.asarray(state.inner.state.betas).reshape(*shape, K),
+                swap_acceptance=report["swap_acceptance"].reshape(*shape, K - 1),
+                round_trips_per_1000=report["round_trips_per_1000"].reshape(shape),
+                log_evidence=pt.log_evidence(state.inner.tally).reshape(shape))
+        return MCMCOutcome(
+            wstar_probs=out.wstar_probs.reshape(*shape, *out.wstar_probs.shape[2:]),
+            bma_probs=out.bma_probs.reshape(*shape, *out.bma_probs.shape[2:]),
+            vote_probs=out.vote_probs.reshape(*shape, *out.vote_probs.shape[2:]),
+            acceptance=out.acceptance_rate.reshape(shape),
+            mean=np.asarray(state.mean).reshape(*shape, -1),
+            draws=out.draws.reshape(*shape, *out.draws.shape[2:]),
+            draws_logdensity=np.asarray(state.draws_logdensity).reshape(
+                *shape, schedule.num_draws),
+            step_size=None if step is None else np.asarray(step).reshape(shape),
+            tempering=tempering).arrays()
 
     chains = F * S * C * (K if tempered else 1)
     try:  # the chain axis across all devices of the job
         state0 = sharding.shard_chains(state0, S * C)
     except ValueError as err:
         raise ConfigError(f"mh.num_chains={C}: {err}") from None
-    outcome = stages.run(stage, lambda: state0, advance,
-                         lambda s: int(s.step) >= schedule.num_steps, finish,
-                         Progress(stage, schedule, chains))
+    outcome = MCMCOutcome.from_arrays(stages.run(
+        stage, lambda: state0, advance, lambda s: int(s.step) >= schedule.num_steps, finish,
+        Progress(stage, schedule, chains)))
     if m.arviz and sharding.is_writer():
         write_inference_data(stages, stage, outcome, labels_of(cfg.sigmas if labels is None
                                                              else labels), settings)
     return outcome
 
 
-def write_inference_data(stages: Stages, stage: str, outcome: dict, labels: list[dict],
+def write_inference_data(stages: Stages, stage: str, outcome: MCMCOutcome, labels: list[dict],
                          settings: posterior.SNNSettings) -> None:
     """One ArviZ NetCDF file per (fold, cell) of an MCMC stage under ``out/arviz/``."""
     from mhsnn.mcmc import inference_data
 
     for s, label in enumerate(labels):
-        for f in range(outcome["draws"].shape[0]):
+        for f in range(outcome.draws.shape[0]):
             attrs = {"experiment": stages.experiment, "stage": stage, "fold": f, **label,
                      "network": "-".join(map(str, settings.sizes))}
-            if "betas" in outcome:
-                attrs.update(betas=outcome["betas"][f, s].mean(0),
-                             swap_acceptance=outcome["swap_acceptance"][f, s].mean(0))
+            if outcome.tempering is not None:
+                attrs.update(betas=outcome.tempering.betas[f, s].mean(0),
+                             swap_acceptance=outcome.tempering.swap_acceptance[f, s].mean(0))
             cell = "_".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}"
                             for k, v in label.items())
             inference_data.write(
                 stages.out / "arviz" / f"{stages.experiment}__{stage}__fold{f}__{cell}.nc",
-                outcome["draws"][f, s], outcome["draws_logdensity"][f, s],
-                outcome["acceptance"][f, s], attrs)
+                outcome.draws[f, s], outcome.draws_logdensity[f, s],
+                outcome.acceptance[f, s], attrs)
 
 
 def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, key: jax.Array,
            eval_key: jax.Array, in_loop: bool, hyper: sgd.SGHyper,
-           cells=None) -> dict[str, np.ndarray]:
+           cells=None) -> Deployed:
     """SG cells trained (offline: once per fold and seed, on the ideal model) and tested on
     each cell's chip with ``eval_key``'s queries."""
     cells = cfg.sigmas if cells is None else cells
@@ -130,12 +134,13 @@ def run_sg(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem, 
         print(f"[{stage}] epoch {ep}/{hyper.epochs}  {time.perf_counter() - t0:.0f}s",
               file=sys.stderr, flush=True)
 
-    return stages.run(stage, lambda: state0, run_chunk,
-                      lambda s: int(s.epoch.min()) >= hyper.epochs, finish, progress)
+    return Deployed.from_arrays(stages.run(stage, lambda: state0, run_chunk,
+                                           lambda s: int(s.epoch.min()) >= hyper.epochs,
+                                           finish, progress))
 
 
 def run_ann(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
-            key: jax.Array, eval_key: jax.Array, cells=None) -> dict[str, np.ndarray]:
+            key: jax.Array, eval_key: jax.Array, cells=None) -> Deployed:
     """ANN-to-SNN conversion (``mhsnn.convert``) once per fold on the ideal model, deployed
     on each cell's chip with ``eval_key``'s queries."""
     cells = cfg.sigmas if cells is None else cells
@@ -155,8 +160,8 @@ def run_ann(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
     theta = jnp.repeat(jnp.asarray(theta)[:, None], S, axis=1)  # [F, S, P]
     probs = np.asarray(sgd.deployed_probabilities(theta, problem, grid_chip(F, cells, 1),
                                                   settings, eval_key))
-    return {"probs": probs.reshape(F, S, 1, *probs.shape[2:]),
-            "theta": np.asarray(theta).reshape(F, S, 1, -1)}
+    return Deployed(probs.reshape(F, S, 1, *probs.shape[2:]),
+                    np.asarray(theta).reshape(F, S, 1, -1), None)
 
 
 def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str,
@@ -190,18 +195,18 @@ def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str
         out = run_sg(stages, f"{stage_prefix}{method}", cfg, problem,
                      keys.derive(root, "method", name, method),
                      keys.derive(root, "evaluate", name, method), in_loop, hyper, cells)
-        new = cell_rows(method, out["probs"], problem, labels, False, cost(method))
+        new = cell_rows(method, out.probs, problem, labels, False, cost(method))
         for r, (s, f) in zip(new, [(s, f) for s in range(len(cells))
-                                   for f in range(out["failed"].shape[0])]):
-            r["failed_cells"] = int(out["failed"][f, s].sum())
+                                   for f in range(out.failed.shape[0])]):
+            r["failed_cells"] = int(out.failed[f, s].sum())
         rows += new
-        raw[method] = out["probs"]
+        raw[method] = out.probs
     if "ann_convert" in cfg.methods:
         out = run_ann(stages, f"{stage_prefix}ann_convert", cfg, problem,
                       keys.derive(root, "method", name, "ann_convert"),
                       keys.derive(root, "evaluate", name, "ann_convert"), cells)
-        rows += cell_rows("ann_convert", out["probs"], problem, labels, False,
+        rows += cell_rows("ann_convert", out.probs, problem, labels, False,
                           cost("ann_convert"))
-        raw["ann_convert"] = out["probs"]
+        raw["ann_convert"] = out.probs
     return rows, diag, raw
 

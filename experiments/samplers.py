@@ -68,9 +68,9 @@ def run(cfg, out, mode) -> list[dict]:
                          "presentations": presentations, "ess_logdensity": ess,
                          "ess_per_million_presentations": ess / presentations * 1e6,
                          "rhat_logdensity": cell["rhat_logdensity"],
-                         "acceptance": float(outcome["acceptance"][f, s].mean()),
-                         "step_size": float(outcome["step_size"][f, s].mean())
-                         if "step_size" in outcome else run_cfg.mh.step_size,
+                         "acceptance": float(outcome.acceptance[f, s].mean()),
+                         "step_size": float(outcome.step_size[f, s].mean())
+                         if outcome.step_size is not None else run_cfg.mh.step_size,
                          "acc_mean": cell["acc_mean"], "acc_bma": cell["acc_bma"],
                          "model_gradients_per_chain": grads, "wall_s": wall})
     summary = summarise(rows)

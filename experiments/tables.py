@@ -7,6 +7,7 @@ import gzip
 
 import numpy as np
 
+from experiments.outcomes import MCMCOutcome
 from mhsnn import likelihood, metrics, posterior
 from mhsnn.io import atomic_write_bytes
 from mhsnn.mcmc import diagnostics
@@ -54,7 +55,7 @@ def logdensity_diagnostics(logdensity: np.ndarray) -> dict[str, float]:
             "ess_logdensity": float(diagnostics.ess(lds)[0])}
 
 
-def chain_cells(outcome: dict, problem: posterior.Problem,
+def chain_cells(outcome: MCMCOutcome, problem: posterior.Problem,
                 sigmas) -> list[tuple[int, int, dict]]:
     """Per (cell s, fold f) of an MCMC outcome: (s, f, {sigma, fold, rhat_logdensity,
     ess_logdensity, acc_mean (each chain's W* alone, averaged), acc_bma (all chains'
@@ -65,39 +66,39 @@ def chain_cells(outcome: dict, problem: posterior.Problem,
             mask, labels = test_split(problem, f)
             out.append((s, f, {
                 "sigma": float(sigma), "fold": f,
-                **logdensity_diagnostics(outcome["draws_logdensity"][f, s]),
+                **logdensity_diagnostics(outcome.draws_logdensity[f, s]),
                 "acc_mean": float(np.mean([metrics.accuracy(p[mask], labels)
-                                           for p in outcome["wstar_probs"][f, s]])),
-                "acc_bma": metrics.accuracy(outcome["bma_probs"][f, s].mean(0)[mask], labels)}))
+                                           for p in outcome.wstar_probs[f, s]])),
+                "acc_bma": metrics.accuracy(outcome.bma_probs[f, s].mean(0)[mask], labels)}))
     return out
 
 
-def mh_diagnostic_rows(outcome: dict, labels, extra: dict | None = None) -> list[dict]:
+def mh_diagnostic_rows(outcome: MCMCOutcome, labels, extra: dict | None = None) -> list[dict]:
     """Acceptance, R-hat and ESS per (cell, fold) from the kept draws."""
     rows = []
-    draws, lds = outcome["draws"], outcome["draws_logdensity"]
+    draws, lds, pt = outcome.draws, outcome.draws_logdensity, outcome.tempering
     for s, label in enumerate(labels_of(labels)):
         for f in range(draws.shape[0]):
             r_w = diagnostics.rhat(draws[f, s])
             e_w = diagnostics.ess(draws[f, s])
             rows.append({**label, "fold": f, **(extra or {}),
-                         "acceptance": float(outcome["acceptance"][f, s].mean()),
+                         "acceptance": float(outcome.acceptance[f, s].mean()),
                          **logdensity_diagnostics(lds[f, s]),
                          "rhat_weights_median": float(np.median(r_w)),
                          "rhat_weights_max": float(np.max(r_w)),
                          "ess_weights_median": float(np.median(e_w)),
                          "ess_weights_min": float(np.min(e_w)),
                          "chains": draws.shape[2], "draws_per_chain": draws.shape[3]})
-            if "swap_acceptance" in outcome:
-                swap = outcome["swap_acceptance"][f, s].mean(0)
+            if pt is not None:
+                swap = pt.swap_acceptance[f, s].mean(0)
                 rows[-1].update(
                     barrier=float((1 - swap).sum()),
                     swap_acceptance=" ".join(f"{a:.3f}" for a in swap),
-                    betas=" ".join(f"{b:.4f}" for b in outcome["betas"][f, s].mean(0)),
-                    round_trips_per_1000=float(outcome["round_trips_per_1000"][f, s].mean()),
+                    betas=" ".join(f"{b:.4f}" for b in pt.betas[f, s].mean(0)),
+                    round_trips_per_1000=float(pt.round_trips_per_1000[f, s].mean()),
                     recommended_temperatures=int(np.ceil(2 * (1 - swap).sum())) + 1)
-                if "log_evidence" in outcome:  # stepping stone: mean and SE over chains
-                    z = outcome["log_evidence"][f, s]
+                if pt.log_evidence is not None:  # stepping stone: mean and SE over chains
+                    z = pt.log_evidence[f, s]
                     rows[-1].update(log_evidence=float(z.mean()),
                                     log_evidence_se=float(z.std(ddof=1) / np.sqrt(len(z)))
                                     if len(z) > 1 else float("nan"))
@@ -148,11 +149,11 @@ def probability_name(cfg) -> str:
     return likelihood.of(cfg.likelihood, cfg.softmax_scale).probabilities_from
 
 
-def mcmc_raw(outcome: dict, method: str) -> dict[str, np.ndarray]:
+def mcmc_raw(outcome: MCMCOutcome, method: str) -> dict[str, np.ndarray]:
     """An MCMC stage's test probabilities [F, S, R, Nte, O] under their method names: the
     per-chain W* (``_mean``), the BMA and the vote fraction over draws (``_bma``, ``_vote``)."""
-    return {f"{method}_mean": outcome["wstar_probs"], f"{method}_bma": outcome["bma_probs"],
-            f"{method}_vote": outcome["vote_probs"]}
+    return {f"{method}_mean": outcome.wstar_probs, f"{method}_bma": outcome.bma_probs,
+            f"{method}_vote": outcome.vote_probs}
 
 
 def prediction_rows(raw: dict[str, np.ndarray], problem: posterior.Problem, labels,

@@ -50,11 +50,12 @@ def run(cfg, out, mode) -> list[dict]:
                    "ess_logdensity": ess, "ess_per_s": ess / wall, "wall_s": wall,
                    "acc_mean": cell["acc_mean"], "acc_bma": cell["acc_bma"]}
             if tempered:
-                swap = outcome["swap_acceptance"][f, s].mean(0)
+                swap = outcome.tempering.swap_acceptance[f, s].mean(0)
                 row.update(barrier=float((1 - swap).sum()),
                            round_trips_per_1000=float(
-                               outcome["round_trips_per_1000"][f, s].mean()),
-                           betas=" ".join(f"{b:.4f}" for b in outcome["betas"][f, s, 0]))
+                               outcome.tempering.round_trips_per_1000[f, s].mean()),
+                           betas=" ".join(f"{b:.4f}" for b in
+                                          outcome.tempering.betas[f, s, 0]))
             rows.append(row)
     write_csv(out / "tempering.csv", rows)
     tables.write_predictions(out / "tempering_predictions.csv.gz", predictions)

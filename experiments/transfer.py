@@ -89,15 +89,15 @@ def run(cfg, out, mode) -> list[dict]:
                                  keys.derive(key, "evaluate", EXPERIMENT, name),
                                  cells=on_chip["train"], labels=labels,
                                  resample_chip=resample_chip)
-        draws = outcome["draws"]
-        trained[name] = (outcome["mean"], draws.reshape(F, len(cells), -1, draws.shape[-1]))
+        draws = outcome.draws
+        trained[name] = (outcome.mean, draws.reshape(F, len(cells), -1, draws.shape[-1]))
         diag += tables.mh_diagnostic_rows(outcome, labels, {"method": name})
     for name, in_loop, hyper in methods.sg_variants(cfg):
         outcome = runners.run_sg(stages, name, cfg, problem,
                                  keys.derive(key, "method", EXPERIMENT, name),
                                  keys.derive(key, "evaluate", EXPERIMENT, name), in_loop,
                                  hyper, on_chip["train"])
-        trained[name] = (outcome["theta"], None)
+        trained[name] = (outcome.theta, None)
 
     rows, predictions = [], []
     for c in CHIPS:

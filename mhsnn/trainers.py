@@ -36,7 +36,7 @@ import numpy as np
 from mhsnn import bayes, chips, config, convert, es, posterior, runs, sgd, snn, wide
 from mhsnn import likelihood as lik
 from mhsnn.config import Config
-from mhsnn.mcmc import diagnostics
+from mhsnn.mcmc import diagnostics, kernels
 from mhsnn.mcmc.sample import Progress, Schedule, pt_report
 
 
@@ -262,8 +262,9 @@ def _fit_sampler(method, key, problem, chip, settings, steps, C, num_draws, cfg,
                "draws_logdensity": np.asarray(state.draws_logdensity)[0],
                "accepted": np.asarray(state.accepted)[0],
                "queries": np.asarray(state.queries)[0]}
-        if hasattr(state.inner, "log_step_size"):
-            out["step_size"] = np.exp(np.asarray(state.inner.log_step_size))[0]
+        step = kernels.step_size_of(state.inner)
+        if step is not None:
+            out["step_size"] = np.asarray(step)[0]
         if method == "pt":
             report = pt_report(state.inner, schedule, bayes.swap_pool((1, C), C))
             out["swap_acceptance"] = report["swap_acceptance"][0].mean(0)

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mhsnn.mcmc import adapt, hmc, mala, mh, pt
 
@@ -157,6 +158,17 @@ def assemble(proposal: str, adaptation: str | None, density: Callable, inner: An
         state = start(inner, step_size, inner.position)
     return (Kernel(_one_query(step), lambda st: (st.inner.position, st.inner.logdensity)),
             state)
+
+
+ADAPTED_STATES = (adapt.AdaptState, adapt.DiagonalAdaptState, adapt.CovarianceAdaptState)
+
+
+def step_size_of(state: Any):
+    """The adapted step size of an ``assemble``d kernel's state (per pool, as the kept draws
+    use it; a host array), or None for a kernel without adaptation."""
+    if isinstance(state, ADAPTED_STATES):
+        return np.exp(np.asarray(state.log_step_size))
+    return None
 
 
 def exact(density: Callable) -> Callable[[jax.Array], Callable]:

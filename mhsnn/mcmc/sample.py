@@ -221,7 +221,7 @@ def _drive(key, kernel: Kernel, inner, schedule: Schedule, chunk_size: int) -> C
 def _finish(state: ChainState, schedule: Schedule, step_size, adapted: bool, **counts
             ) -> MCMCResult:
     if adapted:
-        step_size = float(np.exp(np.asarray(state.inner.log_step_size)))
+        step_size = float(kernels.step_size_of(state.inner))
     if isinstance(state.inner, adapt.DiagonalAdaptState):
         counts["proposal_scale"] = step_size * np.asarray(state.inner.scale)[0]
     if isinstance(state.inner, adapt.CovarianceAdaptState):  # sqrt of L L^T's diagonal
