@@ -19,7 +19,7 @@ EXPERIMENT = "data_efficiency"
 
 
 def run(cfg, out, mode) -> list[dict]:
-    run_ = experiment.start(out, cfg, EXPERIMENT, mode, n_train=True)
+    run_ = experiment.start(out, cfg, EXPERIMENT, mode, n_train=True, grid=True)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     rows, diag, predictions = [], [], []
     for n in cfg.n_train:

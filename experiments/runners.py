@@ -179,13 +179,13 @@ def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str
     def cost(method: str) -> dict:  # chip sample presentations one cell's training took
         return {**(extra or {}), "presentations": training_presentations(method, cfg, n_train)}
 
-    for method in ("mh", "pt"):
-        if method not in cfg.methods:
-            continue
+    samplers = [m for m in ("mh", "pt") if m in cfg.methods] + [
+        m for m in cfg.methods if m in config.grid_samplers()]  # any TRAINERS sampler
+    for method in samplers:
         out = run_mh(stages, f"{stage_prefix}{method}", cfg, problem,
                      keys.derive(root, "method", name, method),
                      keys.derive(root, "evaluate", name, method), method == "pt", cells,
-                     labels=labels)
+                     sampler="rw" if method in ("mh", "pt") else method, labels=labels)
         for kind, probs in mcmc_raw(out, method).items():  # W* per chain; BMA, votes pooled
             rows += cell_rows(kind, probs, problem, labels, not kind.endswith("_mean"),
                               cost(method))

@@ -66,7 +66,7 @@ def networks(cfg):
 def run(cfg, out, mode) -> list[dict]:
     for name in NETWORKS:  # every data set must take the folds before anything is written
         experiment.load_data(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, name=name)))
-    run_ = experiment.start(out, cfg, EXPERIMENT, mode)
+    run_ = experiment.start(out, cfg, EXPERIMENT, mode, grid=True)
     stages, key = run_.stages, run_.key
     problems, rows, diag, predictions = {}, [], [], []
     for name, net_cfg in networks(cfg):

@@ -20,7 +20,7 @@ EXPERIMENT = "sigma_sweep"
 
 
 def run(cfg, out, mode) -> list[dict]:
-    run_ = experiment.start(out, cfg, EXPERIMENT, mode)
+    run_ = experiment.start(out, cfg, EXPERIMENT, mode, grid=True)
     stages, ds, key = run_.stages, run_.dataset, run_.key
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
     problem = posterior.make_problem(ds, splits, key, cfg.snn.time_steps, EXPERIMENT)

@@ -28,6 +28,15 @@ METHODS = ("mh", "sg_offline", "sg_in_loop", "sg_offline_literal", "sg_in_loop_l
 ALL_METHODS = (*METHODS, "pt")
 
 
+def grid_samplers() -> tuple[str, ...]:
+    """The samplers of ``mhsnn.TRAINERS`` that the grid experiments (sigma_sweep,
+    data_efficiency, nonidealities, scaling) also run by name beside "mh" (the paper's
+    random walk, TRAINERS' "rw") and "pt": ``bayes.SAMPLERS`` but "pt"."""
+    from mhsnn import bayes  # here, not at the top: bayes imports this module's users
+
+    return tuple(s for s in bayes.SAMPLERS if s != "pt")
+
+
 class ConfigError(ValueError):
     """A bad configuration value; the message is one line."""
 
@@ -321,8 +330,11 @@ def validate(cfg: Config) -> Config:
     _check(cfg.likelihood in likelihood.NAMES, "likelihood", cfg.likelihood,
            " or ".join(likelihood.NAMES))
     _finite_positive("softmax_scale", cfg.softmax_scale)
-    _check(len(cfg.methods) >= 1 and all(m in ALL_METHODS for m in cfg.methods), "methods",
-           list(cfg.methods), f"a non-empty list drawn from {', '.join(ALL_METHODS)}")
+    allowed = (*ALL_METHODS, *grid_samplers())
+    _check(len(cfg.methods) >= 1 and all(m in allowed for m in cfg.methods), "methods",
+           list(cfg.methods), f"a non-empty list drawn from {', '.join(allowed)}")
+    _check("demc" not in cfg.methods or cfg.mh.num_chains >= 4, "mh.num_chains",
+           cfg.mh.num_chains, ">= 4 with demc in methods (a cell's chains are its population)")
     _check(1 <= cfg.pt.num_temperatures <= 64, "pt.num_temperatures", cfg.pt.num_temperatures,
            "in [1, 64]")
     s = cfg.snn

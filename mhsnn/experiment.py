@@ -105,10 +105,17 @@ def load_data(cfg: Config, folds: int | None = None, n_train: bool = False) -> d
 
 
 def start(out: Path, cfg: Config, experiment: str, mode: bool | str, folds: int | None = None,
-          n_train: bool = False) -> Run:
+          n_train: bool = False, grid: bool = False) -> Run:
     """Load the data, check it (see ``load_data``), create the output folder and the stage
-    book-keeping."""
+    book-keeping. ``grid``: the experiment runs every method through
+    ``runners.method_rows``, so ``methods`` may also name the samplers of
+    ``config.grid_samplers()``; the others refuse them in one line."""
     t0 = time.perf_counter()
+    extra = [m for m in cfg.methods if m not in config.ALL_METHODS]
+    if extra and not grid:
+        raise ConfigError(f"methods: {extra[0]!r} runs in the grid experiments (sigma-sweep, "
+                          f"data-efficiency, nonidealities, scaling); {experiment} takes "
+                          f"{', '.join(config.ALL_METHODS)}")
     dataset = load_data(cfg, folds, n_train)
     stages = Stages(out, config.to_dict(cfg), experiment, mode, CODE_VERSION)
     return Run(stages, dataset, jax.random.key(cfg.seed), t0)

@@ -84,10 +84,16 @@ def test_sigma_sweep_end_to_end(tmp_path):
 
 
 def test_data_efficiency_end_to_end(tmp_path):
-    data_efficiency.main([*TINY, "--set", "n_train=[10, 30]", "--set", "methods=['mh', 'sg_offline']",
+    # any sampler of TRAINERS runs in a grid experiment by name, beside the paper's "mh"
+    data_efficiency.main([*TINY, "--set", "n_train=[10, 30]",
+                          "--set", "methods=['mh', 'sg_offline', 'rw_adapt']",
                           "--out", str(tmp_path)])
     rows = _rows(tmp_path / "data_efficiency.csv")
-    assert len(rows) == 4 * 2 * 2 * 2  # methods (mh: W*, BMA, votes) x n_train x sigmas x folds
+    # methods (mh, rw_adapt: W*, BMA, votes each) x n_train x sigmas x folds
+    assert len(rows) == 7 * 2 * 2 * 2
+    assert {r["method"] for r in rows} >= {"rw_adapt_mean", "rw_adapt_bma", "rw_adapt_vote"}
+    cost = {(r["method"], r["n_train"]): int(r["presentations"]) for r in rows}
+    assert cost[("rw_adapt_bma", "30")] == cost[("mh_bma", "30")] == 2 * 201 * 30
     assert {r["n_train"] for r in rows} == {"10", "30"}
     assert {int(r["n_test"]) for r in rows if r["n_train"] == "10"} == {559}
     assert (tmp_path / "accuracy_vs_ntrain.png").exists()
@@ -112,7 +118,20 @@ BAD = [
     (["--set", "snn.layout=fastest"], "snn.layout"),
     (["--set", "snn.hidden=[0]"], "snn.hidden"),
     (["--set", "snn.hidden=[4000]"], "snn.hidden"),
+    (["--set", "methods=['mh', 'bogus']"], "methods"),
+    (["--set", "methods=['mh', 'demc']", "--set", "mh.num_chains=2"], "mh.num_chains"),
 ]
+
+
+def test_a_grid_sampler_outside_the_grid_experiments_is_refused(tmp_path, capsys):
+    from experiments import tempering
+
+    with pytest.raises(SystemExit) as exc:
+        tempering.main(["--set", "methods=['mh', 'rw_adapt']", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'rw_adapt' runs in the grid experiments" in err
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("args,name", BAD)
