@@ -90,9 +90,8 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
     (``ChainState.queries``). ``observe``: accumulate the test-set predictive at every kept
     draw (the BMA); off, no test query is made inside the run.
 
-    On a noisy chip every sampler runs pseudo-marginal (``density_at``): exact for the
-    noise-averaged posterior with the fixed-step random walk, and only as the noise
-    vanishes for the adaptive, DE-MC, gradient and tempered kernels.
+    On a noisy chip every sampler runs pseudo-marginal (``density_at``): its draws target
+    the noise-averaged posterior (PT's beta = 1 replicas; its tempered ones do not).
 
     ``resample_chip(key) -> Chip`` (grid leaves [F, M, ...]): every likelihood query runs on
     a fresh chip drawn from it (e.g. a new mismatch instance), so exp(log likelihood) is an
@@ -152,12 +151,20 @@ def density_at(logdensity: Callable, stochastic: bool) -> Callable:
     """``key -> density``: for a noisy chip, the density with the read noise of the step
     whose key this is; else the density itself.
 
-    A kernel built for exact densities (adaptation, DE-MC, MALA/HMC, PT) then runs on a
-    noisy chip as a pseudo-marginal kernel: each proposal is scored with fresh noise and
-    every state keeps the estimate it was accepted with. Random-walk MH with a fixed step
-    is then exact for the noise-averaged posterior (``mh.kernel``); the others are exact
-    only in the limit of vanishing noise: their adaptation and the differential or
-    tempered moves condition on noisy estimates.
+    Every kernel then runs on a noisy chip as a pseudo-marginal kernel: each proposal is
+    scored with fresh noise and every state keeps the estimate it was accepted with, so
+    the chain is an exact MCMC on weights x noise whose weight marginal is the
+    noise-averaged posterior p(W) E[L(D | W, noise)] (exp of the estimate is unbiased for
+    that likelihood). This holds for the fixed-step random walk (``mh.kernel``), for the
+    adaptive ones (adaptation stops at burn-in, so the kept draws come from one fixed
+    kernel), for MALA / HMC (the model's gradient does not see the noise) and for DE-MC
+    (the other chains are fixed while one moves). For PT it holds for the beta = 1
+    replicas only: a tempered replica targets p(W) E[L^beta], not the tempered averaged
+    posterior, so PT's schedule and stepping-stone evidence are biased on a noisy chip
+    (``sample_pt(noisy=True)`` and its test). Tested against a known averaged posterior:
+    the random walk, fixed and adapted, and PT (``tests/test_samplers.py``). The usual
+    pseudo-marginal caveat: large noise makes chains sticky (a lucky over-estimate is
+    hard to leave), which shows in their R-hat and ESS.
     """
     if not stochastic:
         return lambda key: logdensity

@@ -37,7 +37,7 @@ from mhsnn.metrics import votes
 PREDICTIVES = ("bma", "vote", "point")
 RHAT_WARN = 1.1  # above this the chains have not mixed (as NumPyro's summary flags it)
 _SEED_FILE = "estimator_seed"
-CODE_VERSION = "estimator-1"
+CODE_VERSION = "estimator-2"
 
 
 class SNNClassifier(ClassifierMixin, BaseEstimator):

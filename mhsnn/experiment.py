@@ -32,7 +32,7 @@ from mhsnn.config import Config, ConfigError
 from mhsnn.io import write_json
 from mhsnn.runs import Stages
 
-CODE_VERSION = "4"  # bump when a change makes old checkpoints meaningless
+CODE_VERSION = "5"  # bump when a change makes old checkpoints meaningless
 # (2: the key tree; 3: PT state split into PTState + PTTally; 4: W* outcomes named
 # wstar_probs, the chip and data.label config sections)
 

@@ -173,6 +173,24 @@ def test_pseudo_marginal_over_random_chips_recovers_the_averaged_posterior():
     _check_moments(adapted, [post_var * y / v], [post_var])
 
 
+def test_pseudo_marginal_pt_samples_the_noise_averaged_posterior():
+    """The random-offset chip of the test above under PT: the beta = 1 replicas keep their
+    accepted estimates through swaps, so they sample the averaged posterior exactly."""
+    y, tau, s = 2.0, 1.5, 2.0
+
+    def noisy_log_lik(theta, key):
+        return -0.5 * (y - theta[0] - tau * jax.random.normal(key)) ** 2
+
+    res = sample_pt(jax.random.key(3), lambda th: -0.5 * th[0] ** 2 / s**2, noisy_log_lik,
+                    jnp.zeros((32, 1)), num_steps=4000, step_size=1.5, num_temperatures=3,
+                    noisy=True)
+    v = 1.0 + tau**2
+    post_var = 1.0 / (1.0 / v + 1.0 / s**2)
+    _check_moments(res, [post_var * y / v], [post_var])
+    np.testing.assert_allclose(res.samples.var(), post_var, rtol=0.15)
+    assert np.isnan(res.log_evidence)
+
+
 def test_stepping_stone_log_evidence_matches_the_analytic_normaliser():
     d, s = 3, 0.5
     y = jnp.array([1.0, -0.5, 2.0])

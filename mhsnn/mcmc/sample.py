@@ -474,7 +474,8 @@ def _decays(log_prior_fn: Callable, start: jax.Array) -> bool:
 def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callable,
               init_positions: jax.Array, *, num_steps: int, step_size: float,
               num_temperatures: int, burn_in: int | None = None, thin: int = 1,
-              betas: np.ndarray | None = None, chunk_size: int = 1000) -> PTResult:
+              betas: np.ndarray | None = None, chunk_size: int = 1000,
+              noisy: bool = False) -> PTResult:
     """Non-reversible parallel tempering on many chains of any prior and likelihood.
 
     Args:
@@ -489,6 +490,11 @@ def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callabl
       burn_in: None means the first half; the schedule adapts during burn-in only.
       thin: keep one draw every ``thin`` steps after burn-in.
       betas: a fixed increasing schedule f32[K] from 0 to 1; None adapts from a linear one.
+      noisy: ``log_likelihood_fn(position, key)`` is a noisy estimate whose exp is unbiased
+        for the likelihood (a noisy chip): pseudo-marginal PT, each replica scored with its
+        own key and keeping the estimate it accepted. The beta = 1 replicas then sample the
+        noise-averaged posterior exactly; the others target p(W) E[L^beta], so the schedule
+        and the stepping-stone ``log_evidence`` are biased (and not reported: NaN).
 
     Returns:
       PTResult: samples [chains, draws, dim] of the beta = 1 replicas, betas [K],
@@ -507,14 +513,21 @@ def sample_pt(key: jax.Array, log_prior_fn: Callable, log_likelihood_fn: Callabl
         if start.shape != (K,) or start[-1] != 1.0 or start[0] < 0 or np.any(np.diff(start) <= 0):
             raise ValueError(f"betas: {betas}, must be {K} increasing values in [0, 1] ending at 1")
     lp = jax.vmap(jax.vmap(log_prior_fn))
-    ll = jax.vmap(jax.vmap(log_likelihood_fn))
+    if noisy:
+        def ll(theta, key):  # one key per replica of every chain
+            keys = jax.random.split(key, theta.shape[:2])
+            return jax.vmap(jax.vmap(log_likelihood_fn))(theta, keys)
+    else:
+        ll = jax.vmap(jax.vmap(log_likelihood_fn))
     chunk = min(chunk_size, num_steps)
     state, advance = build_pt(key, lp, ll, positions, jnp.broadcast_to(
         jnp.asarray(start, jnp.float32), (positions.shape[0], K)), step_size, schedule, chunk,
-        pool_all, adapt)
+        pool_all, adapt, noisy=noisy)
     state = run_chunks(state, advance, schedule, chunk)
     report = pt_report(state.inner, schedule, pool_all)
     log_z = pt.log_evidence(state.inner.tally)
+    if noisy:  # the tempered replicas target p(W) E[L^beta]: no stepping-stone estimate
+        log_z = np.full_like(log_z, np.nan)
     if not _decays(log_prior_fn, positions[0]):
         warnings.warn("log_evidence: log_prior_fn does not fall off far from the start (an "
                       "improper or flat prior?), so log Z is undefined: NaN returned",
