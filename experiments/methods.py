@@ -45,20 +45,17 @@ def sg_variants(cfg: Config) -> list[tuple[str, bool, sgd.SGHyper]]:
 def training_presentations(method: str, cfg: Config, n_train: int) -> int:
     """Chip sample presentations (one weight set on one sample) one cell's training costs.
 
-    mh (and every other sampler of ``config.grid_samplers()``): chains x (steps + 1) x N
-    (the start, then one proposal per step on every training row); pt: the same times K replicas (``cfg.mh.num_steps`` is PT's own step count);
-    sg_offline and ann_convert: 0 (trained on the model; deploying is an evaluation);
-    sg_in_loop:
-    seeds x epochs x N (every row once per epoch, forward on the chip). Test-set evaluation
-    is not counted.
+    mh ("rw" of TRAINERS), pt and every other sampler of ``config.grid_samplers()``: as
+    ``trainers.presentations_of`` counts them, chains x (steps + 1) x N (the start, then one
+    proposal per step on every training row), times K replicas for pt (``cfg.mh.num_steps``
+    is PT's own step count); sg_offline and ann_convert: 0 (trained on the model; deploying
+    is an evaluation); sg_in_loop: seeds x epochs x N (every row once per epoch, forward on
+    the chip). Test-set evaluation is not counted.
     """
-    m = cfg.mh
     base = method.removesuffix("_literal")
-    if base in config.grid_samplers():  # one query per chain and step, as the paper's MH
-        base = "mh"
-    counts = {"mh": m.num_chains * (m.num_steps + 1) * n_train,
-              "pt": m.num_chains * cfg.pt.num_temperatures * (m.num_steps + 1) * n_train,
-              "sg_offline": 0, "sg_in_loop": cfg.sg.seeds * cfg.sg.epochs * n_train,
-              "ann_convert": 0}
-    return counts[base]
+    if base in ("mh", "pt", *config.grid_samplers()):
+        return trainers.presentations_of("rw" if base == "mh" else base, cfg.mh.num_steps,
+                                         cfg.mh.num_chains, n_train, cfg)
+    return {"sg_offline": 0, "sg_in_loop": cfg.sg.seeds * cfg.sg.epochs * n_train,
+            "ann_convert": 0}[base]
 

@@ -17,7 +17,7 @@ import numpy as np
 from mhsnn import chips, posterior, snn
 from mhsnn.chips import Chip
 from mhsnn.mcmc import demc, kernels, mh, pt
-from mhsnn.mcmc.kernels import Kernel, StepInfo
+from mhsnn.mcmc.kernels import Kernel, StepInfo, density_at
 from mhsnn.mcmc.sample import (
     ChainState,
     Schedule,
@@ -147,30 +147,6 @@ def model_gradient_fn(problem: posterior.Problem, hyper: MHHyper,
     return jax.grad(total)
 
 
-def density_at(logdensity: Callable, stochastic: bool) -> Callable:
-    """``key -> density``: for a noisy chip, the density with the read noise of the step
-    whose key this is; else the density itself.
-
-    Every kernel then runs on a noisy chip as a pseudo-marginal kernel: each proposal is
-    scored with fresh noise and every state keeps the estimate it was accepted with, so
-    the chain is an exact MCMC on weights x noise whose weight marginal is the
-    noise-averaged posterior p(W) E[L(D | W, noise)] (exp of the estimate is unbiased for
-    that likelihood). This holds for the fixed-step random walk (``mh.kernel``), for the
-    adaptive ones (adaptation stops at burn-in, so the kept draws come from one fixed
-    kernel), for MALA / HMC (the model's gradient does not see the noise) and for DE-MC
-    (the other chains are fixed while one moves). For PT it holds for the beta = 1
-    replicas only: a tempered replica targets p(W) E[L^beta], not the tempered averaged
-    posterior, so PT's schedule and stepping-stone evidence are biased on a noisy chip
-    (``sample_pt(noisy=True)`` and its test). Tested against a known averaged posterior:
-    the random walk, fixed and adapted, and PT (``tests/test_samplers.py``). The usual
-    pseudo-marginal caveat: large noise makes chains sticky (a lucky over-estimate is
-    hard to leave), which shows in their R-hat and ESS.
-    """
-    if not stochastic:
-        return lambda key: logdensity
-    return functools.partial(mh.at_step, logdensity)
-
-
 def cell_pool(shape: tuple[int, int], per_cell: int) -> Callable:
     """The mean over each cell's chains (consecutive blocks of ``per_cell``), broadcast back
     to them: [F, M, ...] -> [F, M, ...]."""
@@ -197,8 +173,6 @@ def _grid_kernel(sampler, density, key_init, positions, problem, chip, hyper, se
     grad = None
     if proposal == "rw":
         inner = jax.jit(lambda p: mh.init(p, logdensity))(positions)
-        if adaptation is None:
-            step_size = step_size[..., None]
     else:
         grad = model_gradient_fn(problem, hyper, settings)
         inner = jax.jit(lambda p: kernels.init(proposal, p, logdensity, grad))(positions)
@@ -243,7 +217,7 @@ def _demc_kernel(density, first, positions, problem, chip, hyper, settings, shap
 
     def step(key, state):
         state, info = demc.kernel(key, state, cells_density(key))
-        return state, StepInfo(info.is_accepted.reshape(F, M), jnp.ones((), jnp.int32))
+        return state, StepInfo(info.is_accepted.reshape(F, M))
 
     def target(state):
         return (state.position.reshape(F, M, -1), state.logdensity.reshape(F, M))
@@ -261,8 +235,9 @@ def tempered(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
 
     Any chip: a noisy one makes PT pseudo-marginal (see ``density_at``), an ``ExternalChip``
     gets all M x K replicas of a fold in one query. Each chain carries K replicas
-    ([F, M, K, P]); all M x K replicas' likelihoods are one batched forward pass. The chains of one cell (consecutive blocks of ``chains_per_cell``)
-    share a schedule, adapted from their pooled swap statistics during burn-in.
+    ([F, M, K, P]); all M x K replicas' likelihoods are one batched forward pass. The
+    chains of one cell (consecutive blocks of ``chains_per_cell``) share a schedule,
+    adapted from their pooled swap statistics during burn-in.
     ``observe``: the test query summed over kept draws (None: none inside the run).
     """
     posterior.check_network(problem, settings)

@@ -215,28 +215,26 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     grid = chip if isinstance(chip, chips.ExternalChip) else chips.broadcast(chip, (1, C))
     if isinstance(grid, chips.ExternalChip):
         grid.grid_shape = (1, C)
-    if method in wide.METHODS:  # they count their presentations as they go, to the budget
-        out = _fit_wide(method, key, problem, grid, settings, steps, C, num_draws, cfg,
-                        stages, progress, chunks, wide_hyper)
-        return out._replace(diagnostics={"method": method, "steps": steps, **out.diagnostics})
     chunk = max(1, -(-steps // chunks))
     if trainer.kind == "optimiser":  # an ES chunk always runs whole: whole chunks only
         steps = max(chunk, steps // chunk * chunk)
-    if trainer.kind == "sampler":  # the driver counts a sampler's queries as it runs
+    if method in wide.METHODS:  # they run to the budget, counting as they go
+        out = _fit_wide(method, key, problem, grid, settings, steps, C, num_draws, cfg,
+                        stages, progress, chunks, wide_hyper)
+    elif trainer.kind == "sampler":  # the driver counts a sampler's queries as it runs
         out = _fit_sampler(method, key, problem, grid, settings, steps, C, num_draws, cfg,
                            stages, progress, chunk)
-        return out._replace(diagnostics={"method": method, "steps": steps, **out.diagnostics})
-    cost = presentations_of(method, steps, C, n_train, cfg)
-    if method == "ann_convert":
-        out = _fit_ann(key, problem, settings, cfg, stages)
-    elif trainer.kind == "optimiser":
-        out = _fit_optimiser(method, key, problem, grid, settings, steps, cfg, stages,
-                             progress, chunk)
-    else:
-        out = _fit_sg(method, key, problem, grid, settings, steps, cfg, stages, progress,
-                      chunk)
-    return out._replace(presentations=cost,
-                        diagnostics={"method": method, "steps": steps, **out.diagnostics})
+    else:  # optimisers and baselines: their generations / epochs fix their cost
+        if method == "ann_convert":
+            out = _fit_ann(key, problem, settings, cfg, stages)
+        elif trainer.kind == "optimiser":
+            out = _fit_optimiser(method, key, problem, grid, settings, steps, cfg, stages,
+                                 progress, chunk)
+        else:
+            out = _fit_sg(method, key, problem, grid, settings, steps, cfg, stages, progress,
+                          chunk)
+        out = out._replace(presentations=presentations_of(method, steps, C, n_train, cfg))
+    return out._replace(diagnostics={"method": method, "steps": steps, **out.diagnostics})
 
 
 def _report(label: str, total: int, done: Callable[[object], int], enabled: bool):

@@ -21,6 +21,7 @@ draws come from one fixed kernel.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -35,9 +36,9 @@ class StepInfo(NamedTuple):
     """What the driver needs from one step of any kernel."""
 
     is_accepted: jax.Array  # [...] the target chain moved
-    queries: jax.Array  # [...] or scalar: density evaluations (chip queries) per chain this
-    # step made; one chip query presents every training row once, so a step's chip
-    # sample presentations are queries x rows (they may vary per step)
+    queries: jax.Array | int = 1  # [...] or scalar: density evaluations (chip queries) per
+    # chain this step made; one chip query presents every training row once, so a step's
+    # chip sample presentations are queries x rows (they may vary per step)
 
 
 class Kernel(NamedTuple):
@@ -62,8 +63,7 @@ def pt_kernel(log_prior_fn: Callable, log_likelihood_fn: Callable, step_size,
     def step(key, chain):
         ll = mh.at_step(log_likelihood_fn, key) if noisy else log_likelihood_fn
         chain, info = pt.step(key, chain, log_prior_fn, ll, step_size)
-        return chain, StepInfo(info.is_accepted[..., -1],
-                               jnp.asarray(num_temperatures, jnp.int32))
+        return chain, StepInfo(info.is_accepted[..., -1], num_temperatures)
 
     return Kernel(step, lambda chain: pt.target(chain.state), num_temperatures)
 
@@ -91,7 +91,7 @@ def proposal_step(proposal: str, density: Callable[[jax.Array], Callable],
     proposal with scale ``eps`` (and, for the random walk, a Cholesky ``factor``).
 
     ``density(key)`` is the step's log density (for a noisy chip, with that step's read
-    noise: ``bayes.density_at``); ``grad_fn`` drives MALA / HMC proposals."""
+    noise: ``density_at``); ``grad_fn`` drives MALA / HMC proposals."""
     if proposal not in PROPOSALS:
         raise ValueError(f"proposal {proposal!r}: expected one of {', '.join(PROPOSALS)}")
 
@@ -120,7 +120,7 @@ def _one_query(step: Callable) -> Callable:
     """A step returning ``accepted`` -> one returning ``StepInfo`` (one query per chain)."""
     def wrapped(key, state):
         state, accepted = step(key, state)
-        return state, StepInfo(accepted, jnp.ones((), jnp.int32))
+        return state, StepInfo(accepted)
     return wrapped
 
 
@@ -171,6 +171,25 @@ def step_size_of(state: Any):
     return None
 
 
-def exact(density: Callable) -> Callable[[jax.Array], Callable]:
-    """An exact density as ``density(key)`` (the key unused)."""
-    return lambda key: density
+def density_at(logdensity: Callable, stochastic: bool) -> Callable[[jax.Array], Callable]:
+    """``key -> density``: for a noisy density ``logdensity(position, key)``, the density
+    with the noise of the step whose key this is (``mh.at_step``); else the density itself.
+
+    Every kernel then runs on a noisy chip as a pseudo-marginal kernel: each proposal is
+    scored with fresh noise and every state keeps the estimate it was accepted with, so
+    the chain is an exact MCMC on weights x noise whose weight marginal is the
+    noise-averaged posterior p(W) E[L(D | W, noise)] (exp of the estimate is unbiased for
+    that likelihood). This holds for the fixed-step random walk (``mh.kernel``), for the
+    adaptive ones (adaptation stops at burn-in, so the kept draws come from one fixed
+    kernel), for MALA / HMC (the model's gradient does not see the noise) and for DE-MC
+    (the other chains are fixed while one moves). For PT it holds for the beta = 1
+    replicas only: a tempered replica targets p(W) E[L^beta], not the tempered averaged
+    posterior, so PT's schedule and stepping-stone evidence are biased on a noisy chip
+    (``sample_pt(noisy=True)`` and its test). Tested against a known averaged posterior:
+    the random walk, fixed and adapted, and PT (``tests/test_samplers.py``). The usual
+    pseudo-marginal caveat: large noise makes chains sticky (a lucky over-estimate is
+    hard to leave), which shows in their R-hat and ESS.
+    """
+    if not stochastic:
+        return lambda key: logdensity
+    return functools.partial(mh.at_step, logdensity)

@@ -9,7 +9,6 @@ the test-set predictive, i.e. the Bayesian model average).
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 import warnings
@@ -285,11 +284,10 @@ def sample_mh(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: ja
 
         key, k_init = jax.random.split(key)
         inner = mh.init(positions, lambda x: batched(x, k_init))
-        density = functools.partial(mh.at_step, batched)
     else:
         batched = jax.vmap(logdensity_fn)
         inner = mh.init(positions, batched)
-        density = kernels.exact(batched)
+    density = kernels.density_at(batched, noisy)
     kernel, inner = kernels.assemble("rw", adaptation, density, inner, step_size,
                                      schedule.burn_in, target_acceptance=target_acceptance)
     state = _drive(key, kernel, inner, schedule, chunk_size)
@@ -306,7 +304,7 @@ def _sample_gradient(key, logdensity_fn, init_positions, num_steps, step_size, g
     grads = jax.vmap(jax.grad(logdensity_fn) if grad_fn is None else grad_fn)
     proposal = "mala" if num_leapfrog is None else "hmc"
     kernel, inner = kernels.assemble(
-        proposal, "step" if adapt_step_size else None, kernels.exact(batched),
+        proposal, "step" if adapt_step_size else None, kernels.density_at(batched, False),
         kernels.init(proposal, positions, batched, grads), step_size, schedule.burn_in,
         grad_fn=grads, num_leapfrog=num_leapfrog, target_acceptance=target_acceptance)
     state = _drive(key, kernel, inner, schedule, chunk_size)
@@ -360,7 +358,7 @@ def sample_demc(key: jax.Array, logdensity_fn: mh.LogDensityFn, init_positions: 
 
     def step(k, st):
         st, info = demc.kernel(k, st, batched, settings)
-        return st, StepInfo(info.is_accepted, jnp.ones((), jnp.int32))
+        return st, StepInfo(info.is_accepted)
 
     kernel = Kernel(step, lambda st: (st.position, st.logdensity))
     state = _drive(key, kernel, demc.init(positions, batched), schedule, chunk_size)
