@@ -310,7 +310,30 @@ def reporting_faults():
         fault = chip_fault(err)
         if fault is None or fault is err:
             raise
-        raise fault from None
+        raise fault from fault.__cause__  # the chip's exception, not JAX's wrapper
+
+
+def weight_layout(sizes: Sequence[int]) -> list[tuple[str, slice, tuple[int, int]]]:
+    """Where each layer's matrix lies in a flat weight vector: ``(name, slice, (fan_in,
+    fan_out))`` per layer, in order (``w1`` first). ``weights[..., s].reshape(fan_in,
+    fan_out)`` is that layer's matrix, row-major: row i holds input i's weights."""
+    out, at = [], 0
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        out.append((f"w{i + 1}", slice(at, at + a * b), (int(a), int(b))))
+        at += a * b
+    return out
+
+
+def describe_layout(sizes: Sequence[int]) -> str:
+    """The network and its weight layout in one line, for error messages."""
+    layers = ", ".join(f"{name} [{a}, {b}] = weights[:, {s.start}:{s.stop}]"
+                       for name, s, (a, b) in weight_layout(sizes))
+    total = sum(a * b for _, _, (a, b) in weight_layout(sizes))
+    return f"network {'-'.join(map(str, sizes))}, P = {total} weights: {layers}"
+
+
+class _Permanent(Exception):
+    """A fault that retrying cannot fix (the answer is not a plain array)."""
 
 
 def _first_line(err: BaseException) -> str:
@@ -337,9 +360,18 @@ class ExternalChip:
     (daemon) thread: Python cannot kill it, so a driver that hangs must be reset by the
     caller's own means before a resume.
 
+    Until the chip has answered once, an exception other than an ``OSError`` (a link, a
+    device, a timeout) and an answer of the wrong shape or dtype are not retried: on a
+    first query they are a wrong size, layout or dtype, and retrying only delays the
+    message, which then names the network and its weight layout (``sizes``, when the
+    engine set it). A tensor that
+    requires grad is refused at once, on any query. ``ChipError.__cause__`` is the chip's
+    own exception, with its traceback.
+
     Counts: ``queries`` forward runs (one weight set on one batch of samples) and
     ``presentations`` sample presentations of the answers used, exactly; ``calls`` host
-    calls; ``faults`` failed attempts and ``retries`` retries.
+    calls; ``faults`` failed attempts and ``retries`` retries; ``chip_s`` seconds inside
+    ``fn``.
     """
 
     fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -353,6 +385,8 @@ class ExternalChip:
     calls: int = 0
     faults: int = 0
     retried: int = 0
+    chip_s: float = 0.0
+    sizes: tuple[int, ...] | None = None  # the network the engine runs on it (messages)
 
     def __post_init__(self):
         if self.retries < 0:
@@ -363,6 +397,13 @@ class ExternalChip:
             self.name = getattr(self.fn, "__name__", None) or type(self.fn).__name__
 
     def _once(self, weights: np.ndarray, spikes: np.ndarray):
+        t0 = time.perf_counter()
+        try:
+            return self._run(weights, spikes)
+        finally:
+            self.chip_s += time.perf_counter() - t0
+
+    def _run(self, weights: np.ndarray, spikes: np.ndarray):
         if self.timeout_s is None:
             return self.fn(weights, spikes)
         box: dict = {}
@@ -384,7 +425,15 @@ class ExternalChip:
 
     @staticmethod
     def _problem(counts, expected: tuple[int, ...], T: int) -> str | None:
-        counts = np.asarray(counts)
+        if getattr(counts, "requires_grad", False):
+            raise _Permanent("answered a tensor that requires grad; return counts.detach() "
+                             "(or run the chip under torch.no_grad())")
+        try:
+            counts = np.asarray(counts)
+        except (TypeError, RuntimeError) as err:  # a GPU tensor, say
+            raise _Permanent(f"answered {type(counts).__name__}, which NumPy cannot read "
+                             f"({_first_line(err)}); return a NumPy array or a CPU tensor") \
+                from None
         if counts.dtype.kind not in "biuf":
             return f"counts of dtype {counts.dtype}, expected numbers"
         if counts.shape != expected:
@@ -399,29 +448,56 @@ class ExternalChip:
 
     def __call__(self, weights: np.ndarray, spikes: np.ndarray,
                  num_outputs: int = PAPER_NETWORK[-1], fold=None) -> np.ndarray:
-        weights, spikes = np.asarray(weights, np.float32), np.asarray(spikes, np.float32)
+        # writable copies: a chip that wraps them in tensors (torch.from_numpy) would warn on
+        # every call about JAX's read-only buffers
+        weights, spikes = np.array(weights, np.float32), np.array(spikes, np.float32)
         self.calls += 1
         expected = (weights.shape[0], spikes.shape[1], num_outputs)
         where = f"fold {int(fold)}, " if fold is not None else ""
+        cause, tried = None, f"after {self.retries} retries"
         for attempt in range(self.retries + 1):
             try:
                 counts = self._once(weights, spikes)
                 problem = self._problem(counts, expected, spikes.shape[0])
+                cause = None
+            except _Permanent as err:
+                problem, cause, tried = str(err), None, "not retried"
+                self.faults += 1
+                break
             except Exception as err:  # noqa: BLE001 - any failure is a fault
-                problem = f"raised {_first_line(err)}"
+                problem, cause = f"raised {_first_line(err)}", err
             if problem is None:
                 self.queries += weights.shape[0]
                 self.presentations += weights.shape[0] * spikes.shape[1]
                 return np.asarray(counts, np.float32)
             self.faults += 1
+            structural = problem.startswith("counts of") if cause is None \
+                else not isinstance(cause, OSError)
+            if self.queries == 0 and structural:
+                tried = "not retried: the chip has not answered yet"
+                break  # a size, layout or dtype, not a glitch
             if attempt < self.retries:
                 self.retried += 1
                 time.sleep(self.backoff_s * 2**attempt)
+        layout = f"; the engine runs the {describe_layout(self.sizes)}" \
+            if self.queries == 0 and self.sizes is not None else ""
+        declared = getattr(self.fn, "sizes", None)
+        if layout and declared is not None:
+            layout += f"; the chip declares sizes {'-'.join(map(str, declared))}"
         fault = ChipError(
             f"chip {self.name!r}: query {self.calls} ({where}{weights.shape[0]} weight sets "
-            f"x {spikes.shape[1]} samples): {problem} (after {self.retries} retries)")
+            f"x {spikes.shape[1]} samples): {problem} ({tried}){layout}")
+        fault.__cause__ = cause  # the chip's own exception and traceback
         _PENDING[:] = [fault]  # a computation stops at its first fault: keep the latest
         raise fault
+
+    def preflight(self, spikes: np.ndarray, num_outputs: int, num_weights: int) -> None:
+        """One tiny counted query before training (one weight set of small random weights
+        on the first two rows of ``spikes`` [T, N, F]): a chip of the wrong size, layout or
+        dtype fails here in one line naming the network and its layout, before anything
+        compiles or runs. Its presentations count in ``presentations``."""
+        weights = np.random.default_rng(0).normal(0.0, 0.5, (1, num_weights))
+        self(weights.astype(np.float32), np.asarray(spikes)[:, :2], num_outputs)
 
     def query(self, num_outputs: int) -> Callable[..., np.ndarray]:
         """The host function ``pure_callback`` calls for a network with ``num_outputs``;
@@ -440,7 +516,7 @@ class ExternalChip:
         """What the manifest and the estimator's diagnostics record of this chip."""
         return {"chip_calls": self.calls, "chip_faults": self.faults,
                 "chip_retries": self.retried, "chip_queries": self.queries,
-                "chip_presentations": self.presentations}
+                "chip_presentations": self.presentations, "chip_s": round(self.chip_s, 3)}
 
 
 def xylo(sizes: Sequence[int], **options):

@@ -7,6 +7,7 @@ a pure JAX function of a key.
 from __future__ import annotations
 
 import csv
+import difflib
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
@@ -131,7 +132,8 @@ def _read_csv(path: Path, label: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("needs a header row and at least one data row")
     header = [h.strip() for h in rows[0]]
     if label not in header:
-        raise ValueError(f"no column named {label!r} in the header (set data.label)")
+        raise ValueError(f"no column named {label!r} in the header{_nearest(label, header)} "
+                         f"(columns: {', '.join(header)}; set data.label)")
     for i, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise ValueError(f"line {i} has {len(row)} fields, the header {len(header)}")
@@ -139,6 +141,13 @@ def _read_csv(path: Path, label: str) -> tuple[np.ndarray, np.ndarray]:
     at = header.index(label)
     features = np.delete(body, at, axis=1)
     names = [h for i, h in enumerate(header) if i != at]
+    missing = [(i, j) for i, row in enumerate(features) for j, v in enumerate(row)
+               if v.strip().lower() in _MISSING]
+    if missing:
+        cols = sorted({j for _, j in missing})
+        raise ValueError(f"{len(missing)} missing value(s) in column(s) "
+                         f"{', '.join(repr(names[j]) for j in cols)} (first: line "
+                         f"{missing[0][0] + 2}); drop or fill those rows first")
     try:
         X = np.array([[float(v) for v in row] for row in features])
     except ValueError:
@@ -146,7 +155,55 @@ def _read_csv(path: Path, label: str) -> tuple[np.ndarray, np.ndarray]:
                          if not _is_float(v))
         raise ValueError(f"line {line + 2}, column {names[col]!r}: non-numeric feature value "
                          f"{features[line, col].strip()!r}") from None
+    empty = [str(v) for v in body[:, at] if str(v).strip().lower() in _MISSING]
+    if empty:
+        raise ValueError(f"{len(empty)} missing label(s) in column {label!r}; drop those rows")
     return X.reshape(len(rows) - 1, len(header) - 1), body[:, at].astype(str)
+
+
+# What a CSV writer leaves for a missing value (pandas' to_csv writes "" for NaN).
+_MISSING = ("", "nan", "na", "n/a", "null", "none", "?")
+
+
+def _nearest(name: str, names: list[str]) -> str:
+    """", did you mean 'X'?" for the closest column name (case-insensitive), or nothing."""
+    close = difflib.get_close_matches(name.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f"; did you mean {names[[n.lower() for n in names].index(close[0])]!r}?"
+
+
+def feature_error(X, err: Exception) -> ValueError:
+    """scikit-learn's error for features it cannot read, naming the column: its index and,
+    for a DataFrame, its name (``SNNClassifier.fit`` and ``predict`` raise this)."""
+    columns = list(getattr(X, "columns", []))
+    values = np.asarray(X, dtype=object)
+    if values.ndim != 2:
+        return ValueError(str(err))
+    def name(j):
+        return f"column {j}" + (f" ({columns[j]!r})" if columns else "")
+
+    for j in range(values.shape[1]):  # non-numeric first: float() of those would fail below
+        bad = [v for v in values[:, j] if not _is_number(v)]
+        if bad:
+            return ValueError(f"X {name(j)}: non-numeric value {bad[0]!r} ({len(bad)} row(s)); "
+                              "encode or drop that column")
+    for j in range(values.shape[1]):
+        nan = [i for i, v in enumerate(values[:, j]) if not np.isfinite(float(v))]
+        if nan:
+            return ValueError(f"X {name(j)}: {len(nan)} missing (NaN) or infinite value(s) "
+                              f"(first at row {nan[0]}); drop or impute them first")
+    return ValueError(str(err))
+
+
+def _is_number(v) -> bool:
+    if isinstance(v, (bool, np.bool_)):
+        return True
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(v, str) or _is_float(v)
 
 
 def _is_float(v: str) -> bool:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
 import numbers
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from mhsnn.metrics import votes
 PREDICTIVES = ("bma", "vote", "point")
 RHAT_WARN = 1.1  # above this the chains have not mixed (as NumPyro's summary flags it)
 _SEED_FILE = "estimator_seed"
+_CHIP_FILE = "estimator_chip.json"  # an unfinished fit's chip counts, summed over attempts
 CODE_VERSION = "estimator-2"
 
 
@@ -155,11 +158,11 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                              f"and hidden={self.hidden!r} give {'-'.join(map(str, sizes))}"
                              + (" (with bias_input's channel)" if self.bias_input else ""))
         return chips.ExternalChip(fn, (1, 1), name=name, retries=self.chip_retries,
-                                  timeout_s=self.chip_timeout_s)
+                                  timeout_s=self.chip_timeout_s, sizes=tuple(sizes))
 
     def fit(self, X, y):
         """Train on rows ``X`` [N, F] with labels ``y`` [N] (any labels, strings too)."""
-        X, y = validate_data(self, X, y, dtype=np.float32)
+        X, y = _validated(self, X, y)
         check_classification_targets(y)
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -176,27 +179,36 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                                             len(self.classes_))
         self.settings_ = trainers.settings_for(sizes, self.likelihood)
         chip = self._chip(sizes)
+        external = isinstance(chip, chips.ExternalChip)
+        t0 = time.perf_counter()
+        if external:  # a chip of the wrong size or layout fails here, in one line
+            chip.preflight(np.asarray(spikes), sizes[-1], snn.num_weights(sizes))
+        checked = chip.presentations if external else 0
         stages = self._stages(folder, X, y_index) if folder is not None else None
         try:
             with chips.reporting_faults():
                 fitted = trainers.fit(
                     self.method, keys.derive(root, "method", "fit", self.method), problem,
-                    chip, self.settings_, presentations=float(self.presentations),
+                    chip, self.settings_, presentations=max(float(self.presentations) - checked, 1.0),
                     chains=int(self.chains), num_draws=int(self.num_draws), stages=stages,
                     progress=bool(self.progress))
+            if stages is not None:
+                stages.complete()  # drops the checkpoints and the lock file
+                (folder / _SEED_FILE).unlink(missing_ok=True)
         except ConfigError as err:  # a checkpoint of another fit, or a folder in use
             raise ValueError(f"checkpoint_dir: {err}") from None
         finally:
             if stages is not None:
                 runs.unlock_folder(folder)
-        if stages is not None:
-            stages.complete()
-            (folder / _SEED_FILE).unlink(missing_ok=True)
+            record = _chip_record(folder, chip.fault_counts() if external else None,
+                                  time.perf_counter() - t0)
         self.weight_sets_, self.point_ = fitted.weight_sets, fitted.point
-        self.presentations_ = int(fitted.presentations)
-        self.diagnostics_ = dict(fitted.diagnostics)
-        if isinstance(chip, chips.ExternalChip):
-            self.diagnostics_.update(chip.fault_counts())
+        self.presentations_ = int(fitted.presentations) + checked
+        self.diagnostics_ = {**fitted.diagnostics, **record}
+        if external:
+            self.diagnostics_["check_presentations"] = checked
+        if folder is not None:
+            (folder / _CHIP_FILE).unlink(missing_ok=True)
         self.posterior_ = None if fitted.draws is None else _inference_data(
             fitted.draws, fitted.draws_logdensity, self.method, sizes)
         rhat = self.diagnostics_.get("rhat_logdensity", float("nan"))
@@ -249,7 +261,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities [N, K] on the chip (rows sum to 1), by ``predictive``."""
         check_is_fitted(self, "weight_sets_")
-        X = validate_data(self, X, dtype=np.float32, reset=False)
+        X = _validated(self, X)
         sizes = self.settings_.sizes
         chip = self._chip(sizes)
         W = jnp.asarray(self._weight_sets())[None]  # [1, S, P]
@@ -285,7 +297,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         for key in ("chains", "draws_per_chain", "acceptance_rate", "step_size",
                     "rhat_logdensity", "ess_logdensity", "rhat_weights_max", "ess_weights_min",
                     "population", "best_objective", "epochs", "last_loss", "chip_faults",
-                    "chip_retries"):
+                    "chip_retries", "chip_s", "host_s"):
             if key in d:
                 value = d[key]
                 print(f"  {key:18s} {value:.4g}" if isinstance(value, float)
@@ -294,6 +306,38 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if rhat > RHAT_WARN:
             print(f"WARNING: the chains have not mixed (log-density R-hat {rhat:.2f} > "
                   f"{RHAT_WARN})", file=stream)
+
+
+def _chip_record(folder: Path | None, counts: dict | None, wall: float) -> dict:
+    """This fit's chip counts and seconds, plus those of its earlier, interrupted attempts
+    with the same ``checkpoint_dir`` (kept there until the fit completes): ``chip_s`` is
+    time inside the chip, ``host_s`` the rest of the fit's wall time (compile, sampling,
+    bookkeeping)."""
+    record = dict(counts or {})
+    record["host_s"] = round(wall - record.get("chip_s", 0.0), 3)
+    if folder is None:
+        return record
+    path = folder / _CHIP_FILE
+    if path.exists():
+        earlier = json.loads(path.read_text())
+        record = {k: round(v + earlier.get(k, 0), 3) if isinstance(v, float)
+                  else v + earlier.get(k, 0) for k, v in record.items()}
+    if folder.exists():
+        path.write_text(json.dumps(record))
+    return record
+
+
+def _validated(est, X, *y):
+    """scikit-learn's input validation (of ``X`` to predict, or ``X, y`` to fit), its errors
+    on unreadable features naming the column (``data.feature_error``)."""
+    try:
+        if not y:
+            return validate_data(est, X, dtype=np.float32, reset=False)
+        return validate_data(est, X, y[0], dtype=np.float32)
+    except ValueError as err:
+        if not any(word in str(err) for word in ("could not convert", "NaN", "infinity")):
+            raise
+        raise data.feature_error(X, err) from None
 
 
 # Compiled once per shape and reused by every fitted estimator (closures would recompile).

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import platform
 import subprocess
 import sys
@@ -35,6 +36,12 @@ from mhsnn.runs import Stages
 CODE_VERSION = "5"  # bump when a change makes old checkpoints meaningless
 # (2: the key tree; 3: PT state split into PTState + PTTally; 4: W* outcomes named
 # wstar_probs, the chip and data.label config sections)
+
+# The manifest fields that differ between two runs of the same command on the same machine
+# (the commit, the clock); every other byte a run writes is a function of its code, config,
+# package versions and compilation (see ``compilation``). .ci/results_unchanged.py reads
+# this to check that the README's main command reproduces the committed results.
+VOLATILE = ("git_commit", "wall_s", "stage_wall_s (compile included)")
 
 
 def parse_args(argv, description: str,
@@ -117,6 +124,11 @@ def start(out: Path, cfg: Config, experiment: str, mode: bool | str, folds: int 
                           f"data-efficiency, nonidealities, scaling); {experiment} takes "
                           f"{', '.join(config.ALL_METHODS)}")
     dataset = load_data(cfg, folds, n_train)
+    if compilation()[_NO_OPT] and Path(out) == Path("results") / cfg.preset:
+        print("warning: JAX_DISABLE_MOST_OPTIMIZATIONS is set: XLA compiles with other "
+              "floating-point rewrites, so results differ in the last bits from a default run "
+              "(ann_convert's 1,000 Adam steps amplify them into other predictions); "
+              "the committed results/ are written without it", file=sys.stderr)
     stages = Stages(out, config.to_dict(cfg), experiment, mode, CODE_VERSION)
     return Run(stages, dataset, jax.random.key(cfg.seed), t0)
 
@@ -139,12 +151,24 @@ def manifest(cfg: Config, experiment: str, wall: float, stages: Stages | None,
             "config": config.to_dict(cfg), "seed": cfg.seed,
             "data": data_source(cfg),
             "versions": versions, "python": platform.python_version(), "git_commit": commit,
+            "compilation": compilation(),
             "device": str(jax.devices()[0]), "platform": jax.default_backend(),
             "num_devices": jax.device_count(), "num_processes": jax.process_count(),
             "wall_s": round(wall, 2),
             "stage_wall_s (compile included)": {
                 k: round(v, 2) for k, v in (stages.timings if stages else {}).items()},
             **(extra or {})}
+
+
+def compilation() -> dict:
+    """How XLA compiled the run. Results are bit-stable under load and thread counts
+    (docs/reliability.md), not across these: a rewrite of one multiply-add changes the last
+    bit of a step, and a long optimisation carries it into other predictions."""
+    return {"xla_flags": os.environ.get("XLA_FLAGS", ""),
+            _NO_OPT: bool(jax.config.read(_NO_OPT))}
+
+
+_NO_OPT = "jax_disable_most_optimizations"
 
 
 def data_source(cfg: Config) -> dict:

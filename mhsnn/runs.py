@@ -88,22 +88,33 @@ def lock_folder(out: Path) -> None:
     if out in _HELD_LOCKS or not sharding.is_writer():
         return
     path = out / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(f"--out {out}: in use by another run (PID {holder}); wait for "
+                              "it or choose another --out") from None
+        try:  # the file we locked is still the folder's: not one a finished run removed
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
         os.close(fd)
-        raise ConfigError(f"--out {out}: in use by another run (PID {holder}); wait for it "
-                          "or choose another --out") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _HELD_LOCKS[out] = fd
 
 
-def unlock_folder(out: Path) -> None:
+def unlock_folder(out: Path, remove: bool = False) -> None:
+    """Release ``out``'s lock; ``remove``: also delete the lock file (a finished run), which
+    ``lock_folder``'s inode check makes safe against a run that opened it meanwhile."""
     fd = _HELD_LOCKS.pop(out.resolve(), None)
     if fd is not None:
+        if remove:
+            (out / LOCK_NAME).unlink(missing_ok=True)
         os.close(fd)  # closing the descriptor releases the flock
 
 
@@ -285,4 +296,4 @@ class Stages:
                 f.unlink()
             if not any(self.dir.iterdir()):
                 self.dir.rmdir()
-        unlock_folder(self.out)
+        unlock_folder(self.out, remove=True)

@@ -60,7 +60,9 @@ def test_every_trainer_fits_an_external_chip_and_counts_what_the_chip_ran(method
         warnings.simplefilter("ignore", category=UserWarning)
         clf.fit(X, y)
     assert clf.presentations_ == chip.presentations  # training only, as the chip counted
-    assert (clf.presentations_ == 0) == (method in ("sg_offline", "ann_convert"))  # the model
+    checked = clf.diagnostics_["check_presentations"]  # the chip's first, checking query
+    assert checked == 2
+    assert (clf.presentations_ == checked) == (method in ("sg_offline", "ann_convert"))
     assert clf.presentations_ <= 2e4
     assert clf.diagnostics_["chip_presentations"] == chip.presentations
     probs = clf.predict_proba(X[:7])
