@@ -12,8 +12,9 @@ one from its last chunk.
     python -m experiments.chip_methods [--budget B] [--methods NAME ...] [--set KEY=VALUE] [--out DIR] [--resume | --fresh]
 
 Keys: ``data.name`` / ``data.path``, ``snn.hidden``, ``folds``, ``seed``, ``mh.num_chains``
-(a sampler's chains), ``snn.time_steps``, ``likelihood``; the budget is
-``--budget`` (default 3e6), the methods ``--methods`` (default: all).
+(a sampler's chains), ``snn.time_steps``, ``likelihood``, ``chip.path`` / ``chip.args`` (a
+user's chip in place of the NumPy chip, docs/your-chip.md); the budget is ``--budget``
+(default 3e6), the methods ``--methods`` (default: all).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import warnings
 import numpy as np
 
 from experiments import tables
-from experiments.external_chip import NumpyChip
+from experiments.external_chip import chip_record, make_chip
 from mhsnn import data, experiment, metrics, runs, trainers
 from mhsnn.estimator import SNNClassifier
 from mhsnn.io import write_csv
@@ -38,9 +39,9 @@ MEANS = ("test_accuracy", "nll", "brier", "ece", "presentations", "rhat_logdensi
 
 
 class CountingChip:
-    """The NumPy chip, counting the sample presentations it is asked for."""
+    """A chip (the NumPy chip, or a user's), counting the sample presentations it is asked for."""
 
-    def __init__(self, chip: NumpyChip):
+    def __init__(self, chip):
         self.chip, self.presentations = chip, 0
 
     def __call__(self, weights, spikes):
@@ -54,7 +55,7 @@ NUMBERS = ("test_accuracy", "ece", "nll", "brier", "presentations", "chip_counte
 
 def fit_one(cfg, name: str, fold: int, split, ds, sizes, budget: float, folder) -> dict:
     """One method on one fold: the test metrics and what the chip counted."""
-    chip = CountingChip(NumpyChip(sigma=2.0, threshold_spread=0.2, seed=cfg.seed, sizes=sizes))
+    chip = CountingChip(make_chip(cfg, sizes))
     clf = SNNClassifier(chip=chip, hidden=cfg.snn.hidden, method=name, presentations=budget,
                         chains=cfg.mh.num_chains, time_steps=cfg.snn.time_steps,
                         likelihood=cfg.likelihood, random_state=cfg.seed + fold,
@@ -65,7 +66,8 @@ def fit_one(cfg, name: str, fold: int, split, ds, sizes, budget: float, folder) 
         warnings.simplefilter("ignore")  # R-hat warnings: reported as a column
         clf.fit(ds.X[split.train], ds.y[split.train])
     wall = time.perf_counter() - t0
-    counted = chip.presentations  # training only: read before any prediction
+    # training only: read before any prediction, without the first, checking query
+    counted = chip.presentations - clf.diagnostics_.get("check_presentations", 0)
     probs = clf.predict_proba(ds.X[split.test])
     labels = np.searchsorted(clf.classes_, ds.y[split.test])
     d = clf.diagnostics_
@@ -80,6 +82,7 @@ def run(cfg, out, mode, budget: float, names: list[str]) -> list[dict]:
     stages, ds = run_.stages, run_.dataset
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
     sizes = (ds.X.shape[1], *cfg.snn.hidden, int(ds.y.max()) + 1)
+    record = chip_record(cfg, make_chip(cfg, sizes), sizes)  # a user's chip loads, or stops
     rows = []
     for name in names:
         for f, split in enumerate(splits):
@@ -110,7 +113,7 @@ def run(cfg, out, mode, budget: float, names: list[str]) -> list[dict]:
     write_csv(out / "chip_methods.csv", rows)
     write_csv(out / "chip_methods_summary.csv", summary)
     experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), run_.stages,
-                              {"budget": budget, "methods": names})
+                              {"budget": budget, "methods": names, **record})
     for r in summary:
         print(f"{r['method']:14s} {r['test_accuracy_mean']:.3f} +- {r['test_accuracy_std']:.3f}"
               f"  NLL {r['nll_mean']:.3f}  ECE {r['ece_mean']:.3f}  "

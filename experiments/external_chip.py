@@ -10,6 +10,11 @@ every experiment (``--resume``); a chip fault that persists after ``chip.retries
 the run with exit code 3 at its last whole chunk.
 
     python -m experiments.external_chip [--set KEY=VALUE] [--out DIR]
+
+``--set chip.path=module:callable`` (and ``chip.args={...}``) runs a user's chip instead of
+the simulator (docs/your-chip.md): it first answers one counted checking query (one weight
+set on two rows, ``train_chip_presentations`` in the manifest includes it), and the
+manifest records its import path and declared sizes.
 """
 
 from __future__ import annotations
@@ -75,16 +80,30 @@ class NumpyChip:
         return counts.transpose(1, 0, 2)
 
 
-def make_chip(cfg, sizes) -> NumpyChip:
-    """The simulated hardware: f_sigma with sigma = 2 and 20% threshold mismatch."""
+def make_chip(cfg, sizes):
+    """The chip of ``chip.path`` (a user's, ``chips.load``), else the simulated hardware:
+    f_sigma with sigma = 2 and 20% threshold mismatch."""
+    if cfg.chip.path:
+        try:
+            return chips.load(cfg.chip.path, cfg.chip.args, sizes)
+        except ValueError as err:
+            raise config.ConfigError(str(err)) from None
     return NumpyChip(sigma=2.0, threshold_spread=0.2, seed=cfg.seed, sizes=sizes)
 
 
-def external(fn, cfg, shape) -> chips.ExternalChip:
-    """``fn`` behind the engine's fault handling, with the config's retries and timeout."""
+def chip_record(cfg, chip, sizes) -> dict:
+    """The manifest's record of a user's chip (``chips.source``), or nothing."""
+    return {"chip": chips.source(cfg.chip.path, cfg.chip.args, chip, sizes)} \
+        if cfg.chip.path else {}
+
+
+def external(fn, cfg, shape, sizes=None) -> chips.ExternalChip:
+    """``fn`` behind the engine's fault handling, with the config's retries and timeout;
+    a user's chip (``chip.path``) answers one checking query first (``preflight``)."""
     c = cfg.chip
     return chips.ExternalChip(fn, shape, retries=c.retries, timeout_s=c.timeout_s,
-                              backoff_s=c.backoff_s)
+                              backoff_s=c.backoff_s,
+                              sizes=None if sizes is None else tuple(sizes))
 
 
 def run(cfg, out, mode) -> list[dict]:
@@ -95,7 +114,10 @@ def run(cfg, out, mode) -> list[dict]:
     settings = methods.settings_of(cfg, problem)
     F, C, m = len(splits), cfg.mh.num_chains, cfg.mh
     simulator = make_chip(cfg, settings.sizes)
-    train_chip = external(simulator, cfg, (F, C))
+    train_chip = external(simulator, cfg, (F, C), settings.sizes)
+    if cfg.chip.path:  # a user's chip of the wrong size or layout stops here, in one line
+        train_chip.preflight(np.asarray(problem.train_spikes[0]), settings.sizes[-1],
+                             snn.num_weights(settings.sizes))
     hyper = trainers.mh_hyper(cfg)
     schedule = Schedule.with_draws(m.num_steps, config.burn_in_steps(m), m.num_draws)
     chunk = min(m.chunk_size, m.num_steps)
@@ -148,7 +170,7 @@ def run(cfg, out, mode) -> list[dict]:
                               {"callback_chain_steps_per_s": schedule.num_steps * F * C / wall,
                                "train_queries": rows[-1]["train_queries"],
                                "train_presentations": rows[-1]["train_presentations"],
-                               **faults})
+                               **faults, **chip_record(cfg, simulator, settings.sizes)})
     print(f"{rows[-1]['train_queries']:,} training queries ({rows[-1]['train_presentations']:,} "
           f"sample presentations); final test accuracy {rows[-1]['test_acc_chains_mean']:.3f} "
           f"(chains' mean), {rows[-1]['test_acc_chains_pooled']:.3f} (pooled); "

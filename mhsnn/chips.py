@@ -261,7 +261,11 @@ def quantize_sets(chip: Chip, weights: Sequence[jax.Array]) -> list[jax.Array]:
 class ChipError(RuntimeError):
     """A chip fault that persisted after its retries: an exception, a timeout, an answer of
     the wrong shape or dtype, or counts that are NaN, infinite, negative or above T. The
-    message is one line naming the chip, the query and the fault."""
+    message is one line naming the chip, the query and the fault; ``__cause__`` is the
+    chip's own exception, if it raised one. ``fixable_by_retry`` is False for a fault that
+    no rerun can clear (a first query of the wrong size, a tensor that needs grad)."""
+
+    fixable_by_retry = True
 
 
 # The fault an ExternalChip raised last inside a ``pure_callback``: JAX wraps a callback's
@@ -488,6 +492,7 @@ class ExternalChip:
             f"chip {self.name!r}: query {self.calls} ({where}{weights.shape[0]} weight sets "
             f"x {spikes.shape[1]} samples): {problem} ({tried}){layout}")
         fault.__cause__ = cause  # the chip's own exception and traceback
+        fault.fixable_by_retry = not tried.startswith("not retried")
         _PENDING[:] = [fault]  # a computation stops at its first fault: keep the latest
         raise fault
 
@@ -517,6 +522,74 @@ class ExternalChip:
         return {"chip_calls": self.calls, "chip_faults": self.faults,
                 "chip_retries": self.retried, "chip_queries": self.queries,
                 "chip_presentations": self.presentations, "chip_s": round(self.chip_s, 3)}
+
+
+def load(path: str, args: dict | None = None, sizes: Sequence[int] | None = None):
+    """A user's chip from the command line's ``chip.path`` (docs/your-chip.md).
+
+    ``path`` is ``module:name`` (imported with the working directory on the path) or
+    ``file.py:name``. ``name`` is either the chip itself, a callable ``(weights, spikes) ->
+    counts``, or a factory that returns one: a class, or a callable called with ``args``
+    as keyword arguments, plus ``sizes=`` (the network's layer sizes) when it has that
+    parameter. It is taken as the chip itself when ``args`` is empty and it has no
+    ``sizes`` parameter but two positional ones. Anything wrong is a ValueError of one
+    line."""
+    import importlib
+    import importlib.util
+    import inspect
+    import sys
+    from pathlib import Path
+
+    where, _, name = path.rpartition(":")
+    try:
+        if where.endswith(".py"):
+            file = Path(where).resolve()
+            spec = importlib.util.spec_from_file_location(file.stem, file)
+            if spec is None or not file.exists():
+                raise ValueError(f"chip.path {path!r}: no file {file}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))
+            module = importlib.import_module(where)
+    except ValueError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the user's module: any failure is theirs
+        raise ValueError(f"chip.path {path!r}: cannot import {where!r} "
+                         f"({_first_line(err)})") from err
+    target = getattr(module, name, None)
+    if target is None or not callable(target):
+        raise ValueError(f"chip.path {path!r}: {where!r} has no callable {name!r}")
+    args = dict(args or {})
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        params = {}
+    positional = [q for q in params.values() if q.kind in (q.POSITIONAL_ONLY,
+                                                            q.POSITIONAL_OR_KEYWORD)]
+    if not inspect.isclass(target) and not args and "sizes" not in params \
+            and len(positional) >= 2:
+        return target
+    if "sizes" in params and sizes is not None:
+        args.setdefault("sizes", tuple(int(n) for n in sizes))
+    try:
+        chip = target(**args)
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(f"chip.path {path!r}: {name}(**{args}) raised "
+                         f"{_first_line(err)}") from err
+    if not callable(chip):
+        raise ValueError(f"chip.path {path!r}: {name}(**{args}) returned "
+                         f"{type(chip).__name__}, not a chip (weights, spikes) -> counts")
+    return chip
+
+
+def source(path: str, args: dict, chip, sizes: Sequence[int]) -> dict:
+    """What a manifest records of a user's chip: its import path, arguments, the sizes it
+    declares (None when it declares none) and the network the engine ran on it."""
+    declared = getattr(chip, "sizes", None)
+    return {"path": path, "args": dict(args), "network": [int(n) for n in sizes],
+            "declared_sizes": None if declared is None else [int(n) for n in declared]}
 
 
 def xylo(sizes: Sequence[int], **options):

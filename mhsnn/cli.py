@@ -82,7 +82,7 @@ def main(argv=None) -> None:
         cfg, out, mode = experiment.parse_args(rest, "mhsnn reproduce: " + COMMANDS[command][1])
         for name in ("sigma_sweep", "data_efficiency"):
             run = _experiment(name).run
-            experiment.main_guard(lambda r=run: r(cfg, out, mode))
+            experiment.main_guard(lambda r=run: r(cfg, out, mode), out)
         return
     _experiment(COMMANDS[command][0]).main(rest)
 

@@ -117,6 +117,8 @@ class ANNConfig:
 
 @dataclass(frozen=True)
 class ChipConfig:
+    path: str = ""  # a user's chip, module:callable or file.py:callable (docs/your-chip.md)
+    args: dict = field(default_factory=dict)  # keyword arguments of chip.path's callable, e.g. {bits = 4}
     retries: int = 3  # an external chip's faulty query is retried this often, then the run stops
     timeout_s: float = 60.0  # a query running longer is a fault (a hung link or device)
     backoff_s: float = 0.5  # wait before retry k: backoff_s x 2^k seconds
@@ -170,6 +172,8 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 
@@ -209,6 +213,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         value = float(value) if ok else value
     elif isinstance(default, str):
         ok = isinstance(value, str)
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict)
     elif isinstance(default, tuple):
         kind = type(default[0]) if default else str
         ok = isinstance(value, list) and all(not isinstance(v, bool) for v in value) and (
@@ -366,6 +372,9 @@ def validate(cfg: Config) -> Config:
     _check(a.steps >= 1, "ann.steps", a.steps, ">= 1")
     _check(0 < a.percentile <= 100, "ann.percentile", a.percentile, "in (0, 100]")
     c = cfg.chip
+    _check(not c.path or c.path.count(":") >= 1 and all(c.path.rpartition(":")[::2]),
+           "chip.path", c.path, "module:callable or file.py:callable")
+    _check(c.path or not c.args, "chip.args", c.args, "empty unless chip.path is set")
     _check(0 <= c.retries <= 100, "chip.retries", c.retries, "in [0, 100]")
     _finite_positive("chip.timeout_s", c.timeout_s)
     _check(math.isfinite(c.backoff_s) and c.backoff_s >= 0, "chip.backoff_s", c.backoff_s,

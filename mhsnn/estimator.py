@@ -74,7 +74,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         (features + 1, *hidden, classes); the Xylo chip (``chips.xylo``) wants it.
 
     Fitted: ``classes_``, ``n_features_in_``, ``presentations_`` (training only, exactly
-    what the chip ran), ``posterior_`` (ArviZ InferenceData for samplers, None otherwise),
+    what the chip ran for it; a host chip's first, checking query of one weight set on two
+    rows is ``diagnostics_["check_presentations"]``), ``posterior_`` (ArviZ InferenceData for samplers, None otherwise),
     ``diagnostics_`` (R-hat, ESS, acceptance; chip faults and retries), ``weight_sets_``,
     ``point_``.
     """
@@ -189,7 +190,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             with chips.reporting_faults():
                 fitted = trainers.fit(
                     self.method, keys.derive(root, "method", "fit", self.method), problem,
-                    chip, self.settings_, presentations=max(float(self.presentations) - checked, 1.0),
+                    chip, self.settings_, presentations=float(self.presentations),
                     chains=int(self.chains), num_draws=int(self.num_draws), stages=stages,
                     progress=bool(self.progress))
             if stages is not None:
@@ -203,9 +204,9 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             record = _chip_record(folder, chip.fault_counts() if external else None,
                                   time.perf_counter() - t0)
         self.weight_sets_, self.point_ = fitted.weight_sets, fitted.point
-        self.presentations_ = int(fitted.presentations) + checked
+        self.presentations_ = int(fitted.presentations)
         self.diagnostics_ = {**fitted.diagnostics, **record}
-        if external:
+        if external:  # the first query's check, apart from the training budget
             self.diagnostics_["check_presentations"] = checked
         if folder is not None:
             (folder / _CHIP_FILE).unlink(missing_ok=True)

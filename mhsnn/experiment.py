@@ -21,6 +21,7 @@ import platform
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -191,6 +192,18 @@ def write_manifest(out: Path, cfg: Config, experiment: str, wall: float, stages:
         stages.complete()
 
 
+def _chip_log(err: BaseException, out: Path | None) -> Path | None:
+    """Write the chip exception's full traceback beside the results; its path, or None."""
+    if err.__cause__ is None or out is None or not Path(out).is_dir():
+        return None
+    path = Path(out) / "chip_fault.log"
+    try:
+        path.write_text(f"{err}\n\n" + "".join(traceback.format_exception(err.__cause__)))
+    except OSError:
+        return None
+    return path
+
+
 def refuse_unknown(option: str, given, allowed) -> None:
     """An experiment's own name-list option (``--methods``, ``--data``): any name outside
     ``allowed`` stops with one line and exit code 2."""
@@ -204,12 +217,12 @@ def refuse_unknown(option: str, given, allowed) -> None:
 def cli(run: Callable, doc: str, argv=None, defaults: list[str] = ()) -> None:
     """An experiment's ``main``: parse the shared options, then ``run(cfg, out, mode)``."""
     cfg, out, mode = parse_args(argv, doc.splitlines()[0], defaults)
-    main_guard(lambda: run(cfg, out, mode))
+    main_guard(lambda: run(cfg, out, mode), out)
 
 
-def main_guard(fn: Callable[[], None]) -> None:
+def main_guard(fn: Callable[[], None], out: Path | None = None) -> None:
     """Run an experiment, turning the ways it can stop into one line and an exit code (see the
-    module docstring)."""
+    module docstring). A chip fault's own traceback goes to ``out/chip_fault.log``."""
     try:
         with chips.reporting_faults():
             fn()
@@ -217,8 +230,13 @@ def main_guard(fn: Callable[[], None]) -> None:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(runs.EXIT_BAD_INPUT) from None
     except chips.ChipError as err:
-        print(f"error: {err}; rerun the same command with --resume once the chip works",
-              file=sys.stderr)
+        log = _chip_log(err, out)
+        where = f" (the chip's traceback: {log})" if log else ""
+        if not err.fixable_by_retry:  # the chip does not fit the network: bad input
+            print(f"error: {err}{where}", file=sys.stderr)
+            raise SystemExit(runs.EXIT_BAD_INPUT) from None
+        print(f"error: {err}{where}; rerun the same command with --resume once the chip "
+              "works", file=sys.stderr)
         raise SystemExit(runs.EXIT_CHIP_FAULT) from None
     except runs.Terminated as err:
         print(f"{err}; rerun the same command with --resume to continue", file=sys.stderr)
