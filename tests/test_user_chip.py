@@ -148,3 +148,17 @@ def test_cli_refuses_a_chip_of_the_wrong_size_with_exit_2_and_logs_its_traceback
     assert len(err) == 1 and "network 30-3-2, P = 96 weights" in err[0]
     log = (tmp_path / "chip_fault.log").read_text()
     assert "Traceback" in log and "in for_four_inputs" in log
+
+
+def test_the_examples_cli_chip_runs_in_chip_methods(tmp_path):
+    from experiments import chip_methods
+
+    chip_methods.main(["--set", f"chip.path={HERE.parent / 'examples' / 'cli_chip.py'}:LeakyChip",
+                       "--set", "chip.args={leak = 0.8}", "--set", "folds=2",
+                       "--set", "snn.hidden=[4]", "--methods", "spsa", "--budget", "2e3",
+                       "--out", str(tmp_path)])
+    rows = (tmp_path / "chip_methods.csv").read_text().splitlines()
+    assert len(rows) == 3  # header, two folds
+    manifest = json.loads((tmp_path / "chip_methods_manifest.json").read_text())
+    assert manifest["chip"]["args"] == {"leak": 0.8}
+    assert manifest["chip"]["declared_sizes"] == [4, 4, 3]
