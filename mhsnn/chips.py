@@ -58,6 +58,7 @@ class Chip(NamedTuple):
     weight_max: jax.Array | None = None  # [...] weights clipped to +-weight_max
     noise_std: jax.Array | None = None  # [...] membrane read noise per step and query
     v_max: jax.Array | None = None  # [...] membrane saturation level
+    weight_scale: jax.Array | None = None  # [...] the chip stores s x W (its weight unit)
 
 
 def _f32(x) -> jax.Array:
@@ -110,6 +111,12 @@ def noisy(noise_std: float, base: Chip | None = None) -> Chip:
 def saturating(v_max: float, base: Chip | None = None) -> Chip:
     """The membrane potential saturates softly at ``v_max``: V <- v_max tanh(V / v_max)."""
     return (ideal() if base is None else base)._replace(v_max=_f32(v_max))
+
+
+def scaled(weight_scale: float, base: Chip | None = None) -> Chip:
+    """The chip stores the engine's weights W as ``weight_scale`` x W, before quantising: a
+    chip whose weight unit differs (``mhsnn.probe`` finds the factor)."""
+    return (ideal() if base is None else base)._replace(weight_scale=_f32(weight_scale))
 
 
 def stack(chips: Sequence[Chip]) -> Chip:
@@ -221,6 +228,8 @@ def read_noise(key: jax.Array | None, step: int | jax.Array, layer_index: int,
 
 
 def _quantize(chip: Chip, w: jax.Array) -> jax.Array:
+    if chip.weight_scale is not None:
+        w = w * chip.weight_scale
     if chip.weight_levels is None:
         return w
     levels = jnp.maximum(chip.weight_levels, 1.0)
@@ -236,11 +245,13 @@ def _quantize_in_loop(chip: Chip, w: jax.Array) -> jax.Array:
 @_quantize_in_loop.defjvp
 def _quantize_in_loop_jvp(primals, tangents):
     chip, w = primals
-    return _quantize(chip, w), tangents[1]  # straight-through, as the ideal model
+    scale = 1.0 if chip.weight_scale is None else chip.weight_scale
+    return _quantize(chip, w), tangents[1] * scale  # straight-through the rounding
 
 
 def quantize(chip: Chip, w: jax.Array, in_loop: bool = False) -> jax.Array:
-    """The weights as the chip stores them (unchanged when the chip does not quantise).
+    """The weights as the chip stores them: scaled by ``weight_scale``, then quantised
+    (unchanged when the chip does neither).
 
     ``weight_levels`` and ``weight_max`` broadcast against ``w`` (the caller shapes them);
     ``in_loop`` passes the gradient straight through, as the ideal model would.
@@ -250,9 +261,9 @@ def quantize(chip: Chip, w: jax.Array, in_loop: bool = False) -> jax.Array:
 
 def quantize_sets(chip: Chip, weights: Sequence[jax.Array]) -> list[jax.Array]:
     """Every layer's weights [C, fan_in, fan_out] of C sets as stored by the chip's C cells."""
-    per_set = chip._replace(
-        weight_levels=None if chip.weight_levels is None else chip.weight_levels[:, None, None],
-        weight_max=None if chip.weight_max is None else chip.weight_max[:, None, None])
+    per_set = chip._replace(**{
+        name: None if getattr(chip, name) is None else getattr(chip, name)[:, None, None]
+        for name in ("weight_levels", "weight_max", "weight_scale")})
     return [quantize(per_set, w) for w in weights]
 
 

@@ -32,13 +32,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from mhsnn import chips, config, data, keys, posterior, runs, snn, trainers
+from mhsnn import chips, config, data, keys, posterior, probe, runs, snn, trainers
 from mhsnn.config import ConfigError
 from mhsnn.metrics import votes
 
 PREDICTIVES = ("bma", "vote", "point")
 RHAT_WARN = 1.1  # above this the chains have not mixed (as NumPyro's summary flags it)
 _SEED_FILE = "estimator_seed"
+_PROBE_FILE = "estimator_probe.json"  # an unfinished fit's probe: a resume keeps its scale
 _CHIP_FILE = "estimator_chip.json"  # an unfinished fit's chip counts, summed over attempts
 CODE_VERSION = "estimator-2"
 
@@ -72,6 +73,14 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
       bias_input: append an always-on input channel (``data.with_bias_input``): its
         weights are the first layer's biases, trained like any weight. The network is then
         (features + 1, *hidden, classes); the Xylo chip (``chips.xylo``) wants it.
+      weight_scale: the chip runs ``weight_scale`` x the engine's weights, so every
+        method's start, prior, proposal and perturbation sizes are in that unit. A number
+        fixes it (1: the engine's unit, a tenth of the threshold per input spike on the
+        ideal chip); "auto" measures it first (``mhsnn.probe``: the smallest scale at
+        which most random weight sets make the outputs spike), at a counted cost of about
+        2% of ``presentations``, charged to the budget. Methods that train the ideal model
+        (``TRAINERS[m].uses_model``) keep the engine's unit under "auto": their model
+        fixes it.
 
     Fitted: ``classes_``, ``n_features_in_``, ``presentations_`` (training only, exactly
     what the chip ran for it; a host chip's first, checking query of one weight set on two
@@ -86,7 +95,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                  random_state: int | None = None, checkpoint_dir: str | Path | None = None,
                  chip_retries: int = chips.RETRIES,
                  chip_timeout_s: float | None = chips.TIMEOUT_S, progress: bool = False,
-                 num_draws: int = 25, bias_input: bool = False):
+                 num_draws: int = 25, bias_input: bool = False,
+                 weight_scale: float | str = 1.0):
         self.chip = chip
         self.hidden = hidden
         self.method = method
@@ -102,6 +112,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         self.progress = progress
         self.num_draws = num_draws
         self.bias_input = bias_input
+        self.weight_scale = weight_scale
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -126,6 +137,11 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if not (isinstance(self.presentations, numbers.Real) and math.isfinite(
                 self.presentations) and self.presentations > 0):
             raise ValueError(f"presentations={self.presentations!r}: expected a number > 0")
+        if not (self.weight_scale == "auto" or isinstance(self.weight_scale, numbers.Real)
+                and not isinstance(self.weight_scale, bool)
+                and math.isfinite(self.weight_scale) and self.weight_scale > 0):
+            raise ValueError(f"weight_scale={self.weight_scale!r}: expected a number > 0 or "
+                             "'auto'")
         if self.chip_timeout_s is not None and not self.chip_timeout_s > 0:
             raise ValueError(f"chip_timeout_s={self.chip_timeout_s!r}: expected > 0 or None")
         hidden = tuple(int(h) for h in np.atleast_1d(np.asarray(self.hidden, int))) \
@@ -139,14 +155,18 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                              f"has {total:,} weights, more than {config.MAX_WEIGHTS:,}")
         return sizes
 
-    def _chip(self, sizes):
-        """The chip for training or prediction: a JAX chip as given, a host callable as a
-        fresh ``ExternalChip`` (training and prediction counted apart)."""
+    def _chip(self, sizes, scale: float = 1.0):
+        """The chip for training or prediction, running ``scale`` x the engine's weights: a
+        JAX chip as given, a host callable as a fresh ``ExternalChip`` (training and
+        prediction counted apart)."""
         chip = self.chip
         if chip is None:
-            return chips.ideal()
+            chip = chips.ideal()
         if isinstance(chip, chips.Chip):
             chips.check_network(chip, sizes)
+            if scale != 1.0:
+                base = 1.0 if chip.weight_scale is None else chip.weight_scale
+                chip = chips.scaled(base * scale, chip)
             return chip
         fn, name = (chip.fn, chip.name) if isinstance(chip, chips.ExternalChip) \
             else (chip, getattr(chip, "name", None))
@@ -158,7 +178,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"chip runs the network {'-'.join(map(str, runs_sizes))}; the data "
                              f"and hidden={self.hidden!r} give {'-'.join(map(str, sizes))}"
                              + (" (with bias_input's channel)" if self.bias_input else ""))
-        return chips.ExternalChip(fn, (1, 1), name=name, retries=self.chip_retries,
+        return chips.ExternalChip(fn if scale == 1.0 else _Scaled(fn, scale), (1, 1),
+                                  name=name, retries=self.chip_retries,
                                   timeout_s=self.chip_timeout_s, sizes=tuple(sizes))
 
     def fit(self, X, y):
@@ -185,17 +206,28 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if external:  # a chip of the wrong size or layout fails here, in one line
             chip.preflight(np.asarray(spikes), sizes[-1], snn.num_weights(sizes))
         checked = chip.presentations if external else 0
+        found = self._probe(chip, spikes, sizes, folder, root)
+        self.weight_scale_ = found.get("weight_scale", float(self.weight_scale)
+                                       if self.weight_scale != "auto" else 1.0)
+        probed = found.get("probe_presentations", 0)
+        if self.weight_scale_ != 1.0:
+            scaled = self._chip(sizes, self.weight_scale_)
+            if external:  # the same counters: the scale wraps the chip's function
+                chip.fn = scaled.fn
+            else:
+                chip = scaled
         stages = self._stages(folder, X, y_index) if folder is not None else None
         try:
             with chips.reporting_faults():
                 fitted = trainers.fit(
                     self.method, keys.derive(root, "method", "fit", self.method), problem,
-                    chip, self.settings_, presentations=float(self.presentations),
+                    chip, self.settings_, presentations=float(self.presentations) - probed,
                     chains=int(self.chains), num_draws=int(self.num_draws), stages=stages,
                     progress=bool(self.progress))
             if stages is not None:
                 stages.complete()  # drops the checkpoints and the lock file
                 (folder / _SEED_FILE).unlink(missing_ok=True)
+                (folder / _PROBE_FILE).unlink(missing_ok=True)
         except ConfigError as err:  # a checkpoint of another fit, or a folder in use
             raise ValueError(f"checkpoint_dir: {err}") from None
         finally:
@@ -204,8 +236,9 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             record = _chip_record(folder, chip.fault_counts() if external else None,
                                   time.perf_counter() - t0)
         self.weight_sets_, self.point_ = fitted.weight_sets, fitted.point
-        self.presentations_ = int(fitted.presentations)
-        self.diagnostics_ = {**fitted.diagnostics, **record}
+        self.presentations_ = int(fitted.presentations) + probed
+        self.diagnostics_ = {**fitted.diagnostics, **record, **found,
+                             "weight_scale": self.weight_scale_}
         if external:  # the first query's check, apart from the training budget
             self.diagnostics_["check_presentations"] = checked
         if folder is not None:
@@ -219,6 +252,41 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                           "(more presentations or chains help)", ConvergenceWarning,
                           stacklevel=2)
         return self
+
+    def _probe(self, chip, spikes, sizes, folder: Path | None, root) -> dict:
+        """``weight_scale="auto"``: the probe's figures (``Probe.summary``), its scale kept
+        in ``checkpoint_dir`` until the fit completes so that a resumed fit keeps it; {}
+        when the scale is given, or the method trains the ideal model."""
+        if self.weight_scale != "auto" or trainers.TRAINERS[self.method].uses_model:
+            return {}
+        path = None if folder is None else folder / _PROBE_FILE
+        if path is not None and path.exists():
+            return json.loads(path.read_text())
+        T, N = spikes.shape[0], spikes.shape[1]
+        rows = min(64, N)
+        # about 2% of the budget for a search of up to four scales, 4 to 32 weight sets
+        sets = int(np.clip(0.02 * float(self.presentations) / (4 * rows), 4, 32))
+        some = np.asarray(spikes[:, :rows])
+        if isinstance(chip, chips.ExternalChip):
+            def counts(W):
+                return chip(W, some, sizes[-1])
+        else:
+            key = keys.derive(root, "probe") if chips.is_noisy(chip) else None
+            grid = chips.broadcast(chip, (1, sets))
+
+            def counts(W):
+                return _counts(jnp.asarray(W)[None], jnp.asarray(some)[None], grid,
+                               self.settings_, key)[0]
+        found = probe.probe(counts, snn.num_weights(sizes), N, T, seed=self.seed_,
+                            sets=sets, rows=rows)
+        if not found.awake:
+            warnings.warn(f"weight_scale='auto': the chip's outputs stayed silent for most "
+                          f"random weight sets at every scale up to {probe.HIGHEST:g}; "
+                          "training starts from a silent network", stacklevel=3)
+        summary = found.summary()
+        if path is not None and folder.exists():
+            path.write_text(json.dumps(summary))
+        return summary
 
     def _seed(self, folder: Path | None) -> int:
         if self.random_state is not None or folder is None:
@@ -264,7 +332,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "weight_sets_")
         X = _validated(self, X)
         sizes = self.settings_.sizes
-        chip = self._chip(sizes)
+        chip = self._chip(sizes, getattr(self, "weight_scale_", 1.0))
         W = jnp.asarray(self._weight_sets())[None]  # [1, S, P]
         spikes = self._spikes(X)
         if isinstance(chip, chips.Chip):
@@ -298,7 +366,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         for key in ("chains", "draws_per_chain", "acceptance_rate", "step_size",
                     "rhat_logdensity", "ess_logdensity", "rhat_weights_max", "ess_weights_min",
                     "population", "best_objective", "epochs", "last_loss", "chip_faults",
-                    "chip_retries", "chip_s", "host_s"):
+                    "chip_retries", "chip_s", "host_s", "weight_scale", "probe_presentations",
+                    "probe_active", "probe_count_level", "probe_max_count"):
             if key in d:
                 value = d[key]
                 print(f"  {key:18s} {value:.4g}" if isinstance(value, float)
@@ -307,6 +376,18 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if rhat > RHAT_WARN:
             print(f"WARNING: the chains have not mixed (log-density R-hat {rhat:.2f} > "
                   f"{RHAT_WARN})", file=stream)
+
+
+class _Scaled:
+    """A host chip given ``scale`` x the engine's weights (``weight_scale``)."""
+
+    def __init__(self, fn, scale: float):
+        self.fn, self.scale = fn, np.float32(scale)
+        self.sizes = getattr(fn, "sizes", None)
+        self.__name__ = getattr(fn, "__name__", type(fn).__name__)
+
+    def __call__(self, weights, spikes):
+        return self.fn(weights * self.scale, spikes)
 
 
 def _chip_record(folder: Path | None, counts: dict | None, wall: float) -> dict:

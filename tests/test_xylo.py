@@ -95,7 +95,9 @@ def test_estimator_on_xylo_counts_presentations_and_checks_the_network():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # R-hat of so short a run
         clf.fit(X, y)
-    assert clf.presentations_ == clf.diagnostics_["chip_presentations"] > 0
+    checked = clf.diagnostics_["check_presentations"]  # one weight set on two rows
+    assert checked == 2
+    assert clf.presentations_ + checked == clf.diagnostics_["chip_presentations"] > checked
     assert set(clf.predict(X)) <= {"a", "b"}
     with pytest.raises(ValueError, match="chip runs the network 4-3-2; the data and hidden"):
         SNNClassifier(chip=chip, hidden=(3,), bias_input=False).fit(X, y)
