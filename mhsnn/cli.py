@@ -20,6 +20,7 @@ COMMANDS = {
     "nonidealities": ("nonidealities", "MH against SG on mismatch, quantisation, noise ..."),
     "external-chip": ("external_chip", "MH training a NumPy chip through a callback"),
     "chip-methods": ("chip_methods", "every trainer on a NumPy chip at equal presentations"),
+    "chip-units": ("chip_units", "the weight-scale probe on chips with other weight units"),
     "xylo": ("xylo", "SynSense Xylo's simulator: model-free methods beside the vendor's workflow"),
     "scaling": ("scaling", "MH, PT and SG as networks grow, on four data sets"),
     "samplers": ("samplers", "six samplers at equal chip presentations (ESS, accuracy)"),

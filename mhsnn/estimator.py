@@ -263,9 +263,11 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if path is not None and path.exists():
             return json.loads(path.read_text())
         T, N = spikes.shape[0], spikes.shape[1]
-        rows = min(64, N)
-        # about 2% of the budget for a search of up to four scales, 4 to 32 weight sets
-        sets = int(np.clip(0.02 * float(self.presentations) / (4 * rows), 4, 32))
+        # 2% of the budget for a search of up to nine scales (a chip 1e4 times off):
+        # up to 32 weight sets on up to 64 rows each, at least 4 sets
+        per_scale = 0.02 * float(self.presentations) / 9
+        rows = int(min(64, N, max(1, per_scale // 4)))
+        sets = int(np.clip(per_scale // rows, 4, 32))
         some = np.asarray(spikes[:, :rows])
         if isinstance(chip, chips.ExternalChip):
             def counts(W):

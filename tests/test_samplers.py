@@ -231,7 +231,12 @@ def test_grid_samplers_run_on_the_snn_posterior(two_fold_problem, sampler):
                                  chains_per_cell=C)
     state = run_chunks(state, advance, schedule, 6)
     assert state.mean.shape == (F, S * C, 96) and np.all(np.isfinite(np.asarray(state.mean)))
-    assert np.all(np.asarray(state.accepted) <= 6)
+    # a kept draw moves only on an accepted step: the 6 kept draws (every post-burn-in
+    # step) change as often as the chain accepted, less the first step's move from burn-in
+    draws, accepted = np.asarray(state.draws), np.asarray(state.accepted)
+    assert draws.shape[2] == 6
+    moves = np.any(draws[:, :, 1:] != draws[:, :, :-1], axis=-1).sum(-1)
+    assert np.all((moves == accepted) | (moves == accepted - 1)) and accepted.sum() > 0
     if sampler != "demc":  # one step size per cell, frozen after burn-in
         steps = np.asarray(state.inner.log_step_size).reshape(F, S, C)
         np.testing.assert_array_equal(steps, np.repeat(steps[..., :1], C, axis=-1))

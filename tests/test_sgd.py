@@ -44,6 +44,10 @@ def test_in_loop_training_runs_on_the_chip():
     offline = _train(problem, 3, seed=1, in_loop=False, sigma=3.0)
     in_loop = _train(problem, 3, seed=1, in_loop=True, sigma=3.0)
     assert not np.array_equal(np.asarray(offline.theta), np.asarray(in_loop.theta))
+    # on the ideal chip the chip is the model: in-loop training is offline training exactly
+    np.testing.assert_array_equal(
+        np.asarray(_train(problem, 3, seed=1, in_loop=True, sigma=0.0).theta),
+        np.asarray(_train(problem, 3, seed=1, in_loop=False, sigma=0.0).theta))
 
 
 def test_non_finite_loss_stops_the_cell_cleanly():
