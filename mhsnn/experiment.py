@@ -43,6 +43,9 @@ CODE_VERSION = "5"  # bump when a change makes old checkpoints meaningless
 # package versions and compilation (see ``compilation``). .ci/results_unchanged.py reads
 # this to check that the README's main command reproduces the committed results.
 VOLATILE = ("git_commit", "wall_s", "stage_wall_s (compile included)")
+# The manifest fields that name the machine and its packages: a check of reproduction
+# reports a difference there (it explains a moved result) but does not fail on it alone.
+ENVIRONMENT = ("versions", "python", "device", "platform")
 
 
 def parse_args(argv, description: str,

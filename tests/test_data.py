@@ -152,3 +152,30 @@ def test_folds_and_training_sizes_are_bounded_by_the_data():
     assert data.n_train_range(y) == (2, 11)
     with pytest.raises(ValueError, match="n_train"):
         data.subset_splits(y, 12, 1, 0)
+
+
+def test_csv_errors_name_the_missing_cells_and_the_nearest_column(tmp_path):
+    path = tmp_path / "cars.csv"
+    path.write_text("mpg,Horsepower,Origin\n18,130,usa\n15,,usa\n16,150,japan\n17,NA,europe\n")
+    with pytest.raises(ValueError) as err:
+        data.load(path, label="Origin")
+    assert str(err.value) == (f"data file {path}: 2 missing value(s) in column(s) "
+                              "'Horsepower' (first: line 3); drop or fill those rows first")
+    with pytest.raises(ValueError) as err:
+        data.load(path, label="origin")
+    assert "no column named 'origin' in the header; did you mean 'Origin'? (columns: mpg, " \
+           "Horsepower, Origin; set data.label)" in str(err.value)
+
+
+def test_estimator_data_errors_name_the_column():
+    import mhsnn
+
+    X = np.array([[1.0, 2.0, "chevrolet chevelle malibu"], [3.0, 4.0, "ford torino"]],
+                 dtype=object)
+    with pytest.raises(ValueError, match=r"^X column 2: non-numeric value 'chevrolet chevelle "
+                                         r"malibu' \(2 row\(s\)\)"):
+        mhsnn.SNNClassifier(presentations=100).fit(X, [0, 1])
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"mpg": [1.0, 2.0, 3.0], "horsepower": [1.0, np.nan, 2.0]})
+    with pytest.raises(ValueError, match=r"^X column 1 \('horsepower'\): 1 missing \(NaN\)"):
+        mhsnn.SNNClassifier(presentations=100).fit(frame, [0, 1, 0])
