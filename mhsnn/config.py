@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 from mhsnn import likelihood, snn
+from mhsnn.errors import ConfigError  # noqa: F401 - re-exported: config.ConfigError
 
 PRESETS = ("quick", "paper", "gpu")
 # The default methods; a *_literal one is its SG mode with the paper's settings taken
@@ -35,10 +36,6 @@ def grid_samplers() -> tuple[str, ...]:
     from mhsnn import bayes  # here, not at the top: bayes imports this module's users
 
     return tuple(s for s in bayes.SAMPLERS if s != "pt")
-
-
-class ConfigError(ValueError):
-    """A bad configuration value; the message is one line."""
 
 
 LAYOUTS = ("auto", "fused", "hoisted", "reference", "blocked")  # "auto": the backend's (snn.default_layout)

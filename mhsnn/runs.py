@@ -37,7 +37,7 @@ import jax
 import numpy as np
 
 from mhsnn import chips, sharding
-from mhsnn.config import ConfigError
+from mhsnn.errors import ConfigError
 from mhsnn.io import atomic_write_bytes
 
 EXIT_BAD_INPUT = 2  # bad config, data or checkpoint; a folder in use
