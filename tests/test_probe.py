@@ -74,17 +74,17 @@ def test_the_estimator_learns_the_units_and_charges_the_probe_to_the_budget():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clf = mhsnn.SNNClassifier(chip=chip, hidden=(8,), method="spsa",
-                                      presentations=5e4, weight_scale="auto",
+                                      presentations=2e4, weight_scale="auto",
                                       random_state=0).fit(X, y)
         d = clf.diagnostics_
         scales[unit] = d["weight_scale"]
-        assert clf.presentations_ <= 5e4 and d["probe_presentations"] <= 0.02 * 5e4
+        assert clf.presentations_ <= 2e4 and d["probe_presentations"] <= 0.02 * 2e4
         assert clf.presentations_ + d["check_presentations"] == chip.presentations
         assert clf.weight_scale_ == d["weight_scale"]
     assert scales[0.01] == pytest.approx(100 * scales[1.0], rel=1e-6)
     # the JAX ideal chip scaled to 1/100 is found 100x off, as the host chip was
     ideal = mhsnn.SNNClassifier(chip=chips.scaled(0.01), hidden=(8,), method="spsa",
-                                presentations=5e4, weight_scale="auto", random_state=0)
+                                presentations=2e4, weight_scale="auto", random_state=0)
     assert ideal.fit(X, y).weight_scale_ == pytest.approx(scales[0.01], rel=1e-6)
 
 

@@ -105,14 +105,17 @@ def _cli(out, *sets, check=True):
                           capture_output=True, text=True, check=False)
 
 
-def test_cli_runs_a_users_chip_on_a_users_csv(tmp_path):
+def test_cli_runs_a_users_chip_on_a_users_csv(tmp_path, capsys):
     data = ["--set", "data.label=species"]
-    bad = _cli(tmp_path / "bad", "--set", f"data.path={_csv(tmp_path / 'bad.csv', True)}",
-               *data)
-    assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines() == [
+    with pytest.raises(SystemExit) as stop:  # in-process: the data is refused before any JAX
+        external_chip.main([*TINY, "--set", "chip.path=user_chips:TensorChip", "--set",
+                            f"data.path={_csv(tmp_path / 'bad.csv', True)}", *data,
+                            "--out", str(tmp_path / "bad")])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         "error: data file " + str(tmp_path / "bad.csv") + ": 2 missing value(s) in column(s) "
         "'petal_l' (first: line 5); drop or fill those rows first"]
+    assert not (tmp_path / "bad").exists()  # nothing written
     ok = _cli(tmp_path / "ok", "--set", f"data.path={_csv(tmp_path / 'ok.csv', False)}", *data)
     assert ok.returncode == 0, ok.stderr
     manifest = json.loads((tmp_path / "ok" / "external_chip_manifest.json").read_text())
