@@ -75,7 +75,7 @@ def test_mkdocs_builds_strictly(tmp_path):
 
 @pytest.mark.parametrize("script, argv", [("iris_chip.py", ["3e4"]),
                                           ("plain_density.py", ["400"]),
-                                          ("compare_methods.py", ["2e4", "spsa"])])
+                                          ("compare_methods.py", ["5e3", "spsa"])])
 def test_examples_run_at_a_tiny_size(script, argv, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [script, *argv])
     runpy.run_path(str(ROOT / "examples" / script), run_name="__main__")
