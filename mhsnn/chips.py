@@ -29,11 +29,16 @@ and the read noise of a step (``read_noise``); adding a non-ideality touches thi
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
+import inspect
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -341,10 +346,15 @@ def weight_layout(sizes: Sequence[int]) -> list[tuple[str, slice, tuple[int, int
 
 def describe_layout(sizes: Sequence[int]) -> str:
     """The network and its weight layout in one line, for error messages."""
+    layout = weight_layout(sizes)
     layers = ", ".join(f"{name} [{a}, {b}] = weights[:, {s.start}:{s.stop}]"
-                       for name, s, (a, b) in weight_layout(sizes))
-    total = sum(a * b for _, _, (a, b) in weight_layout(sizes))
-    return f"network {'-'.join(map(str, sizes))}, P = {total} weights: {layers}"
+                       for name, s, (a, b) in layout)
+    return f"network {'-'.join(map(str, sizes))}, P = {layout[-1][1].stop} weights: {layers}"
+
+
+def _writable(x) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x if x.flags.writeable else x.copy()
 
 
 class _Permanent(Exception):
@@ -439,7 +449,9 @@ class ExternalChip:
         return box["out"]
 
     @staticmethod
-    def _problem(counts, expected: tuple[int, ...], T: int) -> str | None:
+    def _problem(counts, expected: tuple[int, ...], T: int) -> tuple[str | None, bool]:
+        """What is wrong with an answer (None: nothing), and whether it is structural (a
+        shape or dtype: on a first query, a chip built for another network)."""
         if getattr(counts, "requires_grad", False):
             raise _Permanent("answered a tensor that requires grad; return counts.detach() "
                              "(or run the chip under torch.no_grad())")
@@ -450,22 +462,23 @@ class ExternalChip:
                              f"({_first_line(err)}); return a NumPy array or a CPU tensor") \
                 from None
         if counts.dtype.kind not in "biuf":
-            return f"counts of dtype {counts.dtype}, expected numbers"
+            return f"counts of dtype {counts.dtype}, expected numbers", True
         if counts.shape != expected:
-            return f"counts of shape {counts.shape}, expected {expected}"
+            return f"counts of shape {counts.shape}, expected {expected}", True
         bad = ~np.isfinite(counts)
         if bad.any():
-            return f"{int(bad.sum())} NaN/inf count(s) (weight set {int(np.argwhere(bad)[0][0])})"
+            return (f"{int(bad.sum())} NaN/inf count(s) (weight set "
+                    f"{int(np.argwhere(bad)[0][0])})"), False
         if (counts < 0).any() or (counts > T).any():
             low, high = float(counts.min()), float(counts.max())
-            return f"counts outside [0, T={T}] (min {low:g}, max {high:g})"
-        return None
+            return f"counts outside [0, T={T}] (min {low:g}, max {high:g})", False
+        return None, False
 
     def __call__(self, weights: np.ndarray, spikes: np.ndarray,
                  num_outputs: int = PAPER_NETWORK[-1], fold=None) -> np.ndarray:
-        # writable copies: a chip that wraps them in tensors (torch.from_numpy) would warn on
-        # every call about JAX's read-only buffers
-        weights, spikes = np.array(weights, np.float32), np.array(spikes, np.float32)
+        # writable arrays: a chip that wraps them in tensors (torch.from_numpy) would warn on
+        # every call about JAX's read-only buffers (copied only when read-only)
+        weights, spikes = _writable(weights), _writable(spikes)
         self.calls += 1
         expected = (weights.shape[0], spikes.shape[1], num_outputs)
         where = f"fold {int(fold)}, " if fold is not None else ""
@@ -473,7 +486,7 @@ class ExternalChip:
         for attempt in range(self.retries + 1):
             try:
                 counts = self._once(weights, spikes)
-                problem = self._problem(counts, expected, spikes.shape[0])
+                problem, structural = self._problem(counts, expected, spikes.shape[0])
                 cause = None
             except _Permanent as err:
                 problem, cause, tried = str(err), None, "not retried"
@@ -481,13 +494,12 @@ class ExternalChip:
                 break
             except Exception as err:  # noqa: BLE001 - any failure is a fault
                 problem, cause = f"raised {_first_line(err)}", err
+                structural = not isinstance(err, OSError)  # OSError: a link or a device
             if problem is None:
                 self.queries += weights.shape[0]
                 self.presentations += weights.shape[0] * spikes.shape[1]
                 return np.asarray(counts, np.float32)
             self.faults += 1
-            structural = problem.startswith("counts of") if cause is None \
-                else not isinstance(cause, OSError)
             if self.queries == 0 and structural:
                 tried = "not retried: the chip has not answered yet"
                 break  # a size, layout or dtype, not a glitch
@@ -545,27 +557,19 @@ def load(path: str, args: dict | None = None, sizes: Sequence[int] | None = None
     parameter. It is taken as the chip itself when ``args`` is empty and it has no
     ``sizes`` parameter but two positional ones. Anything wrong is a ValueError of one
     line."""
-    import importlib
-    import importlib.util
-    import inspect
-    import sys
-    from pathlib import Path
-
     where, _, name = path.rpartition(":")
+    file = Path(where).resolve()
+    if where.endswith(".py") and not file.is_file():
+        raise ValueError(f"chip.path {path!r}: no file {file}")
     try:
         if where.endswith(".py"):
-            file = Path(where).resolve()
             spec = importlib.util.spec_from_file_location(file.stem, file)
-            if spec is None or not file.exists():
-                raise ValueError(f"chip.path {path!r}: no file {file}")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         else:
             if "" not in sys.path and str(Path.cwd()) not in sys.path:
                 sys.path.insert(0, str(Path.cwd()))
             module = importlib.import_module(where)
-    except ValueError:
-        raise
     except Exception as err:  # noqa: BLE001 - the user's module: any failure is theirs
         raise ValueError(f"chip.path {path!r}: cannot import {where!r} "
                          f"({_first_line(err)})") from err

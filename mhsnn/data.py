@@ -180,6 +180,7 @@ def feature_error(X, err: Exception) -> ValueError:
     values = np.asarray(X, dtype=object)
     if values.ndim != 2:
         return ValueError(str(err))
+
     def name(j):
         return f"column {j}" + (f" ({columns[j]!r})" if columns else "")
 
@@ -197,13 +198,11 @@ def feature_error(X, err: Exception) -> ValueError:
 
 
 def _is_number(v) -> bool:
-    if isinstance(v, (bool, np.bool_)):
-        return True
     try:
         float(v)
     except (TypeError, ValueError):
         return False
-    return not isinstance(v, str) or _is_float(v)
+    return True
 
 
 def _is_float(v: str) -> bool:

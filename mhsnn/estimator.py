@@ -155,18 +155,14 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                              f"has {total:,} weights, more than {config.MAX_WEIGHTS:,}")
         return sizes
 
-    def _chip(self, sizes, scale: float = 1.0):
-        """The chip for training or prediction, running ``scale`` x the engine's weights: a
-        JAX chip as given, a host callable as a fresh ``ExternalChip`` (training and
-        prediction counted apart)."""
+    def _chip(self, sizes):
+        """The chip for training or prediction: a JAX chip as given, a host callable as a
+        fresh ``ExternalChip`` (training and prediction counted apart)."""
         chip = self.chip
         if chip is None:
-            chip = chips.ideal()
+            return chips.ideal()
         if isinstance(chip, chips.Chip):
             chips.check_network(chip, sizes)
-            if scale != 1.0:
-                base = 1.0 if chip.weight_scale is None else chip.weight_scale
-                chip = chips.scaled(base * scale, chip)
             return chip
         fn, name = (chip.fn, chip.name) if isinstance(chip, chips.ExternalChip) \
             else (chip, getattr(chip, "name", None))
@@ -178,8 +174,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"chip runs the network {'-'.join(map(str, runs_sizes))}; the data "
                              f"and hidden={self.hidden!r} give {'-'.join(map(str, sizes))}"
                              + (" (with bias_input's channel)" if self.bias_input else ""))
-        return chips.ExternalChip(fn if scale == 1.0 else _Scaled(fn, scale), (1, 1),
-                                  name=name, retries=self.chip_retries,
+        return chips.ExternalChip(fn, (1, 1), name=name, retries=self.chip_retries,
                                   timeout_s=self.chip_timeout_s, sizes=tuple(sizes))
 
     def fit(self, X, y):
@@ -210,12 +205,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         self.weight_scale_ = found.get("weight_scale", float(self.weight_scale)
                                        if self.weight_scale != "auto" else 1.0)
         probed = found.get("probe_presentations", 0)
-        if self.weight_scale_ != 1.0:
-            scaled = self._chip(sizes, self.weight_scale_)
-            if external:  # the same counters: the scale wraps the chip's function
-                chip.fn = scaled.fn
-            else:
-                chip = scaled
+        chip = _at_scale(chip, self.weight_scale_)
         stages = self._stages(folder, X, y_index) if folder is not None else None
         try:
             with chips.reporting_faults():
@@ -334,7 +324,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "weight_sets_")
         X = _validated(self, X)
         sizes = self.settings_.sizes
-        chip = self._chip(sizes, getattr(self, "weight_scale_", 1.0))
+        chip = _at_scale(self._chip(sizes), getattr(self, "weight_scale_", 1.0))
         W = jnp.asarray(self._weight_sets())[None]  # [1, S, P]
         spikes = self._spikes(X)
         if isinstance(chip, chips.Chip):
@@ -378,6 +368,19 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if rhat > RHAT_WARN:
             print(f"WARNING: the chains have not mixed (log-density R-hat {rhat:.2f} > "
                   f"{RHAT_WARN})", file=stream)
+
+
+def _at_scale(chip, scale: float):
+    """``chip`` running ``scale`` x the engine's weights (``weight_scale``): a JAX chip's
+    ``weight_scale`` field (times any it had), a host chip's function wrapped in place, so
+    that its counters carry on."""
+    if scale == 1.0:
+        return chip
+    if isinstance(chip, chips.Chip):
+        return chips.scaled(scale * (1.0 if chip.weight_scale is None else chip.weight_scale),
+                            chip)
+    chip.fn = _Scaled(chip.fn, scale)
+    return chip
 
 
 class _Scaled:

@@ -46,6 +46,7 @@ VOLATILE = ("git_commit", "wall_s", "stage_wall_s (compile included)")
 # The manifest fields that name the machine and its packages: a check of reproduction
 # reports a difference there (it explains a moved result) but does not fail on it alone.
 ENVIRONMENT = ("versions", "python", "device", "platform")
+_NO_OPT = "jax_disable_most_optimizations"  # the test suite's compiler setting (compilation)
 
 
 def parse_args(argv, description: str,
@@ -171,8 +172,6 @@ def compilation() -> dict:
     return {"xla_flags": os.environ.get("XLA_FLAGS", ""),
             _NO_OPT: bool(jax.config.read(_NO_OPT))}
 
-
-_NO_OPT = "jax_disable_most_optimizations"
 
 
 def data_source(cfg: Config) -> dict:

@@ -10,22 +10,22 @@ import pytest
 from sklearn.datasets import load_iris
 
 import mhsnn
-from experiments.external_chip import NumpyChip
+from experiments import chip_units
 from mhsnn import chips, posterior, probe, snn
 
 SIZES = (4, 8, 3)
 
 
-class UnitChip:
-    """A NumPy LIF chip whose weight unit is ``unit`` engine units, counting what it runs."""
+class UnitChip(chip_units.UnitChip):
+    """chip_units' chip whose weight unit is ``unit`` engine units, counting what it runs."""
 
     def __init__(self, unit):
-        self.unit, self.sizes, self.presentations = unit, SIZES, 0
-        self.chip = NumpyChip(sigma=0.0, sizes=SIZES)
+        super().__init__(unit, SIZES)
+        self.presentations = 0
 
     def __call__(self, weights, spikes):
         self.presentations += weights.shape[0] * spikes.shape[1]
-        return self.chip(weights * np.float32(self.unit), spikes)
+        return super().__call__(weights, spikes)
 
 
 def _spikes(rows=40):
@@ -102,8 +102,6 @@ def test_a_chip_that_never_fires_is_reported_silent():
 
 
 def test_chip_units_runs_end_to_end(tmp_path):
-    from experiments import chip_units
-
     chip_units.main(["--budget", "4e3", "--methods", "spsa", "--units", "0.01",
                      "--out", str(tmp_path)])
     with open(tmp_path / "chip_units.csv") as fh:
