@@ -57,11 +57,14 @@ def log_posterior_fn(problem: posterior.Problem, chip: Chip, hyper: MHHyper,
 
 
 def init_positions(key: jax.Array, hyper: MHHyper, shape: tuple[int, int],
-                   dim: int) -> jax.Array:
-    """Starting weights [F, M, dim] drawn from N(init_mean, init_std^2 I)."""
+                   dim: int, start: jax.Array | None = None) -> jax.Array:
+    """Starting weights [F, M, dim] drawn from N(init_mean, init_std^2 I), or around
+    ``start`` [dim] (``snn.around``) when one is given."""
     noise = jax.random.normal(key, (*shape, dim))
-    return (_col(hyper.init_mean, shape)[..., None]
-            + _col(hyper.init_std, shape)[..., None] * noise)
+    std = _col(hyper.init_std, shape)[..., None]
+    if start is not None:
+        return snn.around(start, std, noise)
+    return _col(hyper.init_mean, shape)[..., None] + std * noise
 
 
 SAMPLERS = (*kernels.SAMPLERS, "demc", "pt")
@@ -71,7 +74,7 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
           settings: posterior.SNNSettings, schedule: Schedule, chunk_size: int,
           observe: bool = True, sampler: str = "rw", chains_per_cell: int | None = None,
           num_leapfrog: int = 3, resample_chip: Callable[[jax.Array], Chip] | None = None,
-          num_temperatures: int = 1):
+          num_temperatures: int = 1, start: jax.Array | None = None):
     """(initial ChainState, advance) for a sampler on every chain of the grid.
 
     ``sampler``: "rw" (random-walk MH with step ``hyper.step_size``, Algorithm 1),
@@ -97,7 +100,9 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
     a fresh chip drawn from it (e.g. a new mismatch instance), so exp(log likelihood) is an
     unbiased estimate of the likelihood averaged over chips, and random-walk MH is
     pseudo-marginal for the posterior p(W) E_chip[L(D | W, chip)], exact for the chip
-    distribution, as for a noisy chip. ``chip`` then serves the test predictive only."""
+    distribution, as for a noisy chip. ``chip`` then serves the test predictive only.
+
+    ``start`` [P]: the chains start around these weights (``init_positions``)."""
     posterior.check_network(problem, settings)
     shape = chips.grid_shape(chip)
     stochastic = chips.is_noisy(chip)
@@ -113,7 +118,7 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
         if resample_chip is not None:
             raise ValueError("sampler 'pt': resample_chip is not supported")
         return tempered(key, problem, chip, hyper, settings, schedule, chunk_size,
-                        num_temperatures, per_cell, observe_fn)
+                        num_temperatures, per_cell, observe_fn, start)
     logdensity = log_posterior_fn(problem, chip, hyper, settings)
     if resample_chip is not None:
         stochastic = True
@@ -125,7 +130,7 @@ def setup(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper
 
         logdensity = over_chips
     key_init, key_run = jax.random.split(key)
-    positions = init_positions(key_init, hyper, shape, snn.num_weights(settings.sizes))
+    positions = init_positions(key_init, hyper, shape, snn.num_weights(settings.sizes), start)
     kernel, inner = _grid_kernel(sampler, density_at(logdensity, stochastic), key_init,
                                  positions, problem, chip, hyper, settings, schedule,
                                  shape, per_cell, num_leapfrog, resample_chip is not None,
@@ -229,7 +234,8 @@ def _demc_kernel(density, first, positions, problem, chip, hyper, settings, shap
 
 def tempered(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHyper,
              settings: posterior.SNNSettings, schedule: Schedule, chunk_size: int,
-             num_temperatures: int, chains_per_cell: int, observe: Callable | None):
+             num_temperatures: int, chains_per_cell: int, observe: Callable | None,
+             start: jax.Array | None = None):
     """(initial ChainState, advance) for parallel tempering on every chain of the grid
     (``setup(..., sampler="pt")``; ``swap_pool`` pools its swap statistics for a report).
 
@@ -256,7 +262,7 @@ def tempered(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: MHHy
         return posterior.log_prior(theta, _col(hyper.prior_std, shape)[..., None])
 
     key_init, key_run = jax.random.split(key)
-    positions = init_positions(key_init, hyper, shape, snn.num_weights(settings.sizes))
+    positions = init_positions(key_init, hyper, shape, snn.num_weights(settings.sizes), start)
     betas = jnp.broadcast_to(jnp.asarray(pt.linear_betas(K), jnp.float32), (F, M, K))
 
     state, advance = build_pt(key_run, log_prior, log_lik, positions, betas,

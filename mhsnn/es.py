@@ -188,16 +188,22 @@ def grid_trainer(key: jax.Array, problem: posterior.Problem, chip: chips.Chip, h
                  start: jax.Array | None = None
                  ) -> tuple[ESState, Callable[[ESState], ESState]]:
     """(initial state, jitted advance by ``generations_per_chunk`` generations) for one
-    optimiser per cell of the grid (chip leaves [F, M]). ``start`` [F, M, P]: the initial
-    search means (default N(init_mean, init_std^2 I) draws)."""
+    optimiser per cell of the grid (chip leaves [F, M]). ``start``: the initial search
+    means, [F, M, P] as given, or [P] drawn around (``snn.around``); default
+    N(init_mean, init_std^2 I) draws."""
     posterior.check_network(problem, settings)
     F, M = chips.grid_shape(chip)
     dim = snn.num_weights(settings.sizes)
     algo = strategy(hyper, dim)
     objective = objective_fn(problem, chip, hyper, settings)
     k_mean, k_init, k_run = jax.random.split(key, 3)
-    means = (hyper.init_mean + hyper.init_std * jax.random.normal(k_mean, (F, M, dim))
-             if start is None else jnp.asarray(start, jnp.float32))
+    noise = jax.random.normal(k_mean, (F, M, dim))
+    if start is None:
+        means = hyper.init_mean + hyper.init_std * noise
+    elif jnp.ndim(start) == 1:
+        means = snn.around(start, hyper.init_std, noise)
+    else:
+        means = jnp.asarray(start, jnp.float32)
     cells = jax.vmap(jax.vmap(algo.init))
     inner = jax.jit(cells)(jax.random.split(k_init, F * M).reshape(F, M), means)
     state = ESState(inner, k_run, jnp.zeros((), jnp.int32), jnp.full((F, M), jnp.inf),

@@ -81,12 +81,22 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         2% of ``presentations``, charged to the budget. Methods that train the ideal model
         (``TRAINERS[m].uses_model``) keep the engine's unit under "auto": their model
         fixes it.
+      init: where training starts (``trainers.fit(start=...)``): None (each method's own
+        random start); a weight vector [P] as the chip receives it (a deployed network:
+        divided by ``weight_scale_`` into the engine's unit); a fitted ``SNNClassifier``
+        of the same network (its ``chip_point_``; its ``presentations_`` count toward
+        this fit's); or the name of an offline method of ``TRAINERS`` that trains the
+        ideal model only ("sg_offline", "ann_convert": no chip presentations), whose
+        weights start training in the engine's unit. Every method starts from it: an
+        optimiser's weights or search mean, chains and ensemble members drawn around it.
 
     Fitted: ``classes_``, ``n_features_in_``, ``presentations_`` (training only, exactly
     what the chip ran for it; a host chip's first, checking query of one weight set on two
-    rows is ``diagnostics_["check_presentations"]``), ``posterior_`` (ArviZ InferenceData for samplers, None otherwise),
-    ``diagnostics_`` (R-hat, ESS, acceptance; chip faults and retries), ``weight_sets_``,
-    ``point_``.
+    rows is ``diagnostics_["check_presentations"]``; ``init``'s are in it and in
+    ``diagnostics_["init_presentations"]``), ``posterior_`` (ArviZ InferenceData for
+    samplers, None otherwise), ``diagnostics_`` (R-hat, ESS, acceptance; chip faults and
+    retries), ``weight_sets_``, ``point_`` (the engine's unit), ``chip_point_`` (``point_``
+    as the chip receives it: times ``weight_scale_``).
     """
 
     def __init__(self, chip: object = None, hidden: tuple[int, ...] = (3,), method: str = "rw",
@@ -96,7 +106,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                  chip_retries: int = chips.RETRIES,
                  chip_timeout_s: float | None = chips.TIMEOUT_S, progress: bool = False,
                  num_draws: int = 25, bias_input: bool = False,
-                 weight_scale: float | str = 1.0):
+                 weight_scale: float | str = 1.0, init: object = None):
         self.chip = chip
         self.hidden = hidden
         self.method = method
@@ -113,6 +123,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         self.num_draws = num_draws
         self.bias_input = bias_input
         self.weight_scale = weight_scale
+        self.init = init
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -201,10 +212,13 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if external:  # a chip of the wrong size or layout fails here, in one line
             chip.preflight(np.asarray(spikes), sizes[-1], snn.num_weights(sizes))
         checked = chip.presentations if external else 0
+        init_weights, init_cost, chip_unit = self._init_weights(sizes, problem, root)
         found = self._probe(chip, spikes, sizes, folder, root)
         self.weight_scale_ = found.get("weight_scale", float(self.weight_scale)
                                        if self.weight_scale != "auto" else 1.0)
         probed = found.get("probe_presentations", 0)
+        start = None if init_weights is None else jnp.asarray(
+            init_weights / np.float32(self.weight_scale_ if chip_unit else 1.0))
         chip = _at_scale(chip, self.weight_scale_)
         stages = self._stages(folder, X, y_index) if folder is not None else None
         try:
@@ -213,7 +227,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                     self.method, keys.derive(root, "method", "fit", self.method), problem,
                     chip, self.settings_, presentations=float(self.presentations) - probed,
                     chains=int(self.chains), num_draws=int(self.num_draws), stages=stages,
-                    progress=bool(self.progress))
+                    progress=bool(self.progress), start=start)
             if stages is not None:
                 stages.complete()  # drops the checkpoints and the lock file
                 (folder / _SEED_FILE).unlink(missing_ok=True)
@@ -226,9 +240,12 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             record = _chip_record(folder, chip.fault_counts() if external else None,
                                   time.perf_counter() - t0)
         self.weight_sets_, self.point_ = fitted.weight_sets, fitted.point
-        self.presentations_ = int(fitted.presentations) + probed
+        self.chip_point_ = self.point_ * np.float32(self.weight_scale_)
+        self.presentations_ = int(fitted.presentations) + probed + init_cost
         self.diagnostics_ = {**fitted.diagnostics, **record, **found,
                              "weight_scale": self.weight_scale_}
+        if self.init is not None:
+            self.diagnostics_["init_presentations"] = init_cost
         if external:  # the first query's check, apart from the training budget
             self.diagnostics_["check_presentations"] = checked
         if folder is not None:
@@ -280,6 +297,42 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             path.write_text(json.dumps(summary))
         return summary
 
+    def _init_weights(self, sizes, problem, root) -> tuple[np.ndarray | None, int, bool]:
+        """``init``'s weights, what producing them cost the chip, and whether they are in the
+        chip's unit (else the engine's); checked before any chip work."""
+        init, P = self.init, snn.num_weights(sizes)
+        if init is None:
+            return None, 0, False
+        if isinstance(init, str):
+            offline = [m for m, t in trainers.TRAINERS.items()
+                       if t.kind == "baseline" and trainers.presentations_of(m, 1, 1, 1) == 0]
+            if init not in offline:
+                raise ValueError(f"init={init!r}: expected a weight vector, a fitted "
+                                 f"SNNClassifier or one of {', '.join(offline)}")
+            fitted = trainers.fit(init, keys.derive(root, "method", "fit", init), problem,
+                                  chips.ideal(), self.settings_, presentations=1.0)
+            return np.asarray(fitted.point), 0, False
+        if isinstance(init, SNNClassifier):
+            if not hasattr(init, "chip_point_"):
+                raise ValueError("init: an SNNClassifier that is not fitted (a clone is not; "
+                                 "pass init=fitted.chip_point_ to keep its weights)")
+            if tuple(init.settings_.sizes) != tuple(sizes):
+                raise ValueError(f"init: a network {'-'.join(map(str, init.settings_.sizes))}"
+                                 f", this one is {'-'.join(map(str, sizes))}")
+            weights, cost = init.chip_point_, int(init.presentations_)
+        else:
+            weights, cost = init, 0
+        try:
+            weights = np.asarray(weights, np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"init={init!r}: expected None, a weight vector, a fitted "
+                             "SNNClassifier or an offline method's name") from None
+        if weights.shape != (P,) or not np.all(np.isfinite(weights)):
+            raise ValueError(f"init: weights of shape {weights.shape}, expected ({P},) finite "
+                             f"values for the network {'-'.join(map(str, sizes))} "
+                             "(mhsnn.weight_layout says which is which)")
+        return weights, cost, True
+
     def _seed(self, folder: Path | None) -> int:
         if self.random_state is not None or folder is None:
             return int(check_random_state(self.random_state).randint(2**31 - 1))
@@ -293,7 +346,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _stages(self, folder: Path, X, y_index) -> runs.Stages:
         params = {k: v for k, v in self.get_params().items()
-                  if k not in ("chip", "checkpoint_dir", "progress")}
+                  if k not in ("chip", "checkpoint_dir", "progress", "init")}
+        params["init"] = _identity(self.init)
         params.update(seed=self.seed_, chip=repr(type(self.chip)),
                       data=hashlib.sha256(X.tobytes() + y_index.tobytes()).hexdigest())
         return runs.Stages(folder, params, "estimator", "resume", CODE_VERSION)
@@ -368,6 +422,17 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if rhat > RHAT_WARN:
             print(f"WARNING: the chains have not mixed (log-density R-hat {rhat:.2f} > "
                   f"{RHAT_WARN})", file=stream)
+
+
+def _identity(init) -> str | None:
+    """What a checkpoint remembers of ``init``: a name, or a digest of the weights."""
+    if init is None or isinstance(init, str):
+        return init
+    weights = getattr(init, "chip_point_", init)
+    try:
+        return hashlib.sha256(np.asarray(weights, np.float32).tobytes()).hexdigest()
+    except (TypeError, ValueError):
+        return repr(type(init))
 
 
 def _at_scale(chip, scale: float):

@@ -54,14 +54,20 @@ class TrainState(NamedTuple):
 
 
 def init_theta(key: jax.Array, hyper: SGHyper,
-               sizes: tuple[int, ...] = snn.PAPER_NETWORK) -> jax.Array:
-    """Initial weights [P]; layer i draws from ``split(key, L)[i]``."""
+               sizes: tuple[int, ...] = snn.PAPER_NETWORK,
+               start: jax.Array | None = None) -> jax.Array:
+    """Initial weights [P]; layer i draws from ``split(key, L)[i]``; around ``start`` [P]
+    (``snn.around``, each layer's own spread) when one is given."""
     L = len(sizes) - 1
-    params = {}
+    params, spreads = {}, {}
     for i, k in enumerate(jax.random.split(key, L)):
         mean, std = ((hyper.init_mean2, hyper.init_std2) if i == L - 1
                      else (hyper.init_mean1, hyper.init_std1))
-        params[f"w{i + 1}"] = mean + std * jax.random.normal(k, (sizes[i], sizes[i + 1]))
+        noise = jax.random.normal(k, (sizes[i], sizes[i + 1]))
+        params[f"w{i + 1}"] = mean + std * noise
+        spreads[f"w{i + 1}"] = std * noise
+    if start is not None:
+        return snn.around(start, 1.0, snn.flatten(spreads))
     return snn.flatten(params)
 
 
@@ -94,7 +100,8 @@ def _external_in_loop(theta, spikes, chip: chips.ExternalChip,
 
 
 def make_trainer(hyper: SGHyper, in_loop: bool, settings: posterior.SNNSettings,
-                 epochs_per_chunk: int) -> tuple[Callable, Callable]:
+                 epochs_per_chunk: int, start: jax.Array | None = None
+                 ) -> tuple[Callable, Callable]:
     """(init, advance) for one cell; vmap both over cells.
 
     init(key) -> TrainState; advance(state, spikes [T, N, F], targets [N, O],
@@ -104,7 +111,7 @@ def make_trainer(hyper: SGHyper, in_loop: bool, settings: posterior.SNNSettings,
 
     def init(key):
         k_init, k_run = jax.random.split(key)
-        theta = init_theta(k_init, hyper, settings.sizes)
+        theta = init_theta(k_init, hyper, settings.sizes, start)
         return TrainState(theta, optimizer.init(theta), k_run, jnp.zeros((), jnp.int32),
                           jnp.zeros((), bool), jnp.zeros(()))
 
@@ -152,14 +159,16 @@ def make_trainer(hyper: SGHyper, in_loop: bool, settings: posterior.SNNSettings,
 
 def grid_trainer(key: jax.Array, problem: posterior.Problem, chip: Chip, hyper: SGHyper,
                  in_loop: bool, settings: posterior.SNNSettings,
-                 epochs_per_chunk: int = 10) -> tuple[TrainState, Callable]:
+                 epochs_per_chunk: int = 10, start: jax.Array | None = None
+                 ) -> tuple[TrainState, Callable]:
     """(initial state, jitted advance) training every cell of the grid at once.
 
     Chip leaves [F, M] give M cells per fold (sigma x seed). Offline mode trains on the
     ideal model whatever the chip; ``advance`` runs ``epochs_per_chunk`` more epochs.
+    ``start`` [P]: every cell starts around these weights (``init_theta``).
     """
     posterior.check_network(problem, settings)
-    init, advance = make_trainer(hyper, in_loop, settings, epochs_per_chunk)
+    init, advance = make_trainer(hyper, in_loop, settings, epochs_per_chunk, start)
     F, M = chips.grid_shape(chip)
     keys = jax.random.split(key, F * M).reshape(F, M)
     state = jax.jit(jax.vmap(jax.vmap(init)))(keys)

@@ -91,6 +91,18 @@ def num_weights(sizes: Sequence[int] = PAPER_NETWORK) -> int:
     return int(sum(a * b for a, b in itertools.pairwise(sizes)))
 
 
+START_SPREAD = 0.1  # a start's draws spread a tenth of the method's own start spread
+
+
+def around(start: jax.Array, spread, noise: jax.Array) -> jax.Array:
+    """Every method's first weights when it is given a start (``trainers.fit(start=...)``):
+    ``start`` [P] plus ``START_SPREAD`` x the method's own start spread (its ``init_std``,
+    broadcast against ``noise``) x ``noise``. A tenth keeps what the start does (a
+    deployed network) while a population's members still differ, so R-hat and an
+    ensemble's spread are defined."""
+    return jnp.asarray(start, jnp.float32) + START_SPREAD * spread * noise
+
+
 def check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
     sizes = tuple(int(s) for s in sizes)
     if len(sizes) < 2 or min(sizes) < 1:

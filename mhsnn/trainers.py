@@ -47,6 +47,7 @@ class Trainer(NamedTuple):
     kind: str  # "sampler" (a posterior), "optimiser" (one weight set) or "baseline"
     uses_model: bool  # the ideal model (its gradient) serves beside the chip
     about: str
+    starts: bool = True  # takes a start (``fit(start=...)``): all but what begins elsewhere
 
 
 _SAMPLERS = {
@@ -74,10 +75,13 @@ _BASELINES = {"sg_offline": "surrogate-gradient Adam on the ideal model, deploye
 TRAINERS: dict[str, Trainer] = {
     **{k: Trainer(k, "sampler", False, v) for k, v in _SAMPLERS.items()},
     **{k: Trainer(k, "sampler", True, v) for k, v in _GRADIENT.items()},
-    **{k: Trainer(k, kind, model, about) for k, (kind, model, about) in wide.METHODS.items()},
+    **{k: Trainer(k, kind, model, about, k not in wide.FROM_PRIOR)
+       for k, (kind, model, about) in wide.METHODS.items()},
     **{k: Trainer(k, "optimiser", False, v) for k, v in _OPTIMISERS.items()},
     **{k: Trainer(k, "baseline", True, v) for k, v in _BASELINES.items()},
 }
+# a ReLU network trained from its own start, then converted: a start does not apply
+TRAINERS["ann_convert"] = TRAINERS["ann_convert"]._replace(starts=False)
 DEFAULTS = Config()  # every method's hyper-parameters: the config's tuned defaults
 
 
@@ -193,7 +197,7 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
         settings: posterior.SNNSettings, *, presentations: float, chains: int = 8,
         num_draws: int = 25, cfg: Config = DEFAULTS, stages: runs.Stages | None = None,
         progress: bool = False, chunks: int = 20,
-        wide_hyper: wide.WideHyper | None = None) -> Fitted:
+        wide_hyper: wide.WideHyper | None = None, start=None) -> Fitted:
     """Train ``method`` on ``chip`` with the training rows of ``problem`` (one fold).
 
     ``chip``: a ``chips.Chip`` (any non-idealities; broadcast to the chains here) or a
@@ -203,8 +207,15 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     every chunk there (a resumed ``fit`` continues from the last chunk); ``chunks``: about
     how many chunks (progress lines, checkpoints) the run is cut into. ``wide_hyper``: the
     settings of the ``mhsnn.wide`` methods (default ``wide.WideHyper()``).
+
+    ``start`` [P]: every method begins from these weights (a deployed network) instead of
+    its own random start: an optimiser's weights or search mean, a sampler's chains and an
+    ensemble's members drawn around them (``snn.around``: a tenth of the method's own start
+    spread). Methods with ``TRAINERS[m].starts`` false refuse one.
     """
     trainer = check_method(method)
+    if start is not None:
+        start = _checked_start(trainer, start, snn.num_weights(settings.sizes))
     if problem.train_spikes.shape[0] != 1:
         raise ValueError("fit: the problem must hold one fold")
     n_train = int(problem.train_mask.sum())
@@ -220,21 +231,33 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
         steps = max(chunk, steps // chunk * chunk)
     if method in wide.METHODS:  # they run to the budget, counting as they go
         out = _fit_wide(method, key, problem, grid, settings, steps, C, num_draws, cfg,
-                        stages, progress, chunks, wide_hyper)
+                        stages, progress, chunks, wide_hyper, start)
     elif trainer.kind == "sampler":  # the driver counts a sampler's queries as it runs
         out = _fit_sampler(method, key, problem, grid, settings, steps, C, num_draws, cfg,
-                           stages, progress, chunk)
+                           stages, progress, chunk, start)
     else:  # optimisers and baselines: their generations / epochs fix their cost
         if method == "ann_convert":
             out = _fit_ann(key, problem, settings, cfg, stages)
         elif trainer.kind == "optimiser":
             out = _fit_optimiser(method, key, problem, grid, settings, steps, cfg, stages,
-                                 progress, chunk)
+                                 progress, chunk, start)
         else:
             out = _fit_sg(method, key, problem, grid, settings, steps, cfg, stages, progress,
-                          chunk)
+                          chunk, start)
         out = out._replace(presentations=presentations_of(method, steps, C, n_train, cfg))
     return out._replace(diagnostics={"method": method, "steps": steps, **out.diagnostics})
+
+
+def _checked_start(trainer: Trainer, start, num_weights: int) -> jax.Array:
+    if not trainer.starts:
+        raise ValueError(f"{trainer.name} does not take a start (it begins from its own)")
+    start = np.asarray(start, np.float32)
+    if start.shape != (num_weights,):
+        raise ValueError(f"start: shape {start.shape}, expected ({num_weights},), the "
+                         "network's weights")
+    if not np.all(np.isfinite(start)):
+        raise ValueError("start: contains NaN or infinite weights")
+    return jnp.asarray(start)
 
 
 def _report(label: str, total: int, done: Callable[[object], int], enabled: bool):
@@ -247,12 +270,12 @@ def _report(label: str, total: int, done: Callable[[object], int], enabled: bool
 
 
 def _fit_sampler(method, key, problem, chip, settings, steps, C, num_draws, cfg, stages,
-                 progress, chunk) -> Fitted:
+                 progress, chunk, start) -> Fitted:
     hyper = mh_hyper(cfg)
     schedule = _draws_for(steps, num_draws)
     state0, advance = bayes.setup(key, problem, chip, hyper, settings, schedule, chunk,
                                   observe=False, sampler=method, chains_per_cell=C,
-                                  num_temperatures=cfg.pt.num_temperatures)
+                                  num_temperatures=cfg.pt.num_temperatures, start=start)
     reporter = Progress(method, schedule, C) if progress else None
 
     def finish(state):
@@ -290,9 +313,9 @@ def _fit_sampler(method, key, problem, chip, settings, steps, C, num_draws, cfg,
 
 
 def _fit_wide(method, key, problem, chip, settings, budget, J, num_draws, cfg, stages,
-              progress, chunks, hyper) -> Fitted:
+              progress, chunks, hyper, start) -> Fitted:
     out = wide.fit(method, key, problem, chip, settings, mh_hyper(cfg), budget, J, num_draws,
-                   stages, progress, chunks, hyper)
+                   stages, progress, chunks, hyper, start)
     final = out["final"]
     diag = {"members" if method == "eki" else "chains": J, "steps_run": int(out["steps"]),
             "exact": wide.EXACT[method]}
@@ -323,10 +346,10 @@ def _worst(values: np.ndarray, pick) -> float:
 
 
 def _fit_optimiser(method, key, problem, chip, settings, steps, cfg, stages, progress,
-                   chunk) -> Fitted:
+                   chunk, start) -> Fitted:
     hyper = es_hyper(cfg, method)
     dim = snn.num_weights(settings.sizes)
-    state0, advance = es.grid_trainer(key, problem, chip, hyper, settings, chunk)
+    state0, advance = es.grid_trainer(key, problem, chip, hyper, settings, chunk, start)
     reporter = _report(method, steps, lambda s: int(s.generation), progress)
 
     def finish(state):
@@ -342,11 +365,11 @@ def _fit_optimiser(method, key, problem, chip, settings, steps, cfg, stages, pro
 
 
 def _fit_sg(method, key, problem, chip, settings, epochs, cfg, stages, progress,
-            chunk) -> Fitted:
+            chunk, start) -> Fitted:
     hyper = sg_hyper(cfg)._replace(epochs=epochs)
     in_loop = method == "sg_in_loop"
     state0, advance = sgd.grid_trainer(key, problem, chip, hyper, in_loop, settings,
-                                       min(chunk, epochs))
+                                       min(chunk, epochs), start)
     reporter = _report(method, epochs, lambda s: int(s.epoch.min()), progress)
 
     def finish(state):

@@ -80,6 +80,7 @@ METHODS = {  # name: (kind, uses the ideal model, what it is)
 }
 EXACT = {"eki": False, "eks": False, "smc": True, "da": True, "mh_sub": False, "mh_conf": False,
          "eki_pcn": True, "eki_gess": True, "bj_ess": True, "bj_smc": True}
+FROM_PRIOR = ("smc", "bj_smc")  # tempered from the prior: a start does not apply
 RECENTRED = ("eki_pcn", "eki_gess", "bj_ess")  # EKI for half the budget, then chains on it
 SUBSAMPLED = ("mh_sub", "mh_conf")  # MH deciding from row subsets
 
@@ -130,9 +131,12 @@ def first_cost(method: str, J: int, n: int) -> int:
 
 def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, settings,
           mh_hyper: bayes.MHHyper, budget: float, J: int, num_draws: int,
-          hyper: WideHyper | None = None):
+          hyper: WideHyper | None = None, start: jax.Array | None = None):
     """(initial state, jitted advance(state, steps), done(host state), max steps) of
-    ``method`` with ``J`` members on the one-fold ``problem`` and ``chip`` (grid (1, J))."""
+    ``method`` with ``J`` members on the one-fold ``problem`` and ``chip`` (grid (1, J));
+    the members start around ``start`` [P] when one is given (``bayes.init_positions``)."""
+    if start is not None and method in FROM_PRIOR:
+        raise ValueError(f"{method} tempers from its prior: a start does not apply")
     hyper = hyper or WideHyper()
     n = int(problem.train_mask.sum())
     T, O = problem.num_steps, problem.num_classes
@@ -177,7 +181,7 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
     budget = float(budget) - first_cost(method, J, n)
     per_step = cost_per_step(method, J, n, hyper)
     key_init, key_run = jax.random.split(key)
-    theta0 = bayes.init_positions(key_init, mh_hyper, (1, J), P)[0]
+    theta0 = bayes.init_positions(key_init, mh_hyper, (1, J), P, start)[0]
     k0 = jax.random.fold_in(key_init, 1)
     if method in ("eki", "eks", *RECENTRED):
         inner = ensemble.init(theta0)
@@ -415,10 +419,10 @@ def _positions(method, s):
 
 
 def fit(method, key, problem, chip, settings, mh_hyper, budget, J, num_draws, stages,
-        progress, chunks, hyper: WideHyper | None = None) -> dict:
+        progress, chunks, hyper: WideHyper | None = None, start=None) -> dict:
     """Run ``method`` to its budget; the host arrays ``trainers`` turns into a ``Fitted``."""
     state0, advance, done, expected = setup(method, key, problem, chip, settings, mh_hyper,
-                                            budget, J, num_draws, hyper)
+                                            budget, J, num_draws, hyper, start)
     chunk = max(1, -(-expected // chunks))
     report = None
     if progress:

@@ -51,14 +51,29 @@ def test_scikit_learns_estimator_checks_pass_at_a_small_budget():
 
 
 @pytest.mark.parametrize("method", list(mhsnn.TRAINERS))
-def test_every_trainer_fits_an_external_chip_and_counts_what_the_chip_ran(method, iris):
+def test_every_trainer_fits_an_external_chip_from_a_start_and_counts_what_the_chip_ran(
+        method, iris):
     X, y = iris[0][:60], iris[1][:60]
     chip = CountingChip((4, 3, 3))
+    # a start unlike every method's own (i.i.d. draws), in the chip's unit: +-12 by a pattern
+    P = mhsnn.snn.num_weights((4, 3, 3))
+    start = np.where(np.arange(P) % 3 == 0, 12.0, -12.0).astype(np.float32)
+    starts = mhsnn.TRAINERS[method].starts
     clf = mhsnn.SNNClassifier(chip=chip, hidden=(3,), method=method, presentations=2e4,
-                              chains=4, num_draws=3, random_state=1)
+                              chains=4, num_draws=3, random_state=1, weight_scale=2.0,
+                              init=start if starts else None)
+    if not starts:
+        with pytest.raises(ValueError, match="does not take a start"):
+            clf.set_params(init=start).fit(X, y)
+        chip.presentations = 0
+        clf.set_params(init=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
         clf.fit(X, y)
+    # began at start / weight_scale 2 = +-6 engine units; a short run keeps the pattern
+    kept = np.corrcoef(np.mean(clf.weight_sets_, 0), start)[0, 1]
+    assert kept > 0.5 if starts else abs(kept) < 0.5
+    np.testing.assert_allclose(clf.chip_point_, 2.0 * clf.point_)
     checked = clf.diagnostics_["check_presentations"]  # the chip's first, checking query
     assert checked == 2
     assert clf.presentations_ + checked == chip.presentations  # training, as the chip counted
@@ -169,3 +184,44 @@ def test_model_free_methods_run_on_a_noisy_chip(method, iris):
     assert 0 < clf.presentations_ <= 2e4
     assert np.all(np.isfinite(clf.weight_sets_))
     np.testing.assert_allclose(clf.predict_proba(X[:4]).sum(1), 1.0, rtol=1e-6)
+
+
+def test_init_from_a_fitted_estimator_or_an_offline_method_counts_what_it_cost(iris):
+    X, y = iris[0][:60], iris[1][:60]
+    first = mhsnn.SNNClassifier(hidden=(3,), method="spsa", presentations=2e4,
+                                random_state=0, weight_scale=4.0).fit(X, y)
+    chip = CountingChip((4, 3, 3))
+    again = mhsnn.SNNClassifier(chip=chip, hidden=(3,), method="spsa", presentations=2e4,
+                                random_state=0, weight_scale=2.0, init=first).fit(X, y)
+    assert again.diagnostics_["init_presentations"] == first.presentations_ > 0
+    # this fit's own, as the chip counted them (less its checking query), plus the init's
+    assert again.presentations_ == first.presentations_ + chip.presentations - 2
+    offline = mhsnn.SNNClassifier(hidden=(3,), method="sg_offline", random_state=0).fit(X, y)
+    repaired = mhsnn.SNNClassifier(hidden=(3,), method="spsa", presentations=2e4,
+                                   random_state=0, init="sg_offline").fit(X, y)
+    assert repaired.diagnostics_["init_presentations"] == 0
+    # SPSA's mean starts on the offline weights (the same fit: the same key), a tenth of
+    # its spread around them, and a short run keeps them
+    assert np.corrcoef(repaired.point_, offline.point_)[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("init, message", [
+    (np.zeros(5), r"shape \(5,\), expected \(21,\)"),
+    (np.full(21, np.nan), "finite"),
+    ("rw", "one of sg_offline, ann_convert"),
+    ("not weights", "one of sg_offline"),
+])
+def test_a_bad_init_is_one_line_naming_what_is_wrong(init, message, iris):
+    with pytest.raises(ValueError, match=message):
+        mhsnn.SNNClassifier(hidden=(3,), method="spsa", init=init).fit(iris[0][:30],
+                                                                      iris[1][:30])
+
+
+def test_a_cloned_init_estimator_is_refused_with_the_way_out(iris):
+    from sklearn.base import clone
+
+    first = mhsnn.SNNClassifier(hidden=(3,), method="sg_offline").fit(iris[0][:30],
+                                                                      iris[1][:30])
+    clf = clone(mhsnn.SNNClassifier(hidden=(3,), method="spsa", init=first))
+    with pytest.raises(ValueError, match="chip_point_"):
+        clf.fit(iris[0][:30], iris[1][:30])
