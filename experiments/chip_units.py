@@ -33,14 +33,23 @@ NUMBERS = ("test_accuracy", "nll", "weight_scale", "probe_presentations", "prese
 
 
 class UnitChip:
-    """The NumPy chip, its weight unit ``unit`` engine units."""
+    """The NumPy chip, its weight unit ``unit`` engine units; its thresholds x
+    ``threshold``; its weights truncated to multiples of ``step`` (toward minus infinity)
+    when ``step`` > 0; its output counts clipped at ``most`` (None: T). The last three make
+    the any-chip experiment's panel."""
 
-    def __init__(self, unit: float, sizes):
-        self.unit, self.sizes = np.float32(unit), tuple(sizes)
-        self.chip = NumpyChip(sigma=0.0, sizes=sizes)
+    def __init__(self, unit: float, sizes, threshold: float = 1.0, step: float = 0.0,
+                 most: float | None = None):
+        self.unit, self.sizes, self.step, self.most = np.float32(unit), tuple(sizes), step, most
+        self.chip = NumpyChip(sigma=0.0, sizes=self.sizes)
+        self.chip.thresholds = self.chip.thresholds * np.float32(threshold)
 
     def __call__(self, weights, spikes):
-        return self.chip(weights * self.unit, spikes)
+        w = np.asarray(weights, np.float32) * self.unit
+        if self.step > 0:
+            w = np.floor(w / self.step) * self.step
+        counts = self.chip(w, spikes)
+        return counts if self.most is None else np.minimum(counts, self.most)
 
 
 def fit_one(cfg, unit, name, scale, split, ds, sizes, budget, seed) -> dict:

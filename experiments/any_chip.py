@@ -1,0 +1,211 @@
+"""Any chip, defaults only: every model-free method on a panel of chips with other units.
+
+The panel (``PANEL``): chips whose weight unit, threshold and output range differ from the
+engine's, each a host callable ``(weights [C, P], spikes [T, N, F]) -> counts [C, N, O]``
+as a user would bring one (but "paper", the engine's own JAX chip):
+
+- paper: the paper's non-linear membrane, f_sigma with sigma 1 (``chips.polynomial``);
+- numpy: the external-chip experiment's NumPy LIF simulator, the engine's units;
+- integer: integer weights truncated toward minus infinity in steps of 2, threshold 10;
+- narrow: ten times as sensitive, its output counts clipped at 3 of T = 10 (an analog
+  chip with a narrow output range);
+- faint: a hundredth as sensitive (a chip 100x off the other way);
+- xylo_1, xylo_10, xylo_100: SynSense Xylo's bit-accurate simulator at 1, 10 and 100 int8
+  steps per engine unit (``--chips`` names them; they need rockpool).
+
+Two stages (``--stage``):
+
+- ``select``: which settings should be the estimator's defaults. On each outer fold's
+  training rows only, a stratified inner split (3/4 fit, 1/4 validation) scores every
+  candidate setting (``SETTINGS``: likelihood x bias channel x weight scale) for every
+  chip, data set and method. Test rows are never touched. Writes any_chip_select.csv and
+  any_chip_select_summary.csv (per setting: mean validation accuracy, its ratio to
+  logistic regression on the same inner rows, the share of runs that left the silent start).
+- ``panel``: the estimator with its defaults (``SNNClassifier()``'s, whatever they are
+  when it runs) on the outer folds: test accuracy, NLL, ECE, presentations, whether the
+  outputs left the silent start, the probe's figures, and the reference of what the
+  encoding allows: logistic regression on the same rate-coded input counts. Writes
+  any_chip.csv and any_chip_summary.csv.
+
+    python -m experiments.any_chip [--stage select|panel] [--budget B] [--methods NAME ...] [--chips NAME ...] [--data NAME ...] [--set KEY=VALUE] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+import jax
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedShuffleSplit
+
+from experiments import tables
+from experiments.chip_units import UnitChip
+from mhsnn import chips, config, data, experiment, keys, metrics, runs, trainers
+from mhsnn.estimator import SNNClassifier
+from mhsnn.io import write_csv
+
+EXPERIMENT = "any_chip"
+DEFAULTS = ["snn.hidden=[8]", "folds=2"]
+DATASETS = ("iris", "wine")
+METHODS = ("rw_adapt", "snes", "spsa", "sep_cma_es", "eki")
+SETTINGS = {  # name: (likelihood, bias_input, weight_scale)
+    "mse_nobias_unit1": ("mse", False, 1.0),
+    "mse_nobias_auto": ("mse", False, "auto"),
+    "mse_bias_auto": ("mse", True, "auto"),
+    "cat_nobias_auto": ("categorical", False, "auto"),
+    "cat_bias_auto": ("categorical", True, "auto"),
+}
+NUMBERS = ("accuracy", "nll", "ece", "presentations", "weight_scale", "probe_presentations",
+           "awake", "reference_accuracy")
+
+
+def _xylo(scale):
+    def build(sizes):
+        from mhsnn import xylo
+
+        return xylo.XyloChip(tuple(sizes), weight_scale=scale)
+    return build
+
+
+PANEL = {
+    "paper": lambda sizes: chips.polynomial(1.0),
+    "numpy": lambda sizes: UnitChip(1.0, sizes),
+    "integer": lambda sizes: UnitChip(1.0, sizes, threshold=10.0, step=2.0),
+    "narrow": lambda sizes: UnitChip(10.0, sizes, most=3.0),
+    "faint": lambda sizes: UnitChip(0.01, sizes),
+    "xylo_1": _xylo(1.0), "xylo_10": _xylo(10.0), "xylo_100": _xylo(100.0),
+}
+QUICK_CHIPS = ("paper", "numpy", "integer", "narrow", "faint")
+
+
+def reference(X_fit, y_fit, X_eval, y_eval, T: int, seed: int) -> float:
+    """Logistic regression on the rate-coded input counts (one Poisson draw of T steps,
+    features scaled on the fitting rows): what the encoding allows a linear readout."""
+    scaler = data.MinMaxScaler.fit(X_fit)
+    root = jax.random.key(seed)
+
+    def counts(X, purpose):
+        spikes = data.poisson_encode(keys.derive(root, "encode", purpose),
+                                     scaler.transform(X).astype(np.float32), T)
+        return np.asarray(spikes).sum(0)
+
+    model = LogisticRegression(max_iter=2000).fit(counts(X_fit, "fit"), y_fit)
+    return float(np.mean(model.predict(counts(X_eval, "predict")) == y_eval))
+
+
+def fit_one(chip_name, method, setting, X_fit, y_fit, X_eval, y_eval, hidden, T, budget,
+            seed) -> dict:
+    """One estimator on one chip: fitted on (X_fit, y_fit), scored on (X_eval, y_eval)."""
+    params = {} if setting is None else dict(zip(("likelihood", "bias_input", "weight_scale"),
+                                                 SETTINGS[setting]))
+    F, K = X_fit.shape[1], int(np.max(y_fit)) + 1
+    bias = params.get("bias_input", SNNClassifier().bias_input)
+    chip = PANEL[chip_name]((F + int(bias), *hidden, K))
+    clf = SNNClassifier(chip=chip, hidden=hidden, method=method, presentations=budget,
+                        random_state=seed, time_steps=T, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # R-hat and silent-probe warnings: recorded below
+        clf.fit(X_fit, y_fit)
+    probs = clf.predict_proba(X_eval)
+    labels = np.searchsorted(clf.classes_, y_eval)
+    s = metrics.summary(probs, labels)
+    d = clf.diagnostics_
+    # awake: the deployed model's class probabilities vary over the rows (a silent
+    # network gives every row the same, uniform answer)
+    return {"accuracy": s["test_accuracy"], "nll": s["nll"], "ece": s["ece"],
+            "presentations": clf.presentations_, "weight_scale": clf.weight_scale_,
+            "probe_presentations": d.get("probe_presentations", 0),
+            "awake": float(np.ptp(probs, axis=0).max() > 1e-6)}
+
+
+def _splits(stage, y, folds, seed):
+    """(fit rows, evaluation rows) per outer fold: the inner split of its training rows
+    (select) or the fold itself (panel)."""
+    out = []
+    for split in data.kfold_splits(y, folds, seed):
+        if stage == "panel":
+            out.append((split.train, split.test))
+            continue
+        inner = StratifiedShuffleSplit(1, test_size=0.25, random_state=seed)
+        fit, val = next(inner.split(split.train, y[split.train]))
+        out.append((split.train[fit], split.train[val]))
+    return out
+
+
+def run(cfg, out, mode, stage, budget, methods, chip_names, datasets) -> list[dict]:
+    name = EXPERIMENT if stage == "panel" else f"{EXPERIMENT}_select"
+    run_ = experiment.start(out, cfg, name, mode)
+    stages, hidden, T = run_.stages, tuple(cfg.snn.hidden), cfg.snn.time_steps
+    settings = list(SETTINGS) if stage == "select" else [None]
+    rows = []
+    for data_name in datasets:
+        ds = data.load(data_name)
+        for f, (fit_rows, eval_rows) in enumerate(_splits(stage, ds.y, cfg.folds, cfg.seed)):
+            ref = reference(ds.X[fit_rows], ds.y[fit_rows], ds.X[eval_rows], ds.y[eval_rows],
+                            T, cfg.seed + f)
+            for chip_name in chip_names:
+                for method in methods:
+                    for setting in settings:
+                        label = setting or "defaults"
+
+                        def fit(chip_name=chip_name, method=method, setting=setting, f=f,
+                                fit_rows=fit_rows, eval_rows=eval_rows, ref=ref):
+                            r = fit_one(chip_name, method, setting, ds.X[fit_rows],
+                                        ds.y[fit_rows], ds.X[eval_rows], ds.y[eval_rows],
+                                        hidden, T, budget, cfg.seed + f)
+                            return {k: np.float64(r.get(k, ref)) for k in NUMBERS}
+
+                        res = runs.run_once(stages, f"{stage}_{data_name}_{chip_name}_{method}_"
+                                            f"{label}_fold{f}", fit,
+                                            {k: np.float64(0) for k in NUMBERS})
+                        rows.append({"stage": stage, "data": data_name, "chip": chip_name,
+                                     "method": method, "setting": label, "fold": f,
+                                     **{k: float(res[k]) for k in NUMBERS}})
+                        r = rows[-1]
+                        print(f"[{EXPERIMENT}] {stage} {data_name} {chip_name} {method} {label} "
+                              f"fold {f}: accuracy {r['accuracy']:.3f} (logistic "
+                              f"{r['reference_accuracy']:.3f}, scale {r['weight_scale']:g}, "
+                              f"awake {r['awake']:.0f})", file=sys.stderr, flush=True)
+    for r in rows:
+        r["ratio"] = r["accuracy"] / r["reference_accuracy"]
+    keys_ = ("accuracy", "ratio", "nll", "ece", "awake", "presentations", "weight_scale",
+             "probe_presentations", "reference_accuracy")
+    by = ("setting",) if stage == "select" else ("data", "chip", "method")
+    summary = [{**dict(zip(by, group_key if isinstance(group_key, tuple) else (group_key,))),
+                "runs": len(group), **{f"{k}_mean": float(np.mean([r[k] for r in group]))
+                                       for k in keys_},
+                "ratio_min": float(np.min([r["ratio"] for r in group]))}
+               for group_key, group in tables.group_rows(rows, by).items()]
+    write_csv(out / f"{name}.csv", rows)
+    write_csv(out / f"{name}_summary.csv", summary)
+    experiment.write_manifest(out, cfg, name, run_.elapsed(), stages,
+                              {"stage": stage, "budget": budget, "methods": list(methods),
+                               "chips": list(chip_names), "data": list(datasets)})
+    return rows
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--stage", choices=("select", "panel"), default="panel")
+    ap.add_argument("--budget", type=float, default=3e5)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--chips", nargs="+", default=list(QUICK_CHIPS))
+    ap.add_argument("--data", nargs="+", default=list(DATASETS))
+    known, rest = ap.parse_known_args(argv)
+    model_free = [m for m, t in trainers.TRAINERS.items() if not t.uses_model]
+    experiment.refuse_unknown("--methods", known.methods, model_free)
+    experiment.refuse_unknown("--chips", known.chips, PANEL)
+    experiment.refuse_unknown("--data", known.data, config.DATASETS)
+    if not known.budget > 0:
+        print("error: --budget must be > 0", file=sys.stderr)
+        raise SystemExit(2)
+    experiment.cli(lambda cfg, out, mode: run(cfg, out, mode, known.stage, known.budget,
+                                              known.methods, known.chips, known.data),
+                   __doc__, rest, DEFAULTS)
+
+
+if __name__ == "__main__":
+    main()
