@@ -65,7 +65,9 @@ def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folde
     hidden = NETWORKS[network][1]
     clf = SNNClassifier(chip=chips.polynomial(sigma), hidden=hidden, method=method,
                         presentations=budget, chains=members, time_steps=cfg.snn.time_steps,
-                        random_state=cfg.seed + fold, checkpoint_dir=folder, num_draws=10)
+                        random_state=cfg.seed + fold, checkpoint_dir=folder, num_draws=10,
+                        likelihood="mse", weight_scale=1.0,  # as committed: the engine's unit
+                        bias_input=False)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # R-hat warnings: a column here

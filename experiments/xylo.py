@@ -211,6 +211,7 @@ def fit_one(cfg, name, method, fold, split, ds, budget, folder) -> dict:
         clf = SNNClassifier(chip=chip, hidden=(H,), method=method, presentations=budget,
                             chains=cfg.mh.num_chains, time_steps=cfg.snn.time_steps,
                             bias_input=True, random_state=cfg.seed + fold,
+                            likelihood="mse", weight_scale=1.0,  # as committed: xylo's unit
                             checkpoint_dir=folder, chip_retries=cfg.chip.retries,
                             chip_timeout_s=cfg.chip.timeout_s)
         with warnings.catch_warnings():

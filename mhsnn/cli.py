@@ -21,6 +21,7 @@ COMMANDS = {
     "external-chip": ("external_chip", "MH training a NumPy chip through a callback"),
     "chip-methods": ("chip_methods", "every trainer on a NumPy chip at equal presentations"),
     "chip-units": ("chip_units", "the weight-scale probe on chips with other weight units"),
+    "any-chip": ("any_chip", "every model-free method, defaults only, on a panel of chips"),
     "xylo": ("xylo", "SynSense Xylo's simulator: model-free methods beside the vendor's workflow"),
     "scaling": ("scaling", "MH, PT and SG as networks grow, on four data sets"),
     "samplers": ("samplers", "six samplers at equal chip presentations (ESS, accuracy)"),
@@ -44,7 +45,7 @@ def usage() -> str:
     lines = ["usage: mhsnn COMMAND [OPTIONS]", "", "commands:"]
     lines += [f"  {name:{width}s}  {line}" for name, (_, line) in COMMANDS.items()]
     lines += ["", f"Experiments take {EXPERIMENT_OPTIONS};",
-              "benchmark, chip-methods, xylo, posterior-at-scale, report and tune-* have their own (mhsnn COMMAND --help)."]
+              "benchmark, chip-methods, chip-units, any-chip, xylo, posterior-at-scale, report and tune-* have their own (mhsnn COMMAND --help)."]
     return "\n".join(lines)
 
 

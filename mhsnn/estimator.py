@@ -74,13 +74,14 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         weights are the first layer's biases, trained like any weight. The network is then
         (features + 1, *hidden, classes); the Xylo chip (``chips.xylo``) wants it.
       weight_scale: the chip runs ``weight_scale`` x the engine's weights, so every
-        method's start, prior, proposal and perturbation sizes are in that unit. A number
-        fixes it (1: the engine's unit, a tenth of the threshold per input spike on the
-        ideal chip); "auto" measures it first (``mhsnn.probe``: the smallest scale at
-        which most random weight sets make the outputs spike), at a counted cost of about
-        2% of ``presentations``, charged to the budget. Methods that train the ideal model
-        (``TRAINERS[m].uses_model``) keep the engine's unit under "auto": their model
-        fixes it.
+        method's start, prior, proposal and perturbation sizes are in that unit. "auto"
+        (the default) measures it first (``mhsnn.probe``: the smallest scale at which most
+        random weight sets make the outputs spike), at a counted cost of at most 2% of
+        ``presentations``, charged to the budget; chosen over 1 on the any-chip panel's
+        inner validation rows (docs/experiments/any-chip.md). A number fixes it (1: the
+        engine's unit, a tenth of the threshold per input spike on the ideal chip).
+        Methods that train the ideal model (``TRAINERS[m].uses_model``) keep the engine's
+        unit under "auto": their model fixes it.
       init: where training starts (``trainers.fit(start=...)``): None (each method's own
         random start); a weight vector [P] as the chip receives it (a deployed network:
         divided by ``weight_scale_`` into the engine's unit); a fitted ``SNNClassifier``
@@ -106,7 +107,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                  chip_retries: int = chips.RETRIES,
                  chip_timeout_s: float | None = chips.TIMEOUT_S, progress: bool = False,
                  num_draws: int = 25, bias_input: bool = False,
-                 weight_scale: float | str = 1.0, init: object = None):
+                 weight_scale: float | str = "auto", init: object = None):
         self.chip = chip
         self.hidden = hidden
         self.method = method
@@ -280,7 +281,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             def counts(W):
                 return chip(W, some, sizes[-1])
         else:
-            key = keys.derive(root, "probe") if chips.is_noisy(chip) else None
+            key = keys.derive(root, "method", "fit", "probe") if chips.is_noisy(chip) else None
             grid = chips.broadcast(chip, (1, sets))
 
             def counts(W):
