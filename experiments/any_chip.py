@@ -33,8 +33,10 @@ Two stages (``--stage``):
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import warnings
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -171,20 +173,37 @@ def run(cfg, out, mode, stage, budget, methods, chip_names, datasets) -> list[di
                               f"awake {r['awake']:.0f})", file=sys.stderr, flush=True)
     for r in rows:
         r["ratio"] = r["accuracy"] / r["reference_accuracy"]
-    keys_ = ("accuracy", "ratio", "nll", "ece", "awake", "presentations", "weight_scale",
-             "probe_presentations", "reference_accuracy")
-    by = ("setting",) if stage == "select" else ("data", "chip", "method")
-    summary = [{**dict(zip(by, group_key if isinstance(group_key, tuple) else (group_key,))),
-                "runs": len(group), **{f"{k}_mean": float(np.mean([r[k] for r in group]))
-                                       for k in keys_},
-                "ratio_min": float(np.min([r["ratio"] for r in group]))}
-               for group_key, group in tables.group_rows(rows, by).items()]
     write_csv(out / f"{name}.csv", rows)
-    write_csv(out / f"{name}_summary.csv", summary)
+    summarise(out, stage)
     experiment.write_manifest(out, cfg, name, run_.elapsed(), stages,
                               {"stage": stage, "budget": budget, "methods": list(methods),
                                "chips": list(chip_names), "data": list(datasets)})
     return rows
+
+
+SUMMARISED = ("accuracy", "ratio", "nll", "ece", "awake", "presentations", "weight_scale",
+              "probe_presentations", "reference_accuracy")
+
+
+def _means(rows: list[dict], by: tuple[str, ...]) -> list[dict]:
+    return [{**dict(zip(by, key)), "runs": len(group),
+             **{f"{k}_mean": float(np.mean([float(r[k]) for r in group])) for k in SUMMARISED},
+             "ratio_min": float(np.min([float(r["ratio"]) for r in group]))}
+            for key, group in tables.group_rows(rows, by).items()]
+
+
+def summarise(out, stage: str) -> None:
+    """The summaries, from the rows CSV alone: per setting (select); per data set, chip and
+    method, and per method over the whole panel, best mean ratio first (panel)."""
+    name = EXPERIMENT if stage == "panel" else f"{EXPERIMENT}_select"
+    with open(out / f"{name}.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if stage == "select":
+        write_csv(out / f"{name}_summary.csv", _means(rows, ("setting",)))
+        return
+    write_csv(out / f"{name}_summary.csv", _means(rows, ("data", "chip", "method")))
+    methods = sorted(_means(rows, ("method",)), key=lambda r: -r["ratio_mean"])
+    write_csv(out / f"{name}_methods.csv", methods)
 
 
 def main(argv=None) -> None:
@@ -194,7 +213,12 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--chips", nargs="+", default=list(QUICK_CHIPS))
     ap.add_argument("--data", nargs="+", default=list(DATASETS))
+    ap.add_argument("--summarise", metavar="DIR", help="only rewrite DIR's summaries of "
+                    "--stage from its rows CSV")
     known, rest = ap.parse_known_args(argv)
+    if known.summarise:
+        summarise(Path(known.summarise), known.stage)
+        return
     model_free = [m for m, t in trainers.TRAINERS.items() if not t.uses_model]
     experiment.refuse_unknown("--methods", known.methods, model_free)
     experiment.refuse_unknown("--chips", known.chips, PANEL)

@@ -53,4 +53,5 @@ def test_any_chip_runs_end_to_end(tmp_path):
         assert float(r["reference_accuracy"]) > 0.8
         assert r["setting"] == "defaults" and float(r["awake"]) in (0.0, 1.0)
     assert (tmp_path / "any_chip_summary.csv").exists()
+    assert (tmp_path / "any_chip_methods.csv").exists()
     assert (tmp_path / "any_chip_manifest.json").exists()
