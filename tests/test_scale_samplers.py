@@ -245,6 +245,18 @@ def test_confidence_sampler_matches_exact_mh():
     assert abs(draws.mean() - exact_mean) < 0.15 * exact_sd
     assert abs(draws.std() / exact_sd - 1.0) < 0.1
     assert float(rows.mean()) < n  # some decisions came early (most need every row here)
+    # Known answers of the bound. A proposal equal to the position (step 0) makes every
+    # row's l_i zero, so the mean, its spread and the range bound are 0, and
+    # |mean - mu0| = |log u| / n > 0 is decided after the first batch of 50: accepted.
+    # A range bound too wide to ever be beaten needs every row, the exact MH decision.
+    same = austerity.init(jnp.full((64, 1), exact_mean))
+    _, info = austerity.kernel(jax.random.key(1), same, loglik_rows, logprior, n, 0.0,
+                                   50, 0.05, rule="confidence", row_range=row_range)
+    assert np.all(np.asarray(info.rows_used) == 50) and np.all(np.asarray(info.is_accepted))
+    _, info = austerity.kernel(jax.random.key(1), same, loglik_rows, logprior, n, 0.08, 50,
+                               0.05, rule="confidence",
+                               row_range=lambda a, b: jnp.full(a.shape[0], 1e9))
+    assert np.all(np.asarray(info.rows_used) == n)
     with pytest.raises(ValueError, match="row_range"):
         austerity.kernel(jax.random.key(0), austerity.init(jnp.zeros((2, 1))), loglik_rows,
                          logprior, n, 0.1, rule="confidence")
