@@ -137,8 +137,13 @@ def _splits(stage, y, folds, seed):
     return out
 
 
+def _name(stage: str) -> str:
+    """The stage's file and manifest name: the panel's is the experiment's."""
+    return EXPERIMENT if stage == "panel" else f"{EXPERIMENT}_select"
+
+
 def run(cfg, out, mode, stage, budget, methods, chip_names, datasets) -> list[dict]:
-    name = EXPERIMENT if stage == "panel" else f"{EXPERIMENT}_select"
+    name = _name(stage)
     run_ = experiment.start(out, cfg, name, mode)
     stages, hidden, T = run_.stages, tuple(cfg.snn.hidden), cfg.snn.time_steps
     settings = list(SETTINGS) if stage == "select" else [None]
@@ -195,7 +200,7 @@ def _means(rows: list[dict], by: tuple[str, ...]) -> list[dict]:
 def summarise(out, stage: str) -> None:
     """The summaries, from the rows CSV alone: per setting (select); per data set, chip and
     method, and per method over the whole panel, best mean ratio first (panel)."""
-    name = EXPERIMENT if stage == "panel" else f"{EXPERIMENT}_select"
+    name = _name(stage)
     with open(out / f"{name}.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     if stage == "select":

@@ -303,7 +303,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
     def _init_weights(self, sizes, problem, root) -> tuple[np.ndarray | None, int, bool]:
         """``init``'s weights, what producing them cost the chip, and whether they are in the
         chip's unit (else the engine's); checked before any chip work."""
-        init, P = self.init, snn.num_weights(sizes)
+        init = self.init
         if init is None:
             return None, 0, False
         if isinstance(init, str):
@@ -314,7 +314,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                                  f"SNNClassifier or one of {', '.join(offline)}")
             fitted = trainers.fit(init, keys.derive(root, "method", "fit", init), problem,
                                   chips.ideal(), self.settings_, presentations=1.0)
-            return np.asarray(fitted.point), 0, False
+            return trainers.check_start(self.method, fitted.point, sizes, "init"), 0, False
         if isinstance(init, SNNClassifier):
             if not hasattr(init, "chip_point_"):
                 raise ValueError("init: an SNNClassifier that is not fitted (a clone is not; "
@@ -330,11 +330,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         except (TypeError, ValueError):
             raise ValueError(f"init={init!r}: expected None, a weight vector, a fitted "
                              "SNNClassifier or an offline method's name") from None
-        if weights.shape != (P,) or not np.all(np.isfinite(weights)):
-            raise ValueError(f"init: weights of shape {weights.shape}, expected ({P},) finite "
-                             f"values for the network {'-'.join(map(str, sizes))} "
-                             "(mhsnn.weight_layout says which is which)")
-        return weights, cost, True
+        return trainers.check_start(self.method, weights, sizes, "init"), cost, True
 
     def _seed(self, folder: Path | None) -> int:
         if self.random_state is not None or folder is None:

@@ -72,16 +72,22 @@ _BASELINES = {"sg_offline": "surrogate-gradient Adam on the ideal model, deploye
               "ann_convert": "a ReLU network trained offline, converted by data-based weight "
                              "normalisation (mhsnn.convert), deployed on the chip"}
 
+# Methods that begin from their own start, so a given one does not apply: the tempered
+# SMCs (from their prior) and the ANN conversion (a ReLU network trained, then converted).
+_OWN_START = (*wide.FROM_PRIOR, "ann_convert")
+
+
+def _entry(name: str, kind: str, uses_model: bool, about: str) -> Trainer:
+    return Trainer(name, kind, uses_model, about, name not in _OWN_START)
+
+
 TRAINERS: dict[str, Trainer] = {
-    **{k: Trainer(k, "sampler", False, v) for k, v in _SAMPLERS.items()},
-    **{k: Trainer(k, "sampler", True, v) for k, v in _GRADIENT.items()},
-    **{k: Trainer(k, kind, model, about, k not in wide.FROM_PRIOR)
-       for k, (kind, model, about) in wide.METHODS.items()},
-    **{k: Trainer(k, "optimiser", False, v) for k, v in _OPTIMISERS.items()},
-    **{k: Trainer(k, "baseline", True, v) for k, v in _BASELINES.items()},
+    **{k: _entry(k, "sampler", False, v) for k, v in _SAMPLERS.items()},
+    **{k: _entry(k, "sampler", True, v) for k, v in _GRADIENT.items()},
+    **{k: _entry(k, kind, model, about) for k, (kind, model, about) in wide.METHODS.items()},
+    **{k: _entry(k, "optimiser", False, v) for k, v in _OPTIMISERS.items()},
+    **{k: _entry(k, "baseline", True, v) for k, v in _BASELINES.items()},
 }
-# a ReLU network trained from its own start, then converted: a start does not apply
-TRAINERS["ann_convert"] = TRAINERS["ann_convert"]._replace(starts=False)
 DEFAULTS = Config()  # every method's hyper-parameters: the config's tuned defaults
 
 
@@ -215,7 +221,7 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     """
     trainer = check_method(method)
     if start is not None:
-        start = _checked_start(trainer, start, snn.num_weights(settings.sizes))
+        start = jnp.asarray(check_start(method, start, settings.sizes))
     if problem.train_spikes.shape[0] != 1:
         raise ValueError("fit: the problem must hold one fold")
     n_train = int(problem.train_mask.sum())
@@ -248,16 +254,17 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     return out._replace(diagnostics={"method": method, "steps": steps, **out.diagnostics})
 
 
-def _checked_start(trainer: Trainer, start, num_weights: int) -> jax.Array:
-    if not trainer.starts:
-        raise ValueError(f"{trainer.name} does not take a start (it begins from its own)")
-    start = np.asarray(start, np.float32)
-    if start.shape != (num_weights,):
-        raise ValueError(f"start: shape {start.shape}, expected ({num_weights},), the "
-                         "network's weights")
-    if not np.all(np.isfinite(start)):
-        raise ValueError("start: contains NaN or infinite weights")
-    return jnp.asarray(start)
+def check_start(method: str, start, sizes, what: str = "start") -> np.ndarray:
+    """``start`` as float32 weights of the network ``sizes`` for ``method``, or a ValueError
+    of one line (``what`` names the argument in it)."""
+    if not check_method(method).starts:
+        raise ValueError(f"{method} does not take a start (it begins from its own)")
+    start, P = np.asarray(start, np.float32), snn.num_weights(sizes)
+    if start.shape != (P,) or not np.all(np.isfinite(start)):
+        raise ValueError(f"{what}: weights of shape {start.shape}, expected ({P},) finite "
+                         f"values for the network {'-'.join(map(str, sizes))} "
+                         "(mhsnn.weight_layout says which is which)")
+    return start
 
 
 def _report(label: str, total: int, done: Callable[[object], int], enabled: bool):
@@ -425,6 +432,6 @@ def settings_for(sizes: tuple[int, ...], likelihood: str = "mse",
                                  softmax_scale=cfg.softmax_scale)
 
 
-__all__ = ["DEFAULTS", "TRAINERS", "Fitted", "Trainer", "check_method", "config", "es_hyper",
-           "fit", "mh_hyper", "one_fold_problem", "presentations_of", "settings_for",
+__all__ = ["DEFAULTS", "TRAINERS", "Fitted", "Trainer", "check_method", "check_start", "config",
+           "es_hyper", "fit", "mh_hyper", "one_fold_problem", "presentations_of", "settings_for",
            "sg_hyper", "steps_for"]
