@@ -292,8 +292,11 @@ class Stages:
     def complete(self) -> None:
         """The run's results are written: drop its checkpoints and release ``--out``."""
         if sharding.is_writer() and self.dir.exists():
-            for f in self.dir.glob(f"{self.experiment}__*.npz"):
-                f.unlink()
+            # with the temporary files of a write that a killed process left half done
+            # (io.atomic_path names them .NAME.XXXX.tmp)
+            for pattern in (f"{self.experiment}__*.npz", f".{self.experiment}__*.tmp"):
+                for f in self.dir.glob(pattern):
+                    f.unlink()
             if not any(self.dir.iterdir()):
                 self.dir.rmdir()
         unlock_folder(self.out, remove=True)

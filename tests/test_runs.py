@@ -55,6 +55,18 @@ def test_resume_continues_and_complete_cleans_up(tmp_path):
     _stages(tmp_path)  # a finished run leaves nothing that blocks the next
 
 
+def test_complete_also_drops_a_write_that_a_killed_process_left_half_done(tmp_path):
+    ckpt = _crashed(tmp_path)
+    half = mio.atomic_path(ckpt.with_name("toy__count__next.npz"))
+    half.__enter__().write_bytes(b"half")  # the process dies here: no __exit__, no cleanup
+    other = tmp_path / "checkpoints" / "other__count__state.npz"  # another experiment's
+    other.write_bytes(b"kept")
+    stages = _stages(tmp_path, "resume")
+    _count(stages)
+    stages.complete()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [other.name]
+
+
 def test_rerun_without_resume_refuses_and_deletes_nothing(tmp_path):
     ckpt = _crashed(tmp_path)
     before = ckpt.read_bytes()
