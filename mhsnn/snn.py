@@ -44,6 +44,9 @@ from mhsnn.chips import Chip, LayerChip
 Params = dict[str, jax.Array]  # {"w1": [..., F, H1], ..., "wL": [..., H_{L-1}, O]}
 
 PAPER_NETWORK = chips.PAPER_NETWORK  # (30, 3, 2)
+EXACT = jax.lax.Precision.HIGHEST  # fp32 products on every backend. A GPU's default for
+# float32 is TF32, which changed 2,828 of 919,680 counts of 64-32-10 on an H200 (10 of 58,240
+# on the paper network) against the CPU's; at HIGHEST none (docs/experiments/benchmark.md).
 ALPHA = 0.9  # membrane decay (docs/paper.md); every default below and in the config is this one
 THRESHOLD = 1.0  # firing threshold mu
 
@@ -172,7 +175,8 @@ def run(params: Params, spikes: jax.Array, *, chip: Chip | None = None, alpha: f
         t, s = x
         new = []
         for i, (w, v) in enumerate(zip(ws, vs)):
-            v, s = lif_step(v, s @ w, chip=layers[i], in_loop=in_loop,
+            current = jnp.matmul(s, w, precision=EXACT)
+            v, s = lif_step(v, current, chip=layers[i], in_loop=in_loop,
                             noise=chips.read_noise(key, t, i, v.shape))
             new.append(v)
         return (new, count + s), None
@@ -295,7 +299,7 @@ def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask
     (``sample_loss``).
 
     The MH likelihood's hot path. Counts are identical on every layout; only the order of
-    the final sum over samples can differ. ``chain_block`` (default ``fused_block_size``)
+    the final sum over samples can differ. ``chain_block`` (default ``chain_block_size``)
     splits the "fused" and "reference" layouts' sets into blocks run one after another; results are
     identical either way. A noisy chip's read noise depends on the layout and the blocks.
     """
@@ -310,7 +314,8 @@ def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask
     kernel = {"fused": _fused_sq_error, "hoisted": _hoisted_sq_error,
               "reference": _reference_sq_error, "blocked": _blocked_sq_error}[layout]
     T, N, _ = spikes.shape
-    block = C if layout in ("hoisted", "blocked") else fused_block_size(C, T * N * sizes[1])
+    block = C if layout in ("hoisted", "blocked") else chain_block_size(C, T * N * sizes[1],
+                                                                        layout)
     block = block if chain_block is None else chain_block
 
     def one_block(inputs):
@@ -325,12 +330,23 @@ def sq_error_batched(params: Params, spikes: jax.Array, targets: jax.Array, mask
     return _in_blocks(one_block, (ws, chip, keys), C // block)
 
 
-def fused_block_size(num_sets: int, currents_per_set: int = 10 * 455 * 3) -> int:
+BLOCK_FLOATS = {"fused": 128 * 10 * 455 * 3, "reference": 10 * 2**20}
+"""First-layer currents [T, N, H1, sets] per block of weight sets, by layout (measured on the
+2-core CPU). "fused": about 1.75M floats, 128 sets of the paper network on 455 rows (93k
+chain-steps/s in blocks of 64 at 1,024 sets, against 33k in one block); at most 128 sets.
+"reference": 40 MiB, a little above this CPU's 32 MiB L3, because its currents stream through
+memory at every step anyway: the best of the blocks tried on each of 30-16-2, 30-32-2 and
+64-32-10 on 455 or 1,437 rows at 64 sets, and 64-32-10 and 64-128-10 on 128 rows at 256
+sets (the fused budget had taken blocks of 2 to 32 sets there, up to 1.46x slower)."""
+
+
+def chain_block_size(num_sets: int, currents_per_set: int = 10 * 455 * 3,
+                     layout: str = "fused") -> int:
     """Weight sets per block of the "fused" and "reference" layouts: a block's first-layer
-    currents [T, N, H1, block] are kept to about 1.75M floats (128 sets of the paper network
-    on 455 rows; measured on the 2-core CPU: 93k chain-steps/s in blocks of 64 at 1,024
-    sets, against 33k in one block)."""
-    cap = max(1, min(128, (128 * 10 * 455 * 3) // max(currents_per_set, 1)))
+    currents stay within ``BLOCK_FLOATS[layout]``; the largest divisor of ``num_sets`` that
+    fits, down to a quarter of the cap (one block when none divides)."""
+    cap = max(1, BLOCK_FLOATS[layout] // max(currents_per_set, 1))
+    cap = min(128, cap) if layout == "fused" else cap
     if num_sets <= cap:
         return num_sets
     for block in range(cap, max(cap // 4, 1) - 1, -1):
@@ -400,7 +416,7 @@ def _blocked_counts(ws, sizes, spikes, chip, alpha, threshold, key) -> jax.Array
         def step(carry, inp):
             vs, count = carry
             t, x_t = inp
-            s = (x_t @ w1).reshape(nb, C, sizes[1])  # this step's currents, in cache
+            s = jnp.matmul(x_t, w1, precision=EXACT).reshape(nb, C, sizes[1])  # in cache
             new = []
             for i, v in enumerate(vs):
                 if i > 0:  # [nb, C, H] x [C, K, H], reduced over the minor H in cache
@@ -457,7 +473,7 @@ def _first_layer_currents(w1: jax.Array, spikes: jax.Array) -> jax.Array:
     T, N, F = spikes.shape
     C, _, H = w1.shape
     cols = jnp.transpose(w1, (1, 2, 0)).reshape(F, H * C)  # column h*C + c
-    return (spikes.reshape(T * N, F) @ cols).reshape(T, N, H, C)
+    return jnp.matmul(spikes.reshape(T * N, F), cols, precision=EXACT).reshape(T, N, H, C)
 
 
 def _fused_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key, loss):
@@ -488,7 +504,7 @@ def _fused_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, ke
     # counts) would make XLA duplicate the whole pass per output element.
     err = sample_loss([c / T for c in count],
                       [targets[:, k, None] for k in range(widths[-1])], *loss)
-    return mask @ err
+    return jnp.matmul(mask, err, precision=EXACT)
 
 
 def _neuron(layer_chip: LayerChip, h: int) -> LayerChip:
@@ -514,7 +530,7 @@ def _hoisted_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, 
         t, s = x
         new = []
         for i, v in enumerate(vs):
-            current = s if i == 0 else jnp.einsum("hcn,chk->kcn", s, ws[i])
+            current = s if i == 0 else jnp.einsum("hcn,chk->kcn", s, ws[i], precision=EXACT)
             v, s = lif_step(v, current, chip=layers[i],
                             noise=chips.read_noise(key, t, i, v.shape))
             new.append(v)
@@ -529,4 +545,4 @@ def _hoisted_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, 
     else:
         err = sample_loss([count[k] / T for k in range(sizes[-1])],
                           [targets.T[k][None, :] for k in range(sizes[-1])], *loss)
-    return err @ mask
+    return jnp.matmul(err, mask, precision=EXACT)
