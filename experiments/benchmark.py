@@ -12,13 +12,29 @@ GEMM rate (a 2,048^2 matrix product through XLA), a practical peak.
     python -m experiments.benchmark --network 64-32-10 --chains 64 1024   # another network
     python -m experiments.benchmark --json --chains 64   # one JSON object (mh_chain_steps_per_s)
     python -m experiments.benchmark --grad --chains 8 64 # batched gradient per layout
+    python -m experiments.benchmark --regimes       # the likelihood per regime, beside a plain
+                                                    # vmap and a GEMM of the same shapes
+    python -m experiments.benchmark --profile       # where a 64-32-10 call's time goes
+    python -m experiments.benchmark --chain-blocks  # the reference layout's set blocks: its own
+                                                    # budget against the fused layout's
+    python -m experiments.benchmark --precision     # counts at the backend's default matmul
+                                                    # precision and at full fp32, against the CPU
+
+``--regimes`` times the likelihood alone (no proposal, no accept step) in each of
+``REGIMES``: the engine's layout, a plain ``jax.vmap`` of the one-network reference forward
+(``snn.run``) in the same run, and the dense products of the same shapes (the first layer
+as one [T N, F] x [F, C H] product, each later layer as C per-set products), timed, as
+this machine's ceiling for that work. Every row records the processor, its vector flags
+and the jax/jaxlib versions.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
+import platform
 import resource
 import sys
 import time
@@ -230,8 +246,38 @@ def main(argv=None) -> None:
                     help="time the batched loss and its gradient per layout for each --chains")
     ap.add_argument("--network", default="30-3-2", choices=sorted(NETWORKS),
                     help="layer sizes; 30-* run on breast cancer, 64-32-10 on digits")
+    ap.add_argument("--regimes", action="store_true",
+                    help="the likelihood alone in each regime, beside a plain vmap and the "
+                         "same-shape products; writes regimes_<backend>.csv")
+    ap.add_argument("--layouts", nargs="*", choices=snn.LAYOUTS,
+                    help="with --regimes: the engine layouts to time (default: the backend's)")
     ap.add_argument("--out", type=Path, default=Path("results/benchmark"))
+    ap.add_argument("--profile", action="store_true",
+                    help="time the parts of one 64-32-10 call; writes profile_<backend>.csv")
+    ap.add_argument("--precision", action="store_true",
+                    help="count differences from the CPU at default and full fp32 precision; "
+                         "writes precision_<backend>.csv")
+    ap.add_argument("--chain-blocks", action="store_true",
+                    help="the reference layout's set blocks, its budget against the fused "
+                         "layout's; writes chain_blocks_<backend>.csv")
     args = ap.parse_args(argv)
+    if args.chain_blocks:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_csv(args.out / f"chain_blocks_{jax.default_backend()}.csv", chain_block_rows())
+        return
+    if args.precision:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_csv(args.out / f"precision_{jax.default_backend()}.csv", precision_rows())
+        return
+    if args.profile:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_csv(args.out / f"profile_{jax.default_backend()}.csv", profile_rows())
+        return
+    if args.regimes:
+        rows = regime_rows(args.layouts)
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_csv(args.out / f"regimes_{jax.default_backend()}.csv", rows)
+        return
     problem, settings = _problem(args.network), _settings(args.network)
     device = str(jax.devices()[0])
     rows_n = int(problem.train_mask[0].sum())
@@ -279,6 +325,234 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / f"benchmark_{tag}.csv", rows)
     _figure(rows, args.out / f"benchmark_{tag}.png", f"{args.network} on {device}")
+
+
+REGIMES = (  # name, network, weight sets, rows (None: the whole training split)
+    ("paper, full batch", "30-3-2", 64, None),
+    ("30-32-2, full batch", "30-32-2", 64, None),
+    ("64-32-10, full batch", "64-32-10", 64, None),
+    ("64-128-10, full batch", "64-128-10", 64, None),
+    ("64-32-10, mini-batch", "64-32-10", 256, 128),
+    ("64-128-10, mini-batch", "64-128-10", 256, 128),
+)
+
+
+def machine() -> dict:
+    """What the figures ran on: processor, its vector flags, the jax and jaxlib versions."""
+    import jaxlib
+
+    model, flags = platform.processor() or platform.machine(), ""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        model = next(line.split(":", 1)[1].strip() for line in info.splitlines()
+                     if line.startswith("model name"))
+        have = next(line.split(":", 1)[1].split() for line in info.splitlines()
+                    if line.startswith("flags"))
+        flags = " ".join(f for f in have if f.startswith(("avx", "amx", "fma")))
+    except (OSError, StopIteration):
+        pass
+    return {"device": str(jax.devices()[0]), "cpu": model, "cpu_flags": flags,
+            "jax": jax.__version__, "jaxlib": jaxlib.__version__}
+
+
+def _regime_inputs(network: str, sets: int, rows: int | None):
+    problem = _problem(network)
+    n = int(problem.train_mask[0].sum()) if rows is None else rows
+    spikes = problem.train_spikes[0][:, :n]
+    targets, mask = problem.train_targets[0][:n], problem.train_mask[0][:n]
+    sizes = _settings(network).sizes
+    theta = 2.0 * jax.random.normal(jax.random.key(1), (sets, snn.num_weights(sizes)))
+    return spikes, targets, mask, snn.unflatten(theta, sizes)
+
+
+def plain_vmap_loss(params, spikes, targets, mask, chip):
+    """The likelihood as a plain ``jax.vmap`` of the reference forward (``snn.run``)."""
+    def one(p, ch):
+        rates = snn.run(p, spikes, chip=ch) / spikes.shape[0]
+        return jnp.sum(jnp.sum((rates - targets) ** 2, axis=-1) * mask)
+
+    return jax.vmap(one)(params, chip)
+
+
+def same_shape_products(params, spikes):
+    """The dense products of one likelihood call: [T N, F] x [F, C H1], then per set
+    [T N, H_i] x [H_i, H_i+1] (random binary inputs to each later layer)."""
+    ws = snn.layers_of(params)
+    T, N, F = spikes.shape
+    C = ws[0].shape[0]
+    x = spikes.reshape(T * N, F)
+    later = [(jax.random.uniform(jax.random.key(i), (C, T * N, w.shape[1])) < 0.3)
+             .astype(jnp.float32) for i, w in enumerate(ws[1:])]
+
+    def products(ws, x, later):
+        out = [jnp.sum(x @ jnp.transpose(ws[0], (1, 0, 2)).reshape(F, -1))]
+        out += [jnp.sum(jnp.einsum("cnh,chk->cnk", s, w)) for s, w in zip(later, ws[1:])]
+        return sum(out)
+
+    return jax.jit(products), (ws, x, later)
+
+
+def _best_times(calls: dict, rounds: int = 7) -> dict:
+    """Fastest wall time of each call, taken in turns over ``rounds`` rounds after one warm-up
+    each: this VM's neighbours slow whole seconds at a time, so a call timed in one run of
+    repeats can meet a slow spell the others missed, and the fastest round is the cost."""
+    for call in calls.values():
+        jax.block_until_ready(call())
+    times = {name: float("inf") for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(call())
+            times[name] = min(times[name], time.perf_counter() - t0)
+    return times
+
+
+def regime_rows(layouts=None, regimes=REGIMES) -> list[dict]:
+    """One row per regime and engine layout: ms per likelihood call of the engine, of the
+    plain vmap and of the same-shape products, and presentations (rows x sets) per second.
+    Within a regime every call is timed in turns (``_best_times``)."""
+    info = machine()
+    out = []
+    for name, network, sets, rows in regimes:
+        spikes, targets, mask, params = _regime_inputs(network, sets, rows)
+        chip = chips.Chip(sigma=jnp.full((sets,), SIGMA))
+        n = spikes.shape[1]
+        vmap_fn = jax.jit(plain_vmap_loss)
+        gemm_fn, gemm_args = same_shape_products(params, spikes)
+        calls = {"vmap": lambda: vmap_fn(params, spikes, targets, mask, chip),
+                 "gemm": lambda: gemm_fn(*gemm_args)}
+        layouts_here = layouts or [snn.default_layout()]
+        for layout in layouts_here:
+            fn = jax.jit(functools.partial(snn.sq_error_batched, chip=chip, layout=layout))
+            calls[layout] = functools.partial(fn, params, spikes, targets, mask)
+        times = _best_times(calls)
+        sizes = snn.sizes_of(params)
+        for layout in layouts_here:
+            engine_s, vmap_s, gemm_s = times[layout], times["vmap"], times["gemm"]
+            runs = snn.resolved_layout(layout, sizes, chip, n)
+            row = {"regime": name, "network": network, "sets": sets, "rows": n,
+                   "layout": layout if runs == layout else f"{layout}->{runs}",
+                   "engine_ms": 1e3 * engine_s, "vmap_ms": 1e3 * vmap_s,
+                   "gemm_ms": 1e3 * gemm_s,
+                   "engine_presentations_per_s": sets * n / engine_s,
+                   "vmap_presentations_per_s": sets * n / vmap_s,
+                   "gemm_presentations_per_s": sets * n / gemm_s,
+                   "speedup_vs_vmap": vmap_s / engine_s,
+                   "fraction_of_gemm": gemm_s / engine_s, **info}
+            print(f"{name:24s} {row['layout']:18s} engine {row['engine_ms']:8.2f} ms  "
+                  f"vmap {row['vmap_ms']:8.2f} ms  products {row['gemm_ms']:8.2f} ms  "
+                  f"{row['speedup_vs_vmap']:5.2f}x vmap  {100 * row['fraction_of_gemm']:5.1f}% "
+                  "of the products' rate", flush=True)
+            out.append(row)
+    return out
+
+
+def profile_rows(network: str = "64-32-10", sets: int = 64) -> list[dict]:
+    """Where one likelihood call of the row-blocked layout spends its time: the call, then
+    its parts timed alone on the same shapes (T steps x row blocks of ``snn.ROW_BLOCK``)."""
+    spikes, targets, mask, params = _regime_inputs(network, sets, None)
+    chip = chips.Chip(sigma=jnp.full((sets,), SIGMA))
+    ws = snn.layers_of(params)
+    T, N, F = spikes.shape
+    H, O, nb = ws[0].shape[2], ws[-1].shape[2], snn.ROW_BLOCK
+    blocks = -(-N // nb)
+    x = jnp.pad(spikes, ((0, 0), (0, blocks * nb - N), (0, 0))).reshape(T * blocks, nb, F)
+    w1 = jnp.transpose(ws[0], (1, 0, 2)).reshape(F, -1)
+    s1 = (jax.random.uniform(jax.random.key(5), (T * blocks, nb, sets, H)) < 0.3).astype(
+        jnp.float32)
+    w2 = jnp.swapaxes(ws[1], 1, 2)
+
+    def each(fn, xs):  # one result per block and step, reduced so nothing large is kept
+        return jax.lax.scan(lambda acc, xi: (acc + jnp.sum(fn(xi)), None), 0.0, xs)[0]
+
+    parts = {
+        "the blocked layout's whole call": (jax.jit(functools.partial(
+            snn.sq_error_batched, chip=chip, layout="blocked")), (params, spikes, targets, mask)),
+        "first layer, one [T N, F] x [F, C H] product": (jax.jit(
+            lambda x, w: jnp.sum(x.reshape(-1, F) @ w)), (x, w1)),
+        "first layer, per block and step (in cache)": (jax.jit(
+            lambda x, w: each(lambda xi: xi @ w, x)), (x, w1)),
+        "first layer, per block and step, bf16 inputs": (jax.jit(
+            lambda x, w: each(lambda xi: jnp.dot(xi, w, preferred_element_type=jnp.float32),
+                              x)), (x.astype(jnp.bfloat16), w1.astype(jnp.bfloat16))),
+        "second layer, per block and step (broadcast and sum)": (jax.jit(
+            lambda s, w: each(lambda si: jnp.sum(si[:, :, None, :] * w[None], -1), s)), (s1, w2)),
+        "second layer, per block and step (einsum)": (jax.jit(
+            lambda s, w: each(lambda si: jnp.einsum("nch,ckh->nck", si, w), s)), (s1, w2)),
+    }
+    rows = []
+    times = _best_times({part: functools.partial(fn, *args) for part, (fn, args) in parts.items()})
+    for part, seconds in times.items():
+        ms = 1e3 * seconds
+        rows.append({"network": network, "sets": sets, "rows": N, "row_block": nb, "part": part,
+                     "ms": ms, "output_classes": O, **machine()})
+        print(f"{part:55s} {ms:8.2f} ms", flush=True)
+    return rows
+
+
+CHAIN_BLOCK_SHAPES = (("30-32-2", 64, None), ("30-16-2", 64, None), ("64-32-10", 64, None),
+                      ("64-32-10", 256, 128), ("64-128-10", 256, 128))
+
+
+def chain_block_rows(shapes=CHAIN_BLOCK_SHAPES) -> list[dict]:
+    """The reference layout at the set blocks of its own budget (``snn.BLOCK_FLOATS``) and at
+    those the fused layout's budget gives, timed in turns."""
+    rows = []
+    for network, sets, n_rows in shapes:
+        spikes, targets, mask, params = _regime_inputs(network, sets, n_rows)
+        chip = chips.Chip(sigma=jnp.full((sets,), SIGMA))
+        T, N, _ = spikes.shape
+        per_set = T * N * snn.sizes_of(params)[1]
+        blocks = {budget: snn.chain_block_size(sets, per_set, budget)
+                  for budget in ("fused", "reference")}
+        calls = {budget: functools.partial(jax.jit(functools.partial(
+            snn.sq_error_batched, chip=chip, layout="reference", chain_block=block)),
+            params, spikes, targets, mask) for budget, block in blocks.items()}
+        times = _best_times(calls)
+        row = {"network": network, "sets": sets, "rows": N,
+               "fused_budget_block": blocks["fused"], "own_budget_block": blocks["reference"],
+               "fused_budget_ms": 1e3 * times["fused"], "own_budget_ms": 1e3 * times["reference"],
+               "speedup": times["fused"] / times["reference"], **machine()}
+        print(f"{network} {sets} sets {N} rows: blocks of {blocks['fused']} "
+              f"{row['fused_budget_ms']:.1f} ms, of {blocks['reference']} "
+              f"{row['own_budget_ms']:.1f} ms", flush=True)
+        rows.append(row)
+    return rows
+
+
+def precision_rows(networks=("64-32-10", "30-3-2"), sets: int = 64) -> list[dict]:
+    """Output counts of ``sets`` weight sets on all training rows, on the default device with
+    the engine's products at full fp32 (``snn.EXACT``) and at the backend's default
+    precision (TF32 on recent GPUs), each against the same counts on the CPU."""
+    import mhsnn.snn as snn_module
+
+    cpu = jax.devices("cpu")[0]
+    rows = []
+    for network in networks:
+        spikes, _, _, params = _regime_inputs(network, sets, None)
+        chip = chips.Chip(sigma=jnp.full((sets,), SIGMA))
+
+        def counts(device, precision):
+            exact, snn_module.EXACT = snn_module.EXACT, precision
+            try:  # a fresh jit per precision: the constant is read while tracing
+                args = jax.device_put((params, spikes, chip), device)
+                return np.asarray(jax.jit(lambda p, s, c: snn.run_batched(p, s, chip=c))(*args))
+            finally:
+                snn_module.EXACT = exact
+
+        on_cpu = counts(cpu, jax.lax.Precision.HIGHEST)
+        device = jax.devices()[0]
+        row = {"network": network, "sets": sets, "counts": on_cpu.size,
+               "default_precision_vs_cpu": int(
+                   (counts(device, None) != on_cpu).sum()),
+               "full_fp32_vs_cpu": int(
+                   (counts(device, jax.lax.Precision.HIGHEST) != on_cpu).sum()),
+               **machine()}
+        print(f"{network}: {row['counts']} counts; on {row['device']} at the default precision "
+              f"{row['default_precision_vs_cpu']} differ from the CPU's, at full fp32 "
+              f"{row['full_fp32_vs_cpu']}", flush=True)
+        rows.append(row)
+    return rows
 
 
 def _figure(rows, path, device) -> None:
