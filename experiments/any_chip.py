@@ -17,17 +17,20 @@ Two stages (``--stage``):
 
 - ``select``: which settings should be the estimator's defaults. On each outer fold's
   training rows only, a stratified inner split (3/4 fit, 1/4 validation) scores every
-  candidate setting (``SETTINGS``: likelihood x bias channel x weight scale) for every
-  chip, data set and method. Test rows are never touched. Writes any_chip_select.csv and
+  candidate setting (``SETTINGS``: likelihood x bias channel x weight scale x count
+  range; ``--settings`` names a subset) for every
+  chip, data set and method. Test rows are never touched. Writes any_chip_select.csv,
   any_chip_select_summary.csv (per setting: mean validation accuracy, its ratio to
-  logistic regression on the same inner rows, the share of runs that left the silent start).
+  logistic regression on the same inner rows, the share of runs that left the silent start)
+  and any_chip_select_chips.csv (the same per chip and setting).
 - ``panel``: the estimator with its defaults (``SNNClassifier()``'s, whatever they are
   when it runs) on the outer folds: test accuracy, NLL, ECE, presentations, whether the
   outputs left the silent start, the probe's figures, and the reference of what the
   encoding allows: logistic regression on the same rate-coded input counts. Writes
   any_chip.csv and any_chip_summary.csv.
 
-    python -m experiments.any_chip [--stage select|panel] [--budget B] [--methods NAME ...] [--chips NAME ...] [--data NAME ...] [--set KEY=VALUE] [--out DIR]
+    python -m experiments.any_chip [--stage select|panel] [--budget B] [--methods NAME ...]
+        [--chips NAME ...] [--data NAME ...] [--settings NAME ...] [--set KEY=VALUE] [--out DIR]
 """
 
 from __future__ import annotations
@@ -53,15 +56,18 @@ EXPERIMENT = "any_chip"
 DEFAULTS = ["snn.hidden=[8]", "folds=2"]
 DATASETS = ("iris", "wine")
 METHODS = ("rw_adapt", "snes", "spsa", "sep_cma_es", "eki")
-SETTINGS = {  # name: (likelihood, bias_input, weight_scale)
-    "mse_nobias_unit1": ("mse", False, 1.0),
-    "mse_nobias_auto": ("mse", False, "auto"),
-    "mse_bias_auto": ("mse", True, "auto"),
-    "cat_nobias_auto": ("categorical", False, "auto"),
-    "cat_bias_auto": ("categorical", True, "auto"),
+SETTINGS = {  # name: (likelihood, bias_input, weight_scale, count_range)
+    "mse_nobias_unit1": ("mse", False, 1.0, 1.0),
+    "mse_nobias_auto": ("mse", False, "auto", 1.0),
+    "mse_bias_auto": ("mse", True, "auto", 1.0),
+    "cat_nobias_auto": ("categorical", False, "auto", 1.0),
+    "cat_bias_auto": ("categorical", True, "auto", 1.0),
+    "mse_nobias_auto_range": ("mse", False, "auto", "auto"),
+    "cat_nobias_auto_range": ("categorical", False, "auto", "auto"),
 }
+PARAMS = ("likelihood", "bias_input", "weight_scale", "count_range")
 NUMBERS = ("accuracy", "nll", "ece", "presentations", "weight_scale", "probe_presentations",
-           "awake", "reference_accuracy")
+           "awake", "reference_accuracy", "count_range")
 
 
 def _xylo(scale):
@@ -101,8 +107,7 @@ def reference(X_fit, y_fit, X_eval, y_eval, T: int, seed: int) -> float:
 def fit_one(chip_name, method, setting, X_fit, y_fit, X_eval, y_eval, hidden, T, budget,
             seed) -> dict:
     """One estimator on one chip: fitted on (X_fit, y_fit), scored on (X_eval, y_eval)."""
-    params = {} if setting is None else dict(zip(("likelihood", "bias_input", "weight_scale"),
-                                                 SETTINGS[setting]))
+    params = {} if setting is None else dict(zip(PARAMS, SETTINGS[setting]))
     F, K = X_fit.shape[1], int(np.max(y_fit)) + 1
     bias = params.get("bias_input", SNNClassifier().bias_input)
     chip = PANEL[chip_name]((F + int(bias), *hidden, K))
@@ -120,6 +125,7 @@ def fit_one(chip_name, method, setting, X_fit, y_fit, X_eval, y_eval, hidden, T,
     return {"accuracy": s["test_accuracy"], "nll": s["nll"], "ece": s["ece"],
             "presentations": clf.presentations_, "weight_scale": clf.weight_scale_,
             "probe_presentations": d.get("probe_presentations", 0),
+            "count_range": clf.count_range_,
             "awake": float(np.ptp(probs, axis=0).max() > 1e-6)}
 
 
@@ -142,11 +148,12 @@ def _name(stage: str) -> str:
     return EXPERIMENT if stage == "panel" else f"{EXPERIMENT}_select"
 
 
-def run(cfg, out, mode, stage, budget, methods, chip_names, datasets) -> list[dict]:
+def run(cfg, out, mode, stage, budget, methods, chip_names, datasets,
+        settings=tuple(SETTINGS)) -> list[dict]:
     name = _name(stage)
     run_ = experiment.start(out, cfg, name, mode)
     stages, hidden, T = run_.stages, tuple(cfg.snn.hidden), cfg.snn.time_steps
-    settings = list(SETTINGS) if stage == "select" else [None]
+    settings = list(settings) if stage == "select" else [None]
     rows = []
     for data_name in datasets:
         ds = data.load(data_name)
@@ -182,17 +189,21 @@ def run(cfg, out, mode, stage, budget, methods, chip_names, datasets) -> list[di
     summarise(out, stage)
     experiment.write_manifest(out, cfg, name, run_.elapsed(), stages,
                               {"stage": stage, "budget": budget, "methods": list(methods),
-                               "chips": list(chip_names), "data": list(datasets)})
+                               "chips": list(chip_names), "data": list(datasets),
+                               **({"settings": settings} if stage == "select" else {})})
     return rows
 
 
 SUMMARISED = ("accuracy", "ratio", "nll", "ece", "awake", "presentations", "weight_scale",
-              "probe_presentations", "reference_accuracy")
+              "probe_presentations", "reference_accuracy", "count_range")
 
 
 def _means(rows: list[dict], by: tuple[str, ...]) -> list[dict]:
+    """Means per group of every ``SUMMARISED`` column the rows have (rows written before a
+    column existed summarise without it)."""
+    have = [k for k in SUMMARISED if rows and k in rows[0]]
     return [{**dict(zip(by, key)), "runs": len(group),
-             **{f"{k}_mean": float(np.mean([float(r[k]) for r in group])) for k in SUMMARISED},
+             **{f"{k}_mean": float(np.mean([float(r[k]) for r in group])) for k in have},
              "ratio_min": float(np.min([float(r["ratio"]) for r in group]))}
             for key, group in tables.group_rows(rows, by).items()]
 
@@ -205,6 +216,7 @@ def summarise(out, stage: str) -> None:
         rows = list(csv.DictReader(fh))
     if stage == "select":
         write_csv(out / f"{name}_summary.csv", _means(rows, ("setting",)))
+        write_csv(out / f"{name}_chips.csv", _means(rows, ("chip", "setting")))
         return
     write_csv(out / f"{name}_summary.csv", _means(rows, ("data", "chip", "method")))
     methods = sorted(_means(rows, ("method",)), key=lambda r: -r["ratio_mean"])
@@ -218,6 +230,8 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--chips", nargs="+", default=list(QUICK_CHIPS))
     ap.add_argument("--data", nargs="+", default=list(DATASETS))
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS),
+                    help="--stage select: the candidate settings to score")
     ap.add_argument("--summarise", metavar="DIR", help="only rewrite DIR's summaries of "
                     "--stage from its rows CSV")
     known, rest = ap.parse_known_args(argv)
@@ -228,11 +242,13 @@ def main(argv=None) -> None:
     experiment.refuse_unknown("--methods", known.methods, model_free)
     experiment.refuse_unknown("--chips", known.chips, PANEL)
     experiment.refuse_unknown("--data", known.data, config.DATASETS)
+    experiment.refuse_unknown("--settings", known.settings, SETTINGS)
     if not known.budget > 0:
         print("error: --budget must be > 0", file=sys.stderr)
         raise SystemExit(2)
     experiment.cli(lambda cfg, out, mode: run(cfg, out, mode, known.stage, known.budget,
-                                              known.methods, known.chips, known.data),
+                                              known.methods, known.chips, known.data,
+                                              known.settings),
                    __doc__, rest, DEFAULTS)
 
 

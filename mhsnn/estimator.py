@@ -32,11 +32,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from mhsnn import chips, config, data, keys, posterior, probe, runs, snn, trainers
+from mhsnn import chips, config, data, keys, metrics, posterior, probe, runs, snn, trainers
 from mhsnn.config import ConfigError
 from mhsnn.metrics import votes
 
-PREDICTIVES = ("bma", "vote", "point")
+PREDICTIVES = ("bma", "vote", "point", "calibrated")
+CALIBRATION_SHARE = 0.02  # of presentations, for "calibrated"'s rows (at least 64 rows)
 RHAT_WARN = 1.1  # above this the chains have not mixed (as NumPyro's summary flags it)
 _SEED_FILE = "estimator_seed"
 _PROBE_FILE = "estimator_probe.json"  # an unfinished fit's probe: a resume keeps its scale
@@ -63,8 +64,14 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
       time_steps: T, the length of the spike trains.
       likelihood: "mse" (the paper's) or "categorical" (softmax of the rates).
       predictive: "bma" (mean class probabilities over the kept draws), "vote" (share of
-        draws voting for each class) or "point" (the posterior mean W*, or an optimiser's
-        weights). For an optimiser all three are its one weight set.
+        draws voting for each class), "point" (the posterior mean W*, or an optimiser's
+        weights; for an optimiser these three are its one weight set), or "calibrated":
+        softmax(beta x the deployed sets' mean rates), beta learnt at the end of ``fit``
+        on a random subset of the training rows (2% of ``presentations`` / the sets, at
+        least 64 rows), presented to the chip and counted in ``presentations_``
+        (``diagnostics_["calibration_presentations"]``, ``["calibration_factor"]``).
+        Measured on digits 64-32-10 (docs/experiments/predictives.md): its NLL and ECE are
+        far below "bma"'s count share, which is under-confident.
       random_state: seed of every key (spike encoding, initialisation, proposals).
       checkpoint_dir: checkpoint every chunk there; ``fit`` again with the same folder and
         arguments continues from the last chunk (after a ``ChipError``, say).
@@ -84,6 +91,15 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         engine's unit, a tenth of the threshold per input spike on the ideal chip).
         Methods that train the ideal model (``TRAINERS[m].uses_model``) keep the engine's
         unit under "auto": their model fixes it.
+      count_range: the share of ``time_steps`` the chip's output counts can reach; the
+        likelihood stretches the rates by its inverse (the MSE's target 1 becomes that
+        share of T; the categorical softmax's scale grows by it). "auto" (the default)
+        takes the highest count the weight-scale probe saw, which then also presents its
+        weights at 10 and 100 times the scale it chose (within the same 2% of
+        ``presentations``); without a probe (a fixed ``weight_scale``, a method that
+        trains the ideal model) "auto" is 1, the paper's assumption that every output can
+        fire at every step. Chosen over 1 on the any-chip panel's inner validation rows
+        (docs/experiments/any-chip.md).
       init: where training starts (``trainers.fit(start=...)``): None (each method's own
         random start); a weight vector [P] as the chip receives it (a deployed network:
         divided by ``weight_scale_`` into the engine's unit); a fitted ``SNNClassifier``
@@ -109,7 +125,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                  chip_retries: int = chips.RETRIES,
                  chip_timeout_s: float | None = chips.TIMEOUT_S, progress: bool = False,
                  num_draws: int = 25, bias_input: bool = False,
-                 weight_scale: float | str = "auto", init: object = None):
+                 weight_scale: float | str = "auto", init: object = None,
+                 count_range: float | str = "auto"):
         self.chip = chip
         self.hidden = hidden
         self.method = method
@@ -127,6 +144,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         self.bias_input = bias_input
         self.weight_scale = weight_scale
         self.init = init
+        self.count_range = count_range
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -156,6 +174,10 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                 and math.isfinite(self.weight_scale) and self.weight_scale > 0):
             raise ValueError(f"weight_scale={self.weight_scale!r}: expected a number > 0 or "
                              "'auto'")
+        if not (self.count_range == "auto" or isinstance(self.count_range, numbers.Real)
+                and not isinstance(self.count_range, bool) and 0 < self.count_range <= 1):
+            raise ValueError(f"count_range={self.count_range!r}: expected a share of "
+                             "time_steps in (0, 1] or 'auto'")
         if self.chip_timeout_s is not None and not self.chip_timeout_s > 0:
             raise ValueError(f"chip_timeout_s={self.chip_timeout_s!r}: expected > 0 or None")
         hidden = tuple(int(h) for h in np.atleast_1d(np.asarray(self.hidden, int))) \
@@ -220,6 +242,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         self.weight_scale_ = found.get("weight_scale", float(self.weight_scale)
                                        if self.weight_scale != "auto" else 1.0)
         probed = found.get("probe_presentations", 0)
+        self.count_range_ = self._count_range(found)
+        self.settings_ = self.settings_._replace(count_range=self.count_range_)
         start = None if init_weights is None else jnp.asarray(
             init_weights / np.float32(self.weight_scale_ if chip_unit else 1.0))
         chip = _at_scale(chip, self.weight_scale_)
@@ -246,7 +270,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         self.chip_point_ = self.point_ * np.float32(self.weight_scale_)
         self.presentations_ = int(fitted.presentations) + probed + init_cost
         self.diagnostics_ = {**fitted.diagnostics, **record, **found,
-                             "weight_scale": self.weight_scale_}
+                             "weight_scale": self.weight_scale_,
+                             "count_range": self.count_range_}
         if self.init is not None:
             self.diagnostics_["init_presentations"] = init_cost
         if external:  # the first query's check, apart from the training budget
@@ -255,6 +280,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             (folder / _CHIP_FILE).unlink(missing_ok=True)
         self.posterior_ = None if fitted.draws is None else _inference_data(
             fitted.draws, fitted.draws_logdensity, self.method, sizes)
+        if self.predictive == "calibrated":
+            self._calibrate(X, y_index, root)
         rhat = self.diagnostics_.get("rhat_logdensity", float("nan"))
         if rhat > RHAT_WARN:
             warnings.warn(f"{self.method}: the chains have not mixed (log-density R-hat "
@@ -262,6 +289,17 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                           "(more presentations or chains help)", ConvergenceWarning,
                           stacklevel=2)
         return self
+
+    def _count_range(self, found: dict) -> float:
+        """``count_range``: a given share, or under "auto" the highest output count the
+        probe saw (it presents its weights at 10 and 100 times the chosen scale for this),
+        at least one count; 1 where no probe ran (a fixed ``weight_scale``, or a method
+        that trains the ideal model)."""
+        if self.count_range != "auto":
+            return float(self.count_range)
+        if "probe_max_count" not in found:
+            return 1.0
+        return float(np.clip(found["probe_max_count"], 1.0 / self.time_steps, 1.0))
 
     def _probe(self, chip, spikes, sizes, folder: Path | None, root) -> dict:
         """``weight_scale="auto"``: the probe's figures (``Probe.summary``), its scale kept
@@ -273,9 +311,11 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if path is not None and path.exists():
             return json.loads(path.read_text())
         T, N = spikes.shape[0], spikes.shape[1]
-        # 2% of the budget for a search of up to nine scales (a chip 1e4 times off):
-        # up to 32 weight sets on up to 64 rows each, at least 4 sets
-        per_scale = 0.02 * float(self.presentations) / 9
+        # 2% of the budget for a search of up to nine scales (a chip 1e4 times off), and the
+        # two above it that find the count range under count_range="auto": up to 32 weight
+        # sets on up to 64 rows each, at least 4 sets
+        reach = self.count_range == "auto"
+        per_scale = 0.02 * float(self.presentations) / (9 + reach * len(probe.REACH))
         rows = int(min(64, N, max(1, per_scale // 4)))
         sets = int(np.clip(per_scale // rows, 4, 32))
         some = np.asarray(spikes[:, :rows])
@@ -290,7 +330,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                 return _counts(jnp.asarray(W)[None], jnp.asarray(some)[None], grid,
                                self.settings_, key)[0]
         found = probe.probe(counts, snn.num_weights(sizes), N, T, seed=self.seed_,
-                            sets=sets, rows=rows)
+                            sets=sets, rows=rows, reach=reach)
         if not found.awake:
             warnings.warn(f"weight_scale='auto': the chip's outputs stayed silent for most "
                           f"random weight sets at every scale up to {probe.HIGHEST:g}; "
@@ -369,13 +409,33 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                                            .digest(), "little") for row in X01], np.uint32)
         return _fold_rows(base, jnp.asarray(digests))
 
+    def _calibrate(self, X, y_index, root) -> None:
+        """``predictive="calibrated"``: the factor beta of softmax(beta x the deployed sets'
+        mean rates) with the least NLL (``metrics.fit_factor``) on a keyed random subset of
+        the training rows, presented to the chip and counted (``presentations_``)."""
+        S = len(self._weight_sets())
+        rows = int(np.clip(CALIBRATION_SHARE * float(self.presentations) / S, 64, len(X)))
+        pick = np.sort(np.asarray(jax.random.permutation(
+            keys.derive(root, "evaluate", "calibrate"), len(X)))[:rows])
+        counts = np.asarray(self._counts_of(X[pick]), np.float64)  # [S, rows, K]
+        self.calibration_ = metrics.fit_factor(counts.mean(0) / self.time_steps,
+                                               y_index[pick])
+        self.presentations_ += S * rows
+        self.diagnostics_.update(calibration_factor=self.calibration_,
+                                 calibration_presentations=S * rows)
+
     def _weight_sets(self) -> np.ndarray:
         return self.point_[None] if self.predictive == "point" else self.weight_sets_
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities [N, K] on the chip (rows sum to 1), by ``predictive``."""
+    def predict_counts(self, X) -> np.ndarray:
+        """Output spike counts [S, N, K] on the chip of the S weight sets ``predictive``
+        deploys (a sampler's kept draws, an ensemble's members, or the one point), from which
+        every predictive is formed: a user's own (a vote, a temperature) starts here."""
         check_is_fitted(self, "weight_sets_")
         X = _validated(self, X)
+        return np.asarray(self._counts_of(X))
+
+    def _counts_of(self, X) -> jax.Array:
         sizes = self.settings_.sizes
         chip = _at_scale(self._chip(sizes), getattr(self, "weight_scale_", 1.0))
         W = jnp.asarray(self._weight_sets())[None]  # [1, S, P]
@@ -389,8 +449,20 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             counts = _noisy_counts(W, spikes, chip, self.settings_, noise_keys)
         else:
             counts = _counts(W, spikes[None], chip, self.settings_)[0]  # [S, N, O]
+        return counts
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities [N, K] on the chip (rows sum to 1), by ``predictive``."""
+        check_is_fitted(self, "weight_sets_")
+        counts = self._counts_of(_validated(self, X))
         if self.predictive == "vote":
             probs = votes(counts).mean(0)
+        elif self.predictive == "calibrated":
+            if not hasattr(self, "calibration_"):
+                raise ValueError("predictive='calibrated' was set after fit: its factor is "
+                                 "learnt while fitting; fit again")
+            probs = metrics.scaled(np.asarray(counts, np.float64).mean(0) / self.time_steps,
+                                   self.calibration_)
         else:
             probs = posterior.predictive(counts, self.settings_, self.time_steps).mean(0)
         probs = np.asarray(probs, np.float64)
@@ -412,7 +484,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                     "rhat_logdensity", "ess_logdensity", "rhat_weights_max", "ess_weights_min",
                     "population", "best_objective", "epochs", "last_loss", "chip_faults",
                     "chip_retries", "chip_s", "host_s", "weight_scale", "probe_presentations",
-                    "probe_active", "probe_count_level", "probe_max_count"):
+                    "probe_active", "probe_count_level", "probe_max_count", "count_range"):
             if key in d:
                 value = d[key]
                 print(f"  {key:18s} {value:.4g}" if isinstance(value, float)

@@ -133,6 +133,41 @@ def corp(probs: np.ndarray, labels: np.ndarray, level: float = 0.9, num_boot: in
     return CORP(conf, calibrated, low, high, mcb)
 
 
+def selective_accuracy(probs: np.ndarray, labels: np.ndarray, coverage: float) -> float:
+    """Accuracy on the ``coverage`` share of rows the predictive is surest of: the
+    ceil(coverage N) rows of lowest predictive entropy (ties kept in row order)."""
+    if not 0.0 < coverage <= 1.0:
+        raise ValueError(f"coverage {coverage!r}: expected a share in (0, 1]")
+    p = _float64(probs)
+    entropy = -np.sum(p * np.log(np.clip(p, 1e-300, None)), axis=-1)
+    keep = np.argsort(entropy, kind="stable")[:int(np.ceil(coverage * len(p)))]
+    return float(np.mean(predict(p[keep]) == _real(labels)[keep]))
+
+
+def scaled(log_probs: np.ndarray, factor: float) -> np.ndarray:
+    """softmax(factor x ``log_probs``) over the last axis: a temperature 1 / factor applied
+    to log-probabilities, or a softmax of ``factor`` x rates."""
+    z = factor * np.asarray(log_probs, np.float64)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def fit_factor(log_probs: np.ndarray, labels: np.ndarray, low: float = 1e-2,
+               high: float = 1e3) -> float:
+    """The factor in [low, high] whose ``scaled`` probabilities have the least NLL on these
+    rows (held out from training: temperature scaling, Guo et al. 2017), by a bounded
+    search over its logarithm (scipy)."""
+    from scipy.optimize import minimize_scalar
+
+    labels = _real(labels)
+
+    def loss(log_factor):
+        return nll(scaled(log_probs, float(np.exp(log_factor))), labels)
+
+    found = minimize_scalar(loss, bounds=(np.log(low), np.log(high)), method="bounded")
+    return float(np.exp(found.x))
+
+
 def summary(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """test_accuracy, ece, nll, brier of one cell."""
     return {"test_accuracy": accuracy(probs, labels), "ece": ece(probs, labels),

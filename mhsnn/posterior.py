@@ -99,11 +99,12 @@ class SNNSettings(NamedTuple):
     # ``lik`` is its object (``mhsnn.likelihood``), which everything else asks.
     likelihood: str = "mse"
     softmax_scale: float = 10.0
+    count_range: float = 1.0  # the share of T the chip's outputs reach (estimator's probe)
 
     @property
     def lik(self) -> likelihood.Likelihood:
         """The likelihood object ``likelihood`` names (``mhsnn.likelihood.of``)."""
-        return likelihood.of(self.likelihood, self.softmax_scale)
+        return likelihood.of(self.likelihood, self.softmax_scale, self.count_range)
 
 
 def check_network(problem: Problem, settings: SNNSettings) -> None:

@@ -22,6 +22,10 @@ against scale on the four chips tried), not tuned here.
 The probe also records the output count range the chip reached (the highest count, and
 the mean per-row maximum at the chosen scale, as fractions of T): a chip whose outputs
 never come near T has a narrow range that the MSE likelihood's targets (0 and T) ignore.
+With ``reach=True`` it also presents the weights at 10 and 100 times the chosen scale,
+where a network of random weights drives some outputs as hard as the chip allows, so that
+the highest count is the chip's ceiling rather than that of the quiet scales (the
+estimator's ``count_range="auto"`` stretches the likelihood's rates by it).
 
 Its cost is ``sets x rows`` presentations per scale tried, all counted
 (``Probe.presentations``).
@@ -59,8 +63,11 @@ class Probe(NamedTuple):
                 "probe_awake": self.awake}
 
 
+REACH = (2, 4)  # with reach=True: grid points above the chosen scale (10x and 100x)
+
+
 def probe(counts: Callable[[np.ndarray], np.ndarray], num_weights: int, num_rows: int,
-          T: int, seed: int = 0, sets: int = 32, rows: int = 64) -> Probe:
+          T: int, seed: int = 0, sets: int = 32, rows: int = 64, reach: bool = False) -> Probe:
     """Find the weight scale of a chip.
 
     ``counts(weights [sets, P]) -> counts [sets, rows, O]`` runs the weight sets on the
@@ -92,6 +99,9 @@ def probe(counts: Callable[[np.ndarray], np.ndarray], num_weights: int, num_rows
                 break
     s = grid(k)
     awake = tried[s][0] > ACTIVE
+    for up in REACH if reach and awake else ():
+        if k + up <= hi and grid(k + up) not in tried:
+            measure(grid(k + up))
     order = sorted(tried)
     return Probe(float(s), tuple(order), tuple(tried[k][0] for k in order),
                  tuple(tried[k][1] for k in order), top, len(tried) * sets * rows, awake)

@@ -274,11 +274,12 @@ def sample_loss(rates: list, targets: list, loss: str = "mse", scale: float = 1.
     """Per-sample loss from the output rates and one-hot targets, each given as a list over
     the O classes (so that every layout keeps one output per element):
 
-    - "mse": sum_k (r_k - t_k)^2;
+    - "mse": sum_k (scale r_k - t_k)^2 (``scale`` stretches a chip's narrow count range onto
+      the targets; 1 is the paper's);
     - "categorical": -log softmax(scale r)_y = logsumexp_k(scale r_k) - scale sum_k t_k r_k.
     """
     if loss == "mse":
-        return sum((r - t) ** 2 for r, t in zip(rates, targets))
+        return sum((scale * r - t) ** 2 for r, t in zip(rates, targets))
     if loss != "categorical":
         raise ValueError(f"loss={loss!r}: expected one of {', '.join(LOSSES)}")
     z = [scale * r for r in rates]
@@ -380,7 +381,7 @@ def _summed_loss_of_counts(counts, T, targets, mask, loss):
     steps."""
     rates = counts / T
     if loss[0] == "mse":  # kept as one reduction: the committed results' summation order
-        err = jnp.sum((rates - targets) ** 2, axis=-1)
+        err = jnp.sum((loss[1] * rates - targets) ** 2, axis=-1)
     else:
         O = rates.shape[-1]
         err = sample_loss([rates[..., k] for k in range(O)],
@@ -541,7 +542,7 @@ def _hoisted_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, 
     (_, count), _ = jax.lax.scan(body, (vs, jnp.zeros((sizes[-1], C, N), jnp.float32)),
                                  (jnp.arange(T), cur), unroll=min(T, 32))
     if loss[0] == "mse":  # kept as one reduction: the committed results' summation order
-        err = jnp.sum((count / T - targets.T[:, None, :]) ** 2, axis=0)  # [C, N]
+        err = jnp.sum((loss[1] * (count / T) - targets.T[:, None, :]) ** 2, axis=0)  # [C, N]
     else:
         err = sample_loss([count[k] / T for k in range(sizes[-1])],
                           [targets.T[k][None, :] for k in range(sizes[-1])], *loss)

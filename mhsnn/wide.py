@@ -157,7 +157,8 @@ def setup(method: str, key: jax.Array, problem: posterior.Problem, chip, setting
         rows = jax.random.choice(k_rows, n, (B,), replace=False)
         counts = posterior.counts_on(theta[None], spikes[:, rows][None], grid, settings,
                                      k_noise if noisy else None)[0]
-        return (counts / T).reshape(J, B * O), targets[rows].reshape(-1), jnp.asarray(J * B)
+        observed = settings.lik.observed(counts / T)
+        return observed.reshape(J, B * O), targets[rows].reshape(-1), jnp.asarray(J * B)
 
     def loglik_rows(theta, rows=None, active=None, key=None, on=None):  # each row's, [J, m]
         x, y = (spikes, targets) if rows is None else (spikes[:, rows], targets[rows])

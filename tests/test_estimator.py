@@ -225,3 +225,37 @@ def test_a_cloned_init_estimator_is_refused_with_the_way_out(iris):
     clf = clone(mhsnn.SNNClassifier(hidden=(3,), method="spsa", init=first))
     with pytest.raises(ValueError, match="chip_point_"):
         clf.fit(iris[0][:30], iris[1][:30])
+
+
+def test_calibrated_predictive_is_a_counted_softmax_of_the_mean_rates():
+    """predictive="calibrated": beta is learnt on training rows the chip ran (counted),
+    and the probabilities are softmax(beta x the deployed sets' mean rates) by hand."""
+    X, y = load_iris(return_X_y=True)
+    chip = CountingChip((4, 3, 3))
+    clf = mhsnn.SNNClassifier(chip=chip, hidden=(3,), method="eki", presentations=2e4,
+                              chains=4, predictive="calibrated", weight_scale=1.0,
+                              random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X[::2], y[::2])
+    d = clf.diagnostics_
+    sets = len(clf.weight_sets_)
+    rows = int(np.clip(0.02 * 2e4 / sets, 64, 75))  # 2% of the budget per set, >= 64 rows
+    assert d["calibration_presentations"] == sets * rows
+    assert chip.presentations == clf.presentations_ + d["check_presentations"]
+    before = chip.presentations
+    counts = clf.predict_counts(X[1::2])
+    z = clf.calibration_ * counts.mean(0) / 10.0
+    expected = np.exp(z - z.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(clf.predict_proba(X[1::2]), expected, rtol=1e-6)
+    assert chip.presentations == before + 2 * sets * len(X[1::2])  # predictions: not training
+    assert clf.calibration_ == d["calibration_factor"] > 0
+    late = mhsnn.SNNClassifier(chip=chip, hidden=(3,), method="eki", presentations=2e4,
+                               chains=4, weight_scale=1.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        late.fit(X[::2], y[::2])
+    late.set_params(predictive="calibrated")
+    with pytest.raises(ValueError, match="set after fit"):
+        late.predict_proba(X[:3])

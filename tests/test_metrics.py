@@ -60,3 +60,26 @@ def test_bootstrap_band_covers_the_diagonal_about_as_often_as_its_level():
         hit = (c.band_low <= c.confidence) & (c.confidence <= c.band_high)
         covered.append(np.mean(hit[inner]))
     assert 0.7 <= np.mean(covered) <= 0.99
+
+
+def test_selective_accuracy_keeps_the_surest_rows_by_hand():
+    # entropies: row 0 certain-ish, row 1 uniform, row 2 sure, row 3 middling
+    probs = np.array([[0.9, 0.1], [0.5, 0.5], [0.99, 0.01], [0.3, 0.7]])
+    labels = np.array([1, 0, 0, 1])  # row 0 wrong, rows 2 and 3 right, row 1 right (tie: 0)
+    assert metrics.selective_accuracy(probs, labels, 0.25) == 1.0  # row 2
+    assert metrics.selective_accuracy(probs, labels, 0.5) == 0.5  # rows 2, 0
+    assert metrics.selective_accuracy(probs, labels, 0.75) == pytest.approx(2 / 3)  # + row 3
+    assert metrics.selective_accuracy(probs, labels, 1.0) == 0.75
+    with pytest.raises(ValueError, match="coverage 0"):
+        metrics.selective_accuracy(probs, labels, 0)
+
+
+def test_fit_factor_recovers_the_temperature_that_made_the_labels():
+    """Labels drawn from softmax(3 z): the NLL-minimising factor on z is near 3, and
+    ``scaled`` is the softmax of the scaled logits."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(4000, 4))
+    truth = metrics.scaled(z, 3.0)
+    np.testing.assert_allclose(truth, np.exp(3 * z) / np.exp(3 * z).sum(-1, keepdims=True))
+    labels = np.array([rng.choice(4, p=p) for p in truth])
+    assert metrics.fit_factor(z, labels) == pytest.approx(3.0, rel=0.1)

@@ -88,6 +88,44 @@ def test_the_estimator_learns_the_units_and_charges_the_probe_to_the_budget():
     assert ideal.fit(X, y).weight_scale_ == pytest.approx(scales[0.01], rel=1e-6)
 
 
+@pytest.mark.parametrize("most", [3.0, None])
+def test_the_probe_finds_the_count_range_a_chip_reaches(most):
+    """A chip whose counts are clipped at 3 of T = 10 is found at 0.3; an unclipped one
+    reaches T once the weights are 10 and 100 times the chosen scale. The two extra scales
+    are counted like the others."""
+    spikes = _spikes()
+    chip = UnitChip(1.0)
+    chip.most = most
+    found = probe.probe(lambda W: chip(W, spikes), snn.num_weights(SIZES), 40, 10, sets=8,
+                        rows=40, reach=True)
+    assert found.max_count == pytest.approx(0.3 if most else 1.0)
+    assert {found.scale * 10, found.scale * 100} <= {round(s, 9) for s in found.scales} | {
+        s for s in found.scales}
+    assert found.presentations == chip.presentations == len(found.scales) * 8 * 40
+    quiet = probe.probe(lambda W: chip(W, spikes), snn.num_weights(SIZES), 40, 10, sets=8,
+                        rows=40)
+    assert len(found.scales) == len(quiet.scales) + 2 and quiet.scale == found.scale
+
+
+def test_the_estimator_takes_the_count_range_from_the_probe():
+    X, y = load_iris(return_X_y=True)
+    chip = UnitChip(1.0)
+    chip.most = 3.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = mhsnn.SNNClassifier(chip=chip, hidden=(8,), method="spsa", presentations=2e4,
+                                  count_range="auto", random_state=0).fit(X[::2], y[::2])
+        fixed = mhsnn.SNNClassifier(chip=chip, hidden=(8,), method="spsa", presentations=2e4,
+                                    count_range="auto", weight_scale=1.0,
+                                    random_state=0).fit(X[::2], y[::2])
+    assert clf.count_range_ == pytest.approx(0.3) == clf.diagnostics_["count_range"]
+    assert clf.settings_.lik.scale == pytest.approx(1 / 0.3)
+    assert clf.diagnostics_["probe_presentations"] <= 0.02 * 2e4
+    assert fixed.count_range_ == 1.0  # no probe under a fixed weight scale
+    with pytest.raises(ValueError, match="count_range=2"):
+        mhsnn.SNNClassifier(chip=chip, hidden=(8,), count_range=2).fit(X[::2], y[::2])
+
+
 def test_a_chip_that_never_fires_is_reported_silent():
     X, y = load_iris(return_X_y=True)
     def dead(weights, spikes):

@@ -362,3 +362,21 @@ def test_chain_blocks_divide_the_sets_and_keep_to_their_budget(layout, sets, per
         cap = snn.BLOCK_FLOATS[layout] // per_set
         cap = min(cap, 128) if layout == "fused" else cap
         assert sets <= cap or not any(sets % b == 0 for b in range(max(cap // 4, 1), cap + 1))
+
+
+@pytest.mark.parametrize("layout", snn.LAYOUTS)
+def test_mse_with_a_count_range_matches_independent_reference(layout):
+    """sum_n mask_n sum_k (counts / (r T) - t)^2 in float64 from reference counts: the
+    stretch reaches every layout's loss."""
+    sizes, C, r = (30, 3, 2), 3, 0.3
+    params, spikes = _network(sizes, C, 34)
+    N = spikes.shape[1]
+    targets = jax.nn.one_hot(jnp.arange(N) % 2, 2)
+    mask = jnp.asarray(np.r_[np.ones(N - 2), np.zeros(2)], jnp.float32)
+    sigmas = np.array([0.0, 1.0, 2.0], np.float32)
+    expected = [((_reference_counts(params, spikes, sigmas[c], c).astype(np.float64)
+                  / (10.0 * r) - np.asarray(targets)) ** 2).sum(-1) @ np.asarray(mask)
+                for c in range(C)]
+    got = snn.sq_error_batched(params, spikes, targets, mask, chip=chips.polynomial(sigmas),
+                               layout=layout, loss="mse", scale=1.0 / r)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5)
