@@ -61,13 +61,18 @@ def is_posterior(method: str) -> bool:
     return trainers.TRAINERS[method].kind in ("sampler", "ensemble")
 
 
+def estimator(cfg, network, sigma, budget, method, fold, members, folder) -> SNNClassifier:
+    """The estimator of one cell, as this experiment (and experiments.predictives) trains it."""
+    return SNNClassifier(chip=chips.polynomial(sigma), hidden=NETWORKS[network][1],
+                         method=method, presentations=budget, chains=members,
+                         time_steps=cfg.snn.time_steps, random_state=cfg.seed + fold,
+                         checkpoint_dir=folder, num_draws=10, likelihood="mse",
+                         weight_scale=1.0,  # as committed: the engine's unit
+                         bias_input=False)
+
+
 def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folder):
-    hidden = NETWORKS[network][1]
-    clf = SNNClassifier(chip=chips.polynomial(sigma), hidden=hidden, method=method,
-                        presentations=budget, chains=members, time_steps=cfg.snn.time_steps,
-                        random_state=cfg.seed + fold, checkpoint_dir=folder, num_draws=10,
-                        likelihood="mse", weight_scale=1.0,  # as committed: the engine's unit
-                        bias_input=False)
+    clf = estimator(cfg, network, sigma, budget, method, fold, members, folder)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # R-hat warnings: a column here

@@ -72,7 +72,8 @@ def accuracy_vs_ntrain(summary: list[dict], path: Path, title: str) -> None:
 def reliability_diagram(panels: dict[float, dict[str, tuple[np.ndarray, np.ndarray]]],
                         path: Path, title: str) -> None:
     """CORP reliability (isotonic fit of top-label correctness on confidence, 90% bootstrap
-    band) of each method's pooled test predictions: a row per sigma, a column per method."""
+    band) of each method's pooled test predictions: a row per sigma (or per named variant,
+    such as a predictive), a column per method."""
     sigmas = list(panels)
     methods = list(dict.fromkeys(m for by_method in panels.values() for m in by_method))
     fig, axes = plt.subplots(len(sigmas), len(methods), figsize=(2.4 * len(methods),
@@ -95,7 +96,8 @@ def reliability_diagram(panels: dict[float, dict[str, tuple[np.ndarray, np.ndarr
             if i == 0:
                 ax.set_title(method, fontsize=8)
             if j == 0:
-                ax.set_ylabel(f"sigma = {sigma:g}\nCEP (accuracy)", fontsize=7)
+                row = f"sigma = {sigma:g}" if isinstance(sigma, (int, float)) else str(sigma)
+                ax.set_ylabel(f"{row}\nCEP (accuracy)", fontsize=7)
             if i == len(sigmas) - 1:
                 ax.set_xlabel("confidence", fontsize=7)
     for ax in axes.ravel():

@@ -1,5 +1,5 @@
-"""The Xylo and posterior-at-scale experiments end to end at a tiny size: their CSVs carry
-the columns their pages and the issues promise, and budgets hold."""
+"""The Xylo, posterior-at-scale and predictives experiments end to end at a tiny size: their
+CSVs carry the columns their pages and the issues promise, and budgets hold."""
 
 import csv
 import gzip
@@ -7,7 +7,10 @@ import importlib.util
 
 import pytest
 
-from experiments import posterior_at_scale
+import numpy as np
+
+from experiments import posterior_at_scale, predictives
+from mhsnn import metrics
 
 
 def _rows(path):
@@ -31,6 +34,43 @@ def test_posterior_at_scale_end_to_end(tmp_path):
     with gzip.open(tmp_path / "posterior_at_scale_predictions.csv.gz", "rt") as f:
         predictions = list(csv.DictReader(f))
     assert len(predictions) == 2 * 569  # every test row of both folds, both methods
+
+
+def test_predictive_candidates_by_hand():
+    """Two sets, three classes, T = 4: the share and the vote by hand; the fitted factors
+    are the validation NLL's minimum (never the test rows', which the function never sees)."""
+    test = np.array([[[4, 0, 0], [1, 2, 1]], [[2, 2, 0], [0, 0, 4]]], np.float32)  # [S, N, K]
+    rng = np.random.default_rng(0)
+    val = rng.integers(0, 5, (2, 300, 3)).astype(np.float32)
+    truth = metrics.scaled(val.mean(0) / 4, 3.0)  # labels drawn from softmax(3 x rates)
+    val_labels = np.array([rng.choice(3, p=p) for p in truth])
+    found = predictives.candidates(val, val_labels, test, 4)
+    share = ((test + 0.5) / (test.sum(-1, keepdims=True) + 1.5)).mean(0)
+    np.testing.assert_allclose(found["share"][0], share, rtol=1e-6)
+    votes = np.array([[2, 0, 0], [0, 1, 1]], np.float64)  # row 0: both class 0; row 1: 1, 2
+    np.testing.assert_allclose(found["vote"][0], (votes + 0.5) / (2 + 1.5), rtol=1e-6)
+    rates = val.mean(0) / 4
+    beta = found["softmax"][1]
+    for other in (beta / 1.5, beta * 1.5):
+        assert metrics.nll(metrics.scaled(rates, other), val_labels) > metrics.nll(
+            metrics.scaled(rates, beta), val_labels)
+    np.testing.assert_allclose(found["softmax"][0], metrics.scaled(test.mean(0) / 4, beta))
+    for probs, _ in found.values():
+        np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
+
+
+def test_predictives_end_to_end(tmp_path):
+    predictives.main(["--network", "30-32-2", "--budget", "5e4", "--methods", "eki", "spsa",
+                      "--members", "8", "--sigma", "3", "--set", "folds=2", "--set",
+                      "snn.time_steps=4", "--out", str(tmp_path)])
+    rows = _rows(tmp_path / "predictives.csv")
+    assert len(rows) == 2 * 2 * len(predictives.CANDIDATES)
+    assert {r["predictive"] for r in rows} == set(predictives.CANDIDATES)
+    assert all(0 < int(r["presentations"]) <= 5e4 for r in rows)
+    for r in rows:
+        assert 0 <= float(r["acc_at_80"]) <= 1 and float(r["nll"]) > 0
+    assert {r["sets"] for r in rows if r["method"] == "spsa"} == {"1"}
+    assert (tmp_path / "predictives_reliability.png").stat().st_size > 0
 
 
 @pytest.mark.skipif(importlib.util.find_spec("rockpool") is None,
