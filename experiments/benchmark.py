@@ -261,23 +261,13 @@ def main(argv=None) -> None:
                     help="the reference layout's set blocks, its budget against the fused "
                          "layout's; writes chain_blocks_<backend>.csv")
     args = ap.parse_args(argv)
-    if args.chain_blocks:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_csv(args.out / f"chain_blocks_{jax.default_backend()}.csv", chain_block_rows())
-        return
-    if args.precision:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_csv(args.out / f"precision_{jax.default_backend()}.csv", precision_rows())
-        return
-    if args.profile:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_csv(args.out / f"profile_{jax.default_backend()}.csv", profile_rows())
-        return
-    if args.regimes:
-        rows = regime_rows(args.layouts)
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_csv(args.out / f"regimes_{jax.default_backend()}.csv", rows)
-        return
+    tables = {"regimes": lambda: regime_rows(args.layouts), "profile": profile_rows,
+              "chain_blocks": chain_block_rows, "precision": precision_rows}
+    for table, make in tables.items():
+        if getattr(args, table):  # one CSV per mode: <table>_<backend>.csv
+            args.out.mkdir(parents=True, exist_ok=True)
+            write_csv(args.out / f"{table}_{jax.default_backend()}.csv", make())
+            return
     problem, settings = _problem(args.network), _settings(args.network)
     device = str(jax.devices()[0])
     rows_n = int(problem.train_mask[0].sum())
@@ -480,12 +470,12 @@ def profile_rows(network: str = "64-32-10", sets: int = 64) -> list[dict]:
         "second layer, per block and step (einsum)": (jax.jit(
             lambda s, w: each(lambda si: jnp.einsum("nch,ckh->nck", si, w), s)), (s1, w2)),
     }
-    rows = []
+    rows, info = [], machine()
     times = _best_times({part: functools.partial(fn, *args) for part, (fn, args) in parts.items()})
     for part, seconds in times.items():
         ms = 1e3 * seconds
         rows.append({"network": network, "sets": sets, "rows": N, "row_block": nb, "part": part,
-                     "ms": ms, "output_classes": O, **machine()})
+                     "ms": ms, "output_classes": O, **info})
         print(f"{part:55s} {ms:8.2f} ms", flush=True)
     return rows
 
@@ -497,7 +487,7 @@ CHAIN_BLOCK_SHAPES = (("30-32-2", 64, None), ("30-16-2", 64, None), ("64-32-10",
 def chain_block_rows(shapes=CHAIN_BLOCK_SHAPES) -> list[dict]:
     """The reference layout at the set blocks of its own budget (``snn.BLOCK_FLOATS``) and at
     those the fused layout's budget gives, timed in turns."""
-    rows = []
+    rows, info = [], machine()
     for network, sets, n_rows in shapes:
         spikes, targets, mask, params = _regime_inputs(network, sets, n_rows)
         chip = chips.Chip(sigma=jnp.full((sets,), SIGMA))
@@ -512,7 +502,7 @@ def chain_block_rows(shapes=CHAIN_BLOCK_SHAPES) -> list[dict]:
         row = {"network": network, "sets": sets, "rows": N,
                "fused_budget_block": blocks["fused"], "own_budget_block": blocks["reference"],
                "fused_budget_ms": 1e3 * times["fused"], "own_budget_ms": 1e3 * times["reference"],
-               "speedup": times["fused"] / times["reference"], **machine()}
+               "speedup": times["fused"] / times["reference"], **info}
         print(f"{network} {sets} sets {N} rows: blocks of {blocks['fused']} "
               f"{row['fused_budget_ms']:.1f} ms, of {blocks['reference']} "
               f"{row['own_budget_ms']:.1f} ms", flush=True)
@@ -524,30 +514,27 @@ def precision_rows(networks=("64-32-10", "30-3-2"), sets: int = 64) -> list[dict
     """Output counts of ``sets`` weight sets on all training rows, on the default device with
     the engine's products at full fp32 (``snn.EXACT``) and at the backend's default
     precision (TF32 on recent GPUs), each against the same counts on the CPU."""
-    import mhsnn.snn as snn_module
-
-    cpu = jax.devices("cpu")[0]
+    cpu, device, info = jax.devices("cpu")[0], jax.devices()[0], machine()
     rows = []
     for network in networks:
         spikes, _, _, params = _regime_inputs(network, sets, None)
         chip = chips.Chip(sigma=jnp.full((sets,), SIGMA))
 
         def counts(device, precision):
-            exact, snn_module.EXACT = snn_module.EXACT, precision
+            exact, snn.EXACT = snn.EXACT, precision
             try:  # a fresh jit per precision: the constant is read while tracing
                 args = jax.device_put((params, spikes, chip), device)
                 return np.asarray(jax.jit(lambda p, s, c: snn.run_batched(p, s, chip=c))(*args))
             finally:
-                snn_module.EXACT = exact
+                snn.EXACT = exact
 
         on_cpu = counts(cpu, jax.lax.Precision.HIGHEST)
-        device = jax.devices()[0]
         row = {"network": network, "sets": sets, "counts": on_cpu.size,
                "default_precision_vs_cpu": int(
                    (counts(device, None) != on_cpu).sum()),
                "full_fp32_vs_cpu": int(
                    (counts(device, jax.lax.Precision.HIGHEST) != on_cpu).sum()),
-               **machine()}
+               **info}
         print(f"{network}: {row['counts']} counts; on {row['device']} at the default precision "
               f"{row['default_precision_vs_cpu']} differ from the CPU's, at full fp32 "
               f"{row['full_fp32_vs_cpu']}", flush=True)

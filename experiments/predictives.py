@@ -94,11 +94,11 @@ def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folde
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # R-hat warnings: not this experiment's question
         clf.fit(ds.X[fit_rows], ds.y[fit_rows])
-    found = candidates(clf.predict_counts(ds.X[val_rows]), ds.y[val_rows],
-                       clf.predict_counts(ds.X[split.test]), cfg.snn.time_steps,
-                       clf.predict_counts(ds.X[fit_rows]), ds.y[fit_rows])
+    test_counts = clf.predict_counts(ds.X[split.test])  # [S, N, K]
+    found = candidates(clf.predict_counts(ds.X[val_rows]), ds.y[val_rows], test_counts,
+                       cfg.snn.time_steps, clf.predict_counts(ds.X[fit_rows]), ds.y[fit_rows])
     out = {"presentations": np.float64(clf.presentations_),
-           "sets": np.float64(len(clf._weight_sets()))}
+           "sets": np.float64(test_counts.shape[0])}
     for name, (probs, factor) in found.items():
         out[f"probs_{name}"] = probs.astype(np.float32)
         out.update({f"{name}_{k}": np.float64(v)

@@ -56,8 +56,9 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         ``ExternalChip`` with ``chip_retries`` and ``chip_timeout_s``.
       hidden: hidden layer widths; the network is (features, *hidden, classes).
       method: a name in ``mhsnn.TRAINERS``; the default, "eki" (mini-batched ensemble
-        Kalman inversion, deployed as its ensemble), had the best mean accuracy relative to
-        logistic regression across the any-chip panel (docs/experiments/any-chip.md).
+        Kalman inversion, deployed as its ensemble), is within noise of the best mean
+        accuracy relative to logistic regression across the any-chip panel, and the best
+        that needs no optional dependency (docs/experiments/any-chip.md).
       presentations: the training budget in chip sample presentations (one weight set on
         one training row); see ``mhsnn.trainers`` for what a step of each method costs.
       chains: a sampler's chains (optimisers and SG train one weight set).

@@ -39,6 +39,7 @@ class MSE:
 
     scale: float = 1.0
     name = "mse"
+    probabilities_from = "counts"  # how ``predictive`` forms them (a results column)
 
     @property
     def loss(self):
@@ -48,7 +49,6 @@ class MSE:
         """What the Gaussian likelihood compares with the one-hot targets (the ensemble
         Kalman methods' observation): the stretched rates."""
         return self.scale * rates
-    probabilities_from = "counts"  # how ``predictive`` forms them (a results column)
 
     def log_likelihood(self, summed, num_rows, num_classes: int, lik_std):
         """From the summed squared errors [...] over ``num_rows`` rows."""
