@@ -5,7 +5,7 @@ method is trained through ``SNNClassifier`` on the paper's chip ``chips.polynomi
 (a JAX chip: the cost that matters is the presentations, counted exactly):
 
 - ``eki``, ``eks``, ``smc``, ``da``, ``mh_sub``, ``eki_pcn``, ``eki_gess`` and the BlackJAX peers
-  ``bj_ess``, ``bj_smc`` (``mhsnn.wide``) with ``--members``
+  ``bj_ess``, ``bj_smc`` (``mhsnn.methods``) with ``--members``
   ensemble members / particles / chains;
 - ``rw_adapt`` (the adapted random walk, the engine's best sampler on 30-32-2 before);
 - ``spsa``, ``sep_cma_es`` (the best model-free point estimates of the query-budget
@@ -21,7 +21,7 @@ chip posterior itself), ``posterior_at_scale_summary.csv`` (means over folds) an
     python -m experiments.posterior_at_scale [--budgets 1e7 3e7] [--networks NAME ...] [--methods NAME ...] [--members J] [--set KEY=VALUE]
 
 Keys: ``folds`` (default 5), ``seed``, ``sigmas`` (default [0, 3]), ``snn.time_steps``.
-Every method runs its untuned defaults (``wide.WideHyper``, the config's tuned MH/ES/SG
+Every method runs its untuned defaults (``methods.WideHyper``, the config's tuned MH/ES/SG
 settings of the paper's network); nothing is tuned on test rows.
 """
 
@@ -36,7 +36,7 @@ import warnings
 import numpy as np
 
 from experiments import tables
-from mhsnn import chips, data, experiment, metrics, runs, trainers, wide
+from mhsnn import chips, data, experiment, metrics, runs, trainers
 from mhsnn.estimator import SNNClassifier
 from mhsnn.io import write_csv
 
@@ -52,9 +52,7 @@ NUMBERS = ("test_accuracy", "nll", "brier", "ece", "presentations", "rhat_logden
 
 def exact(method: str) -> bool:
     """The method's stationary law is the chip posterior itself."""
-    if method in wide.EXACT:
-        return wide.EXACT[method]
-    return trainers.TRAINERS[method].kind == "sampler"
+    return trainers.TRAINERS[method].exact
 
 
 def is_posterior(method: str) -> bool:

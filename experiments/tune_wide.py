@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from experiments.tune_mh import inner_splits
-from mhsnn import chips, data, keys, metrics, posterior, trainers, wide
+from mhsnn import chips, data, keys, metrics, methods, posterior, trainers
 from mhsnn.io import write_csv
 
 GRIDS = {
@@ -45,11 +45,11 @@ SIGMA, HIDDEN, MEMBERS = 3.0, 32, 64
 
 def _fit(method, value, problem, settings, budget, key):
     """One setting: ES settings through the config (untuned, so the value holds), the wide
-    methods' through ``wide.WideHyper``."""
+    methods' through ``methods.WideHyper``."""
     name, _ = GRIDS[method]
     cfg, hyper = trainers.DEFAULTS, None
-    if method in wide.METHODS:
-        hyper = wide.WideHyper()._replace(**{name: value})
+    if trainers.TRAINERS[method].driven is not None:
+        hyper = methods.WideHyper()._replace(**{name: value})
     else:
         base = trainers.es_hyper(cfg, method)  # the tuned values, then this one setting
         fields = {"std_init": base.std_init, "spsa_c": base.std_init,

@@ -14,7 +14,7 @@ with n training rows, C chains, K temperatures and a population of m:
     snes_mb, spsa_mb                 m B generations       B = min(es.batch, n) rows a step
     sg_in_loop                       epochs ceil(n / b) b  every minibatch of b rows, padded
     sg_offline, ann_convert          0                     trained on the model
-    eki, eks, smc, da, eki_pcn       as they go, to the budget (mhsnn.wide)
+    eki, eks, smc, da, eki_pcn, ...  as they go, to the budget (mhsnn.methods, mhsnn.driver)
 
 ``fit`` turns a budget in presentations into steps, generations or epochs, runs the method
 through the one chunked, checkpointed driver (``runs.run_stage``), and returns a ``Fitted``:
@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mhsnn import bayes, chips, config, convert, es, posterior, runs, sgd, snn, wide
+from mhsnn import bayes, chips, config, convert, driver, es, methods, posterior, runs, sgd, snn
 from mhsnn import likelihood as lik
 from mhsnn.config import Config
 from mhsnn.mcmc import diagnostics, kernels
@@ -48,6 +48,8 @@ class Trainer(NamedTuple):
     uses_model: bool  # the ideal model (its gradient) serves beside the chip
     about: str
     starts: bool = True  # takes a start (``fit(start=...)``): all but what begins elsewhere
+    exact: bool = False  # a sampler whose stationary law is the chip posterior
+    driven: methods.Entry | None = None  # a driven method (``mhsnn.methods``): its entry
 
 
 _SAMPLERS = {
@@ -72,21 +74,20 @@ _BASELINES = {"sg_offline": "surrogate-gradient Adam on the ideal model, deploye
               "ann_convert": "a ReLU network trained offline, converted by data-based weight "
                              "normalisation (mhsnn.convert), deployed on the chip"}
 
-# Methods that begin from their own start, so a given one does not apply: the tempered
-# SMCs (from their prior) and the ANN conversion (a ReLU network trained, then converted).
-_OWN_START = (*wide.FROM_PRIOR, "ann_convert")
 
 
-def _entry(name: str, kind: str, uses_model: bool, about: str) -> Trainer:
-    return Trainer(name, kind, uses_model, about, name not in _OWN_START)
+def _driven(entry: methods.Entry) -> Trainer:
+    return Trainer(entry.name, entry.kind, entry.uses_model, entry.about, entry.starts,
+                   entry.exact, entry)
 
 
 TRAINERS: dict[str, Trainer] = {
-    **{k: _entry(k, "sampler", False, v) for k, v in _SAMPLERS.items()},
-    **{k: _entry(k, "sampler", True, v) for k, v in _GRADIENT.items()},
-    **{k: _entry(k, kind, model, about) for k, (kind, model, about) in wide.METHODS.items()},
-    **{k: _entry(k, "optimiser", False, v) for k, v in _OPTIMISERS.items()},
-    **{k: _entry(k, "baseline", True, v) for k, v in _BASELINES.items()},
+    **{k: Trainer(k, "sampler", False, v, exact=True) for k, v in _SAMPLERS.items()},
+    **{k: Trainer(k, "sampler", True, v, exact=True) for k, v in _GRADIENT.items()},
+    **{k: _driven(entry) for k, entry in methods.REGISTRY.items()},
+    **{k: Trainer(k, "optimiser", False, v) for k, v in _OPTIMISERS.items()},
+    # the ANN conversion begins from its own start (a ReLU network trained, then converted)
+    **{k: Trainer(k, "baseline", True, v, k != "ann_convert") for k, v in _BASELINES.items()},
 }
 DEFAULTS = Config()  # every method's hyper-parameters: the config's tuned defaults
 
@@ -158,9 +159,10 @@ def steps_for(method: str, presentations: float, chains: int, n_train: int,
     trainer = check_method(method)
     if method == "ann_convert":
         return cfg.ann.steps
-    if method in wide.METHODS:
-        least = wide.first_cost(method, chains, n_train) + 2 * wide.cost_per_step(
-            method, chains, n_train)
+    if trainer.driven is not None:
+        entry = trainer.driven
+        least = entry.first_cost(chains, n_train) + 2 * entry.cost(chains, n_train,
+                                                                   methods.WideHyper())
         if presentations < least:
             raise ValueError(f"presentations={presentations:g}: {method} with {chains} "
                              f"members on {n_train} rows needs at least {least:,}")
@@ -186,7 +188,7 @@ def presentations_of(method: str, steps: int, chains: int, n_train: int,
     trainer = check_method(method)
     if method in ("sg_offline", "ann_convert"):
         return 0
-    if method in wide.METHODS:  # steps here is the budget: a run stops at or below it
+    if trainer.driven is not None:  # steps here is the budget: a run stops at or below it
         return int(steps)
     if method == "sg_in_loop":
         batch = cfg.sg.batch_size
@@ -203,7 +205,7 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
         settings: posterior.SNNSettings, *, presentations: float, chains: int = 8,
         num_draws: int = 25, cfg: Config = DEFAULTS, stages: runs.Stages | None = None,
         progress: bool = False, chunks: int = 20,
-        wide_hyper: wide.WideHyper | None = None, start=None) -> Fitted:
+        wide_hyper: methods.WideHyper | None = None, start=None) -> Fitted:
     """Train ``method`` on ``chip`` with the training rows of ``problem`` (one fold).
 
     ``chip``: a ``chips.Chip`` (any non-idealities; broadcast to the chains here) or a
@@ -212,7 +214,7 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     ``num_draws``: kept draws per chain (the BMA's weight sets). ``stages``: checkpoint
     every chunk there (a resumed ``fit`` continues from the last chunk); ``chunks``: about
     how many chunks (progress lines, checkpoints) the run is cut into. ``wide_hyper``: the
-    settings of the ``mhsnn.wide`` methods (default ``wide.WideHyper()``).
+    settings of the driven methods (``mhsnn.methods``; default ``methods.WideHyper()``).
 
     ``start`` [P]: every method begins from these weights (a deployed network) instead of
     its own random start: an optimiser's weights or search mean, a sampler's chains and an
@@ -235,8 +237,8 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     chunk = max(1, -(-steps // chunks))
     if trainer.kind == "optimiser":  # an ES chunk always runs whole: whole chunks only
         steps = max(chunk, steps // chunk * chunk)
-    if method in wide.METHODS:  # they run to the budget, counting as they go
-        out = _fit_wide(method, key, problem, grid, settings, steps, C, num_draws, cfg,
+    if trainer.driven is not None:  # they run to the budget, counting as they go
+        out = _fit_driven(trainer.driven, key, problem, grid, settings, steps, C, num_draws, cfg,
                         stages, progress, chunks, wide_hyper, start)
     elif trainer.kind == "sampler":  # the driver counts a sampler's queries as it runs
         out = _fit_sampler(method, key, problem, grid, settings, steps, C, num_draws, cfg,
@@ -319,20 +321,26 @@ def _fit_sampler(method, key, problem, chip, settings, steps, C, num_draws, cfg,
                   int(np.sum(out["queries"], dtype=np.int64)) * n_train, diag)
 
 
-def _fit_wide(method, key, problem, chip, settings, budget, J, num_draws, cfg, stages,
-              progress, chunks, hyper, start) -> Fitted:
-    out = wide.fit(method, key, problem, chip, settings, mh_hyper(cfg), budget, J, num_draws,
-                   stages, progress, chunks, hyper, start)
+def _fit_driven(entry: methods.Entry, key, problem, chip, settings, budget, J, num_draws,
+                cfg, stages, progress, chunks, hyper, start) -> Fitted:
+    target = methods.make_target(problem, chip, settings, mh_hyper(cfg), budget, J, num_draws,
+                                 entry.name)
+    algorithm = entry.build(target, hyper or methods.WideHyper())
+    key_init, key_run = jax.random.split(key)
+    theta0 = bayes.init_positions(key_init, mh_hyper(cfg), (1, J), target.P, start)[0]
+    out = driver.run(entry.name, algorithm, key_run, target, theta0, key_init, stages,
+                     progress, chunks)
     final = out["final"]
-    diag = {"members" if method == "eki" else "chains": J, "steps_run": int(out["steps"]),
-            "exact": wide.EXACT[method]}
+    ensemble = entry.deploys == "ensemble"
+    diag = {"members" if ensemble else "chains": J, "steps_run": int(out["steps"]),
+            "exact": entry.exact}
     if float(out["moves"]) > 0:
         diag["acceptance_rate"] = float(out["accepted"]) / float(out["moves"])
     if "beta" in out:  # the tempered SMCs' last temperature (1: the posterior reached)
         diag["beta"] = float(out["beta"])
     if "log_evidence" in out:
         diag["log_evidence"] = float(out["log_evidence"])
-    if method == "eki" or out["draws"].shape[0] == 0:  # an ensemble, or no snapshot yet
+    if ensemble or out["draws"].shape[0] == 0:  # an ensemble, or no snapshot yet
         draws = lp = None
         sets = final
     else:
@@ -342,9 +350,9 @@ def _fit_wide(method, key, problem, chip, settings, budget, J, num_draws, cfg, s
         diag.update(draws_per_chain=int(draws.shape[1]),
                     rhat_logdensity=float(diagnostics.rhat(lp[..., None])[0]),
                     ess_logdensity=float(diagnostics.ess(lp[..., None])[0]))
-    if method != "eki" and draws is None:
+    if not ensemble and draws is None:
         draws, lp = final[:, None], np.zeros((J, 1), np.float32)  # the end point only
-    return Fitted(method, sets, sets.mean(0), draws, lp, int(out["used"]), diag)
+    return Fitted(entry.name, sets, sets.mean(0), draws, lp, int(out["used"]), diag)
 
 
 def _worst(values: np.ndarray, pick) -> float:

@@ -16,7 +16,7 @@ Chains run in lockstep: each round evaluates only the chains whose slice is stil
 ``max_rounds`` rounds, or when the next round would pass ``max_evaluations``; a chain still
 open then keeps its position (``ESSInfo.capped``). That cap is the one departure from
 exactness, and it is counted. On a noisy chip the slice is cut on one noisy evaluation per
-point (``mhsnn.wide`` scores the start again on each step's noise), so the sampler targets
+point (``mhsnn.methods.eki_gess`` scores the start again on each step's noise), so the sampler targets
 the chip's posterior only approximately.
 """
 

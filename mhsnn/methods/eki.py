@@ -1,0 +1,64 @@
+"""EKI: ensemble Kalman inversion on mini-batches, an optimiser with an ensemble
+(``mhsnn.mcmc.ensemble``). A step costs J B presentations (B = min(batch, n) rows); the
+observation noise is the MSE likelihood's, gamma = v^2 B O, so a batch's misfit is an
+unbiased estimate of the full-data -log likelihood."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mhsnn import posterior
+from mhsnn.mcmc import ensemble
+from mhsnn.methods.base import Algorithm, Entry, Info, Target, WideHyper
+
+
+def batch(target: Target, hyper: WideHyper) -> int:
+    return min(hyper.batch, target.n)
+
+
+def forward(target: Target, hyper: WideHyper):
+    """(forward, gamma): the members' output rates on a random batch of B rows, [J, B O],
+    against the batch's one-hot targets [B O], and the observation noise."""
+    B, J = batch(target, hyper), target.J
+
+    def run(key, theta):
+        k_rows, k_noise = jax.random.split(key)
+        rows = jax.random.choice(k_rows, target.n, (B,), replace=False)
+        counts = posterior.counts_on(theta[None], target.spikes[:, rows][None], target.grid,
+                                     target.settings, k_noise if target.noisy else None)[0]
+        observed = target.settings.lik.observed(counts / target.T)
+        return observed.reshape(J, B * target.O), target.targets[rows].reshape(-1), \
+            jnp.asarray(J * B)
+
+    return run, target.lik_std ** 2 * B * target.O
+
+
+def step(target: Target, hyper: WideHyper):
+    """One EKI step as (key, ensemble) -> (ensemble, Info): the combinators' first phase."""
+    run, gamma = forward(target, hyper)
+
+    def one(key, state):
+        new, info = ensemble.eki_step(key, state, run, gamma, hyper.jitter)
+        # the batch estimate of the log posterior at the members' previous positions
+        return new, Info(info.presentations, target.logprior(state.particles) - info.misfit)
+
+    return one
+
+
+def build(target: Target, hyper: WideHyper) -> Algorithm:
+    one, per_step = step(target, hyper), cost(target.J, target.n, hyper)
+    return Algorithm(init=lambda key, theta0: ensemble.init(theta0),
+                     step=lambda key, state, clock: one(key, state),
+                     next_cost=lambda state, steps: per_step,
+                     positions=lambda state: state.particles,
+                     steps=max(1, int(target.budget // per_step)))
+
+
+def cost(J: int, n: int, hyper: WideHyper) -> int:
+    return J * min(hyper.batch, n)
+
+
+ENTRY = Entry("eki", "ensemble", False, False,
+              "ensemble Kalman inversion on mini-batches: an optimiser with an ensemble",
+              build, cost, deploys="ensemble", traces="a mini-batch estimate")

@@ -1,0 +1,41 @@
+"""EKI for half the budget, then generalised elliptical slice sampling re-centred on its
+ensemble (``mhsnn.mcmc.ess``, through ``sequence``): exact but for a counted cap, no step
+size. A chain step costs n per point each chain evaluated on its ellipse (at most
+``gess_rounds``; the slices stop at the budget); on a noisy chip J n more, the chains' start
+scored on the step's read noise, on which the slice is cut."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from mhsnn.mcmc import ess
+from mhsnn.methods.base import Algorithm, Entry, Target, WideHyper
+from mhsnn.methods.sequence import Chains, cost, sequence
+
+
+def build(target: Target, hyper: WideHyper) -> Algorithm:
+    J, n = target.J, target.n
+    rescore = int(target.noisy)
+
+    def step(key, k_query, chain, ref, scale, index, clock):
+        def logdensity(x, a=None):
+            return target.logdensity(x, k_query, a)
+
+        c, extra = chain, 0
+        if target.noisy:  # the slice is cut on this step's noise: score the start with it
+            c, extra = chain._replace(logdensity=logdensity(chain.position)), J
+        c, info = ess.kernel(key, c, logdensity, ref, hyper.gess_nu, hyper.gess_rounds,
+                             (target.budget - clock.used) // n - extra)
+        moved = jnp.sum(~info.capped).astype(jnp.float32)
+        return c, (jnp.sum(info.evaluations) + extra) * n, c.logdensity, moved, \
+            jnp.asarray(J, jnp.float32), scale
+
+    return sequence(target, hyper, Chains(
+        lambda theta0: ess.ESSState(theta0, jnp.zeros(J)),
+        lambda x, lp, ref: ess.ESSState(x, lp), step,
+        lambda phase, scale: J * n * (1 + rescore), hyper.pcn_step, keep="presentations"))
+
+
+ENTRY = Entry("eki_gess", "sampler", True, False,
+              ("EKI for half the budget, then generalised elliptical slice sampling "
+               "re-centred on its ensemble"), build, cost)
