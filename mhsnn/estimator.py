@@ -59,6 +59,9 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         Kalman inversion, deployed as its ensemble), is within noise of the best mean
         accuracy relative to logistic regression across the any-chip panel, and the best
         that needs no optional dependency (docs/experiments/any-chip.md).
+      method_params: the method's settings by name over its defaults, for the methods
+        of ``mhsnn.methods`` (``trainers.method_hyper``: e.g. ``{"batch": 64}`` for
+        "eki"); the others take theirs from the config.
       presentations: the training budget in chip sample presentations (one weight set on
         one training row); see ``mhsnn.trainers`` for what a step of each method costs.
       chains: a sampler's chains (optimisers and SG train one weight set).
@@ -127,7 +130,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                  chip_timeout_s: float | None = chips.TIMEOUT_S, progress: bool = False,
                  num_draws: int = 25, bias_input: bool = False,
                  weight_scale: float | str = "auto", init: object = None,
-                 count_range: float | str = "auto"):
+                 count_range: float | str = "auto", method_params: dict | None = None):
         self.chip = chip
         self.hidden = hidden
         self.method = method
@@ -146,6 +149,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         self.weight_scale = weight_scale
         self.init = init
         self.count_range = count_range
+        self.method_params = method_params
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -158,6 +162,10 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_params(self, num_features: int, num_classes: int) -> tuple[int, ...]:
         trainers.check_method(self.method)
+        if self.method_params is not None and not isinstance(self.method_params, dict):
+            raise ValueError(f"method_params={self.method_params!r}: expected a dict of "
+                             "settings by name, or None")
+        trainers.method_hyper(self.method, self.method_params)
         if self.predictive not in PREDICTIVES:
             raise ValueError(f"predictive {self.predictive!r}: expected one of "
                              f"{', '.join(PREDICTIVES)}")
@@ -255,7 +263,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                     self.method, keys.derive(root, "method", "fit", self.method), problem,
                     chip, self.settings_, presentations=float(self.presentations) - probed,
                     chains=int(self.chains), num_draws=int(self.num_draws), stages=stages,
-                    progress=bool(self.progress), start=start)
+                    progress=bool(self.progress), start=start,
+                    method_params=self.method_params)
             if stages is not None:
                 stages.complete()  # drops the checkpoints and the lock file
                 (folder / _SEED_FILE).unlink(missing_ok=True)

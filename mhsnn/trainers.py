@@ -25,6 +25,7 @@ made and the diagnostics. The estimator (``mhsnn.SNNClassifier``) is its main ca
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from collections.abc import Callable
 from typing import NamedTuple
@@ -98,6 +99,30 @@ def check_method(method: str) -> Trainer:
     return TRAINERS[method]
 
 
+def method_hyper(method: str, params: dict | None = None):
+    """A driven method's ``Hyper``: its defaults with ``params`` (names of its fields) over
+    them, or a ValueError of one line naming what is wrong."""
+    trainer = check_method(method)
+    params = dict(params or {})
+    if trainer.driven is None:
+        if params:
+            raise ValueError(f"method_params: {method} takes its settings from the config "
+                             "(its section of mhsnn.config.Config), not method_params")
+        return None
+    hyper = trainer.driven.hyper()
+    unknown = sorted(set(params) - set(hyper._fields))
+    if unknown:
+        raise ValueError(f"method_params: {method} has no setting {', '.join(unknown)} "
+                         f"(it has {', '.join(hyper._fields)})")
+    for name, value in params.items():
+        default = getattr(hyper, name)
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(
+                value) or value <= 0 or (isinstance(default, int) and value != int(value)):
+            raise ValueError(f"method_params: {method}'s {name}={value!r}: expected a "
+                             f"{'whole ' if isinstance(default, int) else ''}number > 0")
+    return hyper._replace(**{k: type(getattr(hyper, k))(v) for k, v in params.items()})
+
+
 def mh_hyper(cfg: Config = DEFAULTS) -> bayes.MHHyper:
     m = cfg.mh
     return bayes.MHHyper(m.step_size, m.lik_std, m.prior_std, m.init_mean, m.init_std)
@@ -162,7 +187,7 @@ def steps_for(method: str, presentations: float, chains: int, n_train: int,
     if trainer.driven is not None:
         entry = trainer.driven
         least = entry.first_cost(chains, n_train) + 2 * entry.cost(chains, n_train,
-                                                                   methods.WideHyper())
+                                                                   entry.hyper())
         if presentations < least:
             raise ValueError(f"presentations={presentations:g}: {method} with {chains} "
                              f"members on {n_train} rows needs at least {least:,}")
@@ -205,7 +230,8 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
         settings: posterior.SNNSettings, *, presentations: float, chains: int = 8,
         num_draws: int = 25, cfg: Config = DEFAULTS, stages: runs.Stages | None = None,
         progress: bool = False, chunks: int = 20,
-        wide_hyper: methods.WideHyper | None = None, start=None) -> Fitted:
+        wide_hyper: methods.WideHyper | None = None, start=None,
+        method_params: dict | None = None) -> Fitted:
     """Train ``method`` on ``chip`` with the training rows of ``problem`` (one fold).
 
     ``chip``: a ``chips.Chip`` (any non-idealities; broadcast to the chains here) or a
@@ -215,6 +241,8 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     every chunk there (a resumed ``fit`` continues from the last chunk); ``chunks``: about
     how many chunks (progress lines, checkpoints) the run is cut into. ``wide_hyper``: the
     settings of the driven methods (``mhsnn.methods``; default ``methods.WideHyper()``).
+    ``method_params``: a driven method's settings by name, over its ``Hyper`` defaults
+    (``method_hyper``); the other methods take theirs from ``cfg``.
 
     ``start`` [P]: every method begins from these weights (a deployed network) instead of
     its own random start: an optimiser's weights or search mean, a sampler's chains and an
@@ -235,12 +263,16 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     if isinstance(grid, chips.ExternalChip):
         grid.grid_shape = (1, C)
     chunk = max(1, -(-steps // chunks))
+    if trainer.driven is not None:  # they run to the budget, counting as they go
+        hyper = wide_hyper if wide_hyper is not None else method_hyper(method, method_params)
+        out = _fit_driven(trainer.driven, key, problem, grid, settings, steps, C, num_draws,
+                          cfg, stages, progress, chunks, hyper, start)
+        return out._replace(diagnostics={"method": method, "steps": steps, **out.diagnostics})
+    if method_params:
+        method_hyper(method, method_params)  # the one-line refusal
     if trainer.kind == "optimiser":  # an ES chunk always runs whole: whole chunks only
         steps = max(chunk, steps // chunk * chunk)
-    if trainer.driven is not None:  # they run to the budget, counting as they go
-        out = _fit_driven(trainer.driven, key, problem, grid, settings, steps, C, num_draws, cfg,
-                        stages, progress, chunks, wide_hyper, start)
-    elif trainer.kind == "sampler":  # the driver counts a sampler's queries as it runs
+    if trainer.kind == "sampler":  # the driver counts a sampler's queries as it runs
         out = _fit_sampler(method, key, problem, grid, settings, steps, C, num_draws, cfg,
                            stages, progress, chunk, start)
     else:  # optimisers and baselines: their generations / epochs fix their cost
@@ -325,7 +357,7 @@ def _fit_driven(entry: methods.Entry, key, problem, chip, settings, budget, J, n
                 cfg, stages, progress, chunks, hyper, start) -> Fitted:
     target = methods.make_target(problem, chip, settings, mh_hyper(cfg), budget, J, num_draws,
                                  entry.name)
-    algorithm = entry.build(target, hyper or methods.WideHyper())
+    algorithm = entry.build(target, hyper or entry.hyper())
     key_init, key_run = jax.random.split(key)
     theta0 = bayes.init_positions(key_init, mh_hyper(cfg), (1, J), target.P, start)[0]
     out = driver.run(entry.name, algorithm, key_run, target, theta0, key_init, stages,
@@ -441,5 +473,5 @@ def settings_for(sizes: tuple[int, ...], likelihood: str = "mse",
 
 
 __all__ = ["DEFAULTS", "TRAINERS", "Fitted", "Trainer", "check_method", "check_start", "config",
-           "es_hyper", "fit", "mh_hyper", "one_fold_problem", "presentations_of", "settings_for",
+           "es_hyper", "fit", "method_hyper", "mh_hyper", "one_fold_problem", "presentations_of", "settings_for",
            "sg_hyper", "steps_for"]

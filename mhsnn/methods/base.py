@@ -73,12 +73,13 @@ class Entry(NamedTuple):
     exact: bool  # its stationary law is the posterior (up to a counted cap)
     uses_model: bool  # the ideal model serves beside the chip
     about: str
-    build: Callable[..., Algorithm]  # (target, WideHyper) -> Algorithm
-    cost: Callable[[int, int, WideHyper], int]  # (J, n, hyper): the most a step costs
+    build: Callable[..., Algorithm]  # (target, hyper) -> Algorithm
+    cost: Callable[[int, int, Any], int]  # (J, n, hyper): the most a step costs
     first_cost: Callable[[int, int], int] = lambda J, n: 0  # the start's, before any step
     starts: bool = True  # takes a start; False: tempered from its prior
     deploys: str = "draws"  # "draws" (snapshots of the chains) or "ensemble" (the end)
     traces: str = "log posterior"  # what ``Info.logdensity`` is
+    hyper: type = WideHyper  # its settings, a NamedTuple with defaults
 
 
 class Target(NamedTuple):
