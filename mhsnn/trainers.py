@@ -363,7 +363,7 @@ def _fit_driven(entry: methods.Entry, key, problem, chip, settings, budget, J, n
     out = driver.run(entry.name, algorithm, key_run, target, theta0, key_init, stages,
                      progress, chunks)
     final = out["final"]
-    ensemble = entry.deploys == "ensemble"
+    ensemble = entry.deploys != "draws"  # its end positions: an ensemble's, or a point's
     diag = {"members" if ensemble else "chains": J, "steps_run": int(out["steps"]),
             "exact": entry.exact}
     if float(out["moves"]) > 0:

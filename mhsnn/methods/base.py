@@ -77,7 +77,8 @@ class Entry(NamedTuple):
     cost: Callable[[int, int, Any], int]  # (J, n, hyper): the most a step costs
     first_cost: Callable[[int, int], int] = lambda J, n: 0  # the start's, before any step
     starts: bool = True  # takes a start; False: tempered from its prior
-    deploys: str = "draws"  # "draws" (snapshots of the chains) or "ensemble" (the end)
+    deploys: str = "draws"  # "draws" (the chains' snapshots), "ensemble" or "point" (the
+    #                          end positions of the members, or of an optimiser's one set)
     traces: str = "log posterior"  # what ``Info.logdensity`` is
     hyper: type = WideHyper  # its settings, a NamedTuple with defaults
 
