@@ -6,11 +6,11 @@ line below."""
 
 from __future__ import annotations
 
-from mhsnn.methods import (bj_ess, bj_smc, da, eki, eki_gess, eki_pcn, eks, mh_conf, mh_sub,
-                           smc)
+from mhsnn.methods import (bj_ess, bj_smc, da, eki, eki_gess, eki_pcn, eks, mezo, mh_conf,
+                           mh_sub, smc)
 from mhsnn.methods.base import Algorithm, Entry, Info, Target, WideHyper, make_target
 
 REGISTRY: dict[str, Entry] = {m.ENTRY.name: m.ENTRY for m in (
-    eki, eks, smc, da, mh_conf, mh_sub, eki_pcn, eki_gess, bj_ess, bj_smc)}
+    eki, eks, smc, da, mh_conf, mh_sub, eki_pcn, eki_gess, bj_ess, bj_smc, mezo)}
 
 __all__ = ["REGISTRY", "Algorithm", "Entry", "Info", "Target", "WideHyper", "make_target"]
