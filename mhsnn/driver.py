@@ -12,6 +12,7 @@ chunks through ``runs.run_stage`` (progress lines, checkpoints, resume, SIGTERM)
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -32,18 +33,24 @@ class DriverState(NamedTuple):
     stored: jax.Array  # snapshots written
     accepted: jax.Array  # accepted moves (samplers), for the acceptance rate
     moves: jax.Array
+    marked: jax.Array  # [K, J, P] the positions when the presentations were last <= mark k
+    marked_used: jax.Array  # [K] the presentations then (0: no step yet)
 
 
-def setup(algorithm: Algorithm, key: jax.Array, target: Target, theta0: jax.Array):
-    """(initial state, jitted advance(state, steps), done(host state)) of ``algorithm``
-    started at ``theta0`` [J, P] (methods tempered from their prior ignore it)."""
+def setup(algorithm: Algorithm, key: jax.Array, target: Target,
+          marks: Sequence[float] = ()):
+    """(initial state, jitted advance(state, steps), done(host state)) of ``algorithm``;
+    ``marks``: budgets at which to keep the positions (the last step within each)."""
     D, J, P = target.draws, target.J, target.P
     total = target.budget
     half, thin = thinning(algorithm.steps, D)
+    marks = jnp.asarray(np.floor(np.asarray(marks, np.float64)), jnp.int32).reshape(-1)
+    K = marks.shape[0]
     state0 = DriverState(key, None, jnp.asarray(algorithm.first_cost, jnp.int32),
                          jnp.zeros((), jnp.int32), jnp.zeros((D, J, P), jnp.float32),
                          jnp.zeros((D, J), jnp.float32), jnp.zeros((), jnp.int32),
-                         jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+                         jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32),
+                         jnp.zeros((K, J, P), jnp.float32), jnp.zeros(K, jnp.int32))
 
     def stepped(state: DriverState) -> DriverState:
         key, k = jax.random.split(state.key)
@@ -51,12 +58,16 @@ def setup(algorithm: Algorithm, key: jax.Array, target: Target, theta0: jax.Arra
         keep = kept(state.step, half, thin) if info.keep is None else info.keep
         slot = state.stored % D
         positions = algorithm.positions(inner)
+        used = state.used + jnp.asarray(info.presentations).astype(jnp.int32)
+        within = used <= marks  # [K]
         return DriverState(
-            key, inner, state.used + jnp.asarray(info.presentations).astype(jnp.int32),
+            key, inner, used,
             state.step + 1, jnp.where(keep, state.draws.at[slot].set(positions), state.draws),
             jnp.where(keep, state.draws_lp.at[slot].set(info.logdensity), state.draws_lp),
             state.stored + keep.astype(jnp.int32), state.accepted + info.accepted,
-            state.moves + info.moves)
+            state.moves + info.moves,
+            jnp.where(within[:, None, None], positions, state.marked),
+            jnp.where(within, used, state.marked_used))
 
     def one(state: DriverState, _):
         # a step past the budget must not run at all: a host chip would be queried
@@ -74,11 +85,13 @@ def setup(algorithm: Algorithm, key: jax.Array, target: Target, theta0: jax.Arra
 
 def run(name: str, algorithm: Algorithm, key: jax.Array, target: Target, theta0: jax.Array,
         init_key: jax.Array, stages: runs.Stages | None, progress: bool,
-        chunks: int) -> dict:
-    """Run ``algorithm`` to its budget; host arrays: the kept snapshots (``draws`` [D', J,
-    P], ``draws_lp``), ``used``, ``steps``, ``accepted``, ``moves``, the ``final``
-    positions and the method's own report."""
-    state0, advance, done = setup(algorithm, key, target, theta0)
+        chunks: int, marks: Sequence[float] = ()) -> dict:
+    """Run ``algorithm`` from ``theta0`` [J, P] (methods tempered from their prior ignore
+    it) to its budget; host arrays: the kept snapshots (``draws`` [D', J, P],
+    ``draws_lp``), ``used``, ``steps``, ``accepted``, ``moves``, the ``final`` positions,
+    the positions at each of ``marks`` (``marked`` [K, J, P], ``marked_used`` [K]) and the
+    method's own report."""
+    state0, advance, done = setup(algorithm, key, target, marks)
     chunk = max(1, -(-algorithm.steps // chunks))
     report = None
     if progress:
@@ -93,6 +106,7 @@ def run(name: str, algorithm: Algorithm, key: jax.Array, target: Target, theta0:
                 "steps": np.asarray(host.step), "accepted": np.asarray(host.accepted),
                 "moves": np.asarray(host.moves),
                 "final": np.asarray(algorithm.positions(host.inner)),
+                "marked": np.asarray(host.marked), "marked_used": np.asarray(host.marked_used),
                 **{k: np.asarray(v) for k, v in algorithm.report(host.inner).items()}}
 
     def start():

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import numbers
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -231,7 +231,8 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
         num_draws: int = 25, cfg: Config = DEFAULTS, stages: runs.Stages | None = None,
         progress: bool = False, chunks: int = 20,
         wide_hyper: methods.WideHyper | None = None, start=None,
-        method_params: dict | None = None) -> Fitted:
+        method_params: dict | None = None, at_budgets: Sequence[float] = (),
+        on_budget: Callable[[int, np.ndarray], None] | None = None) -> Fitted:
     """Train ``method`` on ``chip`` with the training rows of ``problem`` (one fold).
 
     ``chip``: a ``chips.Chip`` (any non-idealities; broadcast to the chains here) or a
@@ -243,6 +244,10 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     settings of the driven methods (``mhsnn.methods``; default ``methods.WideHyper()``).
     ``method_params``: a driven method's settings by name, over its ``Hyper`` defaults
     (``method_hyper``); the other methods take theirs from ``cfg``.
+
+    ``at_budgets`` (the driven methods): ``on_budget(presentations, weight_sets [J, P])``
+    is called after the run for each budget reached, with the positions of the last step
+    within it (an anytime curve from one run).
 
     ``start`` [P]: every method begins from these weights (a deployed network) instead of
     its own random start: an optimiser's weights or search mean, a sampler's chains and an
@@ -266,10 +271,12 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     if trainer.driven is not None:  # they run to the budget, counting as they go
         hyper = wide_hyper if wide_hyper is not None else method_hyper(method, method_params)
         out = _fit_driven(trainer.driven, key, problem, grid, settings, steps, C, num_draws,
-                          cfg, stages, progress, chunks, hyper, start)
+                          cfg, stages, progress, chunks, hyper, start, at_budgets, on_budget)
         return out._replace(diagnostics={"method": method, "steps": steps, **out.diagnostics})
     if method_params:
         method_hyper(method, method_params)  # the one-line refusal
+    if len(at_budgets):
+        raise ValueError(f"at_budgets: {method} is not a driven method (mhsnn.methods)")
     if trainer.kind == "optimiser":  # an ES chunk always runs whole: whole chunks only
         steps = max(chunk, steps // chunk * chunk)
     if trainer.kind == "sampler":  # the driver counts a sampler's queries as it runs
@@ -354,14 +361,18 @@ def _fit_sampler(method, key, problem, chip, settings, steps, C, num_draws, cfg,
 
 
 def _fit_driven(entry: methods.Entry, key, problem, chip, settings, budget, J, num_draws,
-                cfg, stages, progress, chunks, hyper, start) -> Fitted:
+                cfg, stages, progress, chunks, hyper, start, at_budgets=(),
+                on_budget=None) -> Fitted:
     target = methods.make_target(problem, chip, settings, mh_hyper(cfg), budget, J, num_draws,
                                  entry.name)
     algorithm = entry.build(target, hyper or entry.hyper())
     key_init, key_run = jax.random.split(key)
     theta0 = bayes.init_positions(key_init, mh_hyper(cfg), (1, J), target.P, start)[0]
     out = driver.run(entry.name, algorithm, key_run, target, theta0, key_init, stages,
-                     progress, chunks)
+                     progress, chunks, at_budgets)
+    for used, positions in zip(out["marked_used"], out["marked"]):
+        if on_budget is not None and used > 0:
+            on_budget(int(used), positions)
     final = out["final"]
     ensemble = entry.deploys != "draws"  # its end positions: an ensemble's, or a point's
     diag = {"members" if ensemble else "chains": J, "steps_run": int(out["steps"]),

@@ -60,3 +60,20 @@ def test_estimator_takes_method_params():
     with pytest.raises(ValueError, match="no setting"):
         SNNClassifier(method="eki", method_params={"jiter": 0.1}).fit(ds.X[:30, :5],
                                                                      ds.y[:30])
+
+
+def test_positions_at_budgets_are_those_of_the_last_step_within_each(small):
+    problem, settings = small
+    seen = {}
+    fitted = trainers.fit("eki", jax.random.key(0), problem, chips.ideal(), settings,
+                          presentations=2000, chains=4, method_params={"batch": 8},
+                          at_budgets=(10, 500, 1000, 2000),
+                          on_budget=lambda used, sets: seen.update({used: sets}))
+    # a step costs 4 x 8 = 32: the last steps within 500, 1000 and 2000 end at these counts
+    # (none ends within 10)
+    assert sorted(seen) == [480, 992, 1984] and fitted.presentations == 1984
+    np.testing.assert_array_equal(seen[1984], fitted.weight_sets)
+    assert not np.allclose(seen[480], seen[992])
+    with pytest.raises(ValueError, match="not a driven method"):
+        trainers.fit("spsa", jax.random.key(0), problem, chips.ideal(), settings,
+                     presentations=2000, at_budgets=(1000,))
