@@ -9,6 +9,9 @@ config's network (default the paper's 30-3-2; ``--set "snn.hidden=[32]"`` for a 
     rw_adapt_bma        random walk with its step adapted in burn-in (the sampler experiment)
     snes, open_es,      evolution strategies (evosax) and SPSA, one run each, the search
     cma_es, spsa        mean recorded at every budget point (anytime)
+    mezo                the driven methods of ``DRIVEN`` (``mhsnn.methods``): one run per
+                        cell through ``trainers.fit``, started where the ES start, the
+                        positions at every budget point kept by the driver (``at_budgets``)
     sg_in_loop          surrogate-gradient Adam, forward on the chip, after every 10 epochs
     ann_convert         ANN-to-SNN conversion (mhsnn.convert): no chip query at all; its
                         presentations are the offline model's (Adam steps x rows)
@@ -44,9 +47,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import methods, runners, tables
-from mhsnn import convert, data, es, experiment, keys, posterior, sgd, snn, trainers
+from mhsnn import chips, convert, data, es, experiment, keys, posterior, sgd, snn, trainers
 from mhsnn.io import write_csv
-from mhsnn.runs import run_stage
+from mhsnn.runs import run_once, run_stage
 
 EXPERIMENT = "query_budget"
 DEFAULTS = ["sigmas=[0, 3]", "methods=['mh', 'sg_offline', 'sg_in_loop', 'ann_convert']",
@@ -54,6 +57,7 @@ DEFAULTS = ["sigmas=[0, 3]", "methods=['mh', 'sg_offline', 'sg_in_loop', 'ann_co
 BUDGETS = {"quick": (3e5, 1e6, 3e6, 1e7, 3e7, 1e8), "paper": (3e5, 1e6, 3e6, 1e7, 3e7, 1e8,
                                                               3e8, 1e9)}
 ES_METHODS = ("snes", "open_es", "cma_es", "spsa")
+DRIVEN = ("mezo",)  # driven methods (mhsnn.methods), their untuned defaults
 WIDE_WEIGHTS, WIDE_MAX_BUDGET = 512, 3e7  # quick preset on a wider network: budgets <= 3e7
 GENERATIONS_PER_CHUNK = 10
 THRESHOLDS = (0.85, 0.88)
@@ -147,6 +151,26 @@ def run(cfg, out, mode) -> list[dict]:
         for i, used in enumerate(outcome["used"]):
             record(name, used, outcome["probs"][i][:, :, None])
 
+    # The driven methods: one run per cell, its positions at every budget point (the mean of
+    # its members: an optimiser's one set).
+    chip = methods.grid_chip(F, cfg.sigmas, 1)
+    for name in DRIVEN:
+        k_run = keys.derive(key, "method", EXPERIMENT, name)
+        starts = jax.vmap(lambda k: sgd.init_theta(k, sg_hyper, settings.sizes))(
+            jax.random.split(jax.random.fold_in(k_run, 1), F * S)).reshape(F, S, dim)
+        template = {"snaps": np.zeros((len(budgets), F, S, dim), np.float32),
+                    "used": np.zeros((len(budgets), F, S), np.int64)}
+        outcome = run_once(stages, name, lambda name=name, k_run=k_run, starts=starts:
+                           _driven(name, k_run, problem, cfg, settings, budgets, starts),
+                           template)
+        k_eval = keys.derive(key, "evaluate", EXPERIMENT, name)
+        for i in range(len(budgets)):
+            used = outcome["used"][i]
+            if used.min() > 0:  # every cell reached this point
+                probs = sgd.deployed_probabilities(jnp.asarray(outcome["snaps"][i]), problem,
+                                                   chip, settings, k_eval)
+                record(name, int(used.max()), np.asarray(probs)[:, :, None])
+
     # SG in the loop: the weights after every chunk of epochs.
     chip = methods.grid_chip(F, cfg.sigmas, g.seeds)
     state, advance = sgd.grid_trainer(keys.derive(key, "method", EXPERIMENT, "sg_in_loop"),
@@ -184,6 +208,34 @@ def run(cfg, out, mode) -> list[dict]:
     for r in summary:
         print("  ".join(f"{k}={v}" for k, v in r.items()))
     return rows
+
+
+def _driven(name, k_run, problem, cfg, settings, budgets, starts) -> dict[str, np.ndarray]:
+    """A driven method run once per cell (fold x sigma) to the last budget, through
+    ``trainers.fit`` on the fold's training rows: its members' mean at each budget point
+    ([K, F, S, P]) and the presentations then ([K, F, S])."""
+    F, S, P = starts.shape
+    snaps = np.zeros((len(budgets), F, S, P), np.float32)
+    used = np.zeros((len(budgets), F, S), np.int64)
+    for f in range(F):
+        rows = np.asarray(problem.train_mask[f]) > 0
+        labels = np.asarray(problem.train_targets[f])[rows].argmax(-1)
+        fold = trainers.one_fold_problem(np.asarray(problem.train_spikes[f])[:, rows], labels,
+                                         problem.num_classes)
+        for s, sigma in enumerate(cfg.sigmas):
+            points = {}
+            trainers.fit(name, jax.random.fold_in(k_run, f * S + s), fold,
+                         chips.polynomial(sigma), settings, presentations=budgets[-1],
+                         cfg=cfg, start=starts[f, s], at_budgets=budgets,
+                         on_budget=lambda u, sets, points=points: points.update({u: sets}))
+            for i, b in enumerate(budgets):
+                within = [u for u in points if u <= b]
+                if within:
+                    used[i, f, s] = max(within)
+                    snaps[i, f, s] = points[max(within)].mean(0)
+            print(f"[{name}] fold {f} sigma {sigma:g}: {max(points, default=0):,} "
+                  "presentations", file=sys.stderr, flush=True)
+    return {"snaps": snaps, "used": used}
 
 
 def _curves(rows):

@@ -3,6 +3,7 @@ holds their behaviour, a method's settings reach it by name, and the driver's bu
 the presentations the steps report."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -77,3 +78,50 @@ def test_positions_at_budgets_are_those_of_the_last_step_within_each(small):
     with pytest.raises(ValueError, match="not a driven method"):
         trainers.fit("spsa", jax.random.key(0), problem, chips.ideal(), settings,
                      presentations=2000, at_budgets=(1000,))
+
+
+def _gaussian_target(budget, J, draws):
+    """A conjugate linear-Gaussian ``Target`` (y = X theta + N(0, 1), prior N(0, 2^2 I),
+    P = 2, n = 40): its posterior is N(m, S) in closed form."""
+    from mhsnn.methods.base import Target
+
+    n, P, prior_std = 40, 2, 2.0
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, P)).astype(np.float32)
+    y = (X @ np.array([0.7, -1.2]) + rng.normal(size=n)).astype(np.float32)
+    precision = X.T @ X + np.eye(P) / prior_std**2
+    S = np.linalg.inv(precision)
+    m = S @ X.T @ y
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+
+    def loglik_rows(theta, rows=None, active=None, key=None, on=None):
+        x, t = (Xj, yj) if rows is None else (Xj[rows], yj[rows])
+        return -0.5 * (t[None] - theta @ x.T) ** 2
+
+    def outputs(theta, rows, key=None):
+        return (theta @ Xj[rows].T)[..., None]
+
+    target = Target(n, 1, 1, P, J, None, yj[:, None], None, None, False, None, 1.0, prior_std,
+                    0.5 * np.sqrt(P / 96.0), 50.0, float(budget), draws, loglik_rows, outputs)
+    return target, m, S
+
+
+@pytest.mark.parametrize("name", ["smc", "da", "mh_sub", "eki_pcn", "eki_gess"])
+def test_exact_methods_sample_a_known_gaussian_posterior(name):
+    from mhsnn import driver
+
+    J = 16
+    target, m, S = _gaussian_target(2.5e6, J, 100)
+    entry = methods.REGISTRY[name]
+    algorithm = entry.build(target, methods.WideHyper(batch=20))
+    k_init, k_run = jax.random.split(jax.random.key(5))
+    theta0 = 0.5 * jax.random.normal(k_init, (J, target.P))
+    out = driver.run(name, algorithm, k_run, target, theta0, k_init, None, False, 4)
+    draws = out["draws"].reshape(-1, target.P)  # the kept snapshots of every chain
+    assert out["used"] <= target.budget and len(draws) >= 200
+    # the posterior mean within 5 standard errors (an effective size of a tenth of the
+    # draws, chains being correlated) and the variances within 35%; the prior's
+    # mean (0) and spread (2) are far outside both
+    se = np.sqrt(np.diag(S) / (len(draws) / 10))
+    np.testing.assert_array_less(np.abs(draws.mean(0) - m), 5 * se)
+    np.testing.assert_allclose(draws.var(0), np.diag(S), rtol=0.35)

@@ -104,6 +104,7 @@ class Target(NamedTuple):
     budget: float  # chip presentations in all, the start's included
     draws: int  # snapshots kept per chain
     loglik_rows: Callable[..., jax.Array]  # (theta [J, P], rows, active, key, on) -> [J, m]
+    outputs: Callable[..., jax.Array]  # (theta [J, P], rows [B], key) -> observed [J, B, O]
 
     def loglik(self, theta, key=None, on=None, active=None):  # full data, [J]
         return self.loglik_rows(theta, None, active, key, on).sum(-1)
@@ -139,6 +140,11 @@ def make_target(problem: posterior.Problem, chip, settings: posterior.SNNSetting
         return posterior.row_log_likelihoods(counts, y[None], T, n, mh_hyper.lik_std,
                                              settings)[0]
 
+    def outputs(theta, rows, key=None):  # what the likelihood compares with the targets
+        counts = posterior.counts_on(theta[None], spikes[:, rows][None], grid, settings,
+                                     key if chips.is_noisy(grid) else None)[0]
+        return settings.lik.observed(counts / T)
+
     # the MSE row term is -e / (2 v^2 n O) with e in [0, O]; the categorical one a
     # cross-entropy of softmax(s rates), within s + log O
     row_bound = settings.lik.row_bound(float(mh_hyper.lik_std), n, O)
@@ -146,7 +152,7 @@ def make_target(problem: posterior.Problem, chip, settings: posterior.SNNSetting
                   chips.broadcast(chips.ideal(), (1, J)), chips.is_noisy(chip), settings,
                   float(mh_hyper.lik_std), float(mh_hyper.prior_std),
                   float(mh_hyper.step_size), row_bound, float(budget), max(1, num_draws),
-                  loglik_rows)
+                  loglik_rows, outputs)
 
 
 def query_key(key: jax.Array) -> jax.Array:

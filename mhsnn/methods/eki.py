@@ -8,7 +8,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mhsnn import posterior
 from mhsnn.mcmc import ensemble
 from mhsnn.methods.base import Algorithm, Entry, Info, Target, WideHyper
 
@@ -25,9 +24,7 @@ def forward(target: Target, hyper: WideHyper):
     def run(key, theta):
         k_rows, k_noise = jax.random.split(key)
         rows = jax.random.choice(k_rows, target.n, (B,), replace=False)
-        counts = posterior.counts_on(theta[None], target.spikes[:, rows][None], target.grid,
-                                     target.settings, k_noise if target.noisy else None)[0]
-        observed = target.settings.lik.observed(counts / target.T)
+        observed = target.outputs(theta, rows, k_noise)
         return observed.reshape(J, B * target.O), target.targets[rows].reshape(-1), \
             jnp.asarray(J * B)
 

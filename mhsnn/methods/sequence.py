@@ -56,7 +56,8 @@ def sequence(target: Target, hyper: WideHyper, chains: Chains) -> Algorithm:
 
     def init(key, theta0):
         P = target.P
-        ref0 = pcn.Reference(jnp.zeros(P), jnp.ones(P), jnp.zeros((P, J)))
+        # the reference's factor is [P, J], or [P, P] with more members than weights
+        ref0 = pcn.Reference(jnp.zeros(P), jnp.ones(P), jnp.zeros((P, min(J, P))))
         return (ensemble.init(theta0), chains.init(theta0), ref0,
                 jnp.asarray(chains.scale0, jnp.float32), jnp.zeros((), jnp.int32))
 
