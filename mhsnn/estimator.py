@@ -292,7 +292,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             fitted.draws, fitted.draws_logdensity, self.method, sizes)
         if self.predictive == "calibrated":
             self._calibrate(X, y_index, root)
-        rhat = self.diagnostics_.get("rhat_logdensity", float("nan"))
+        rhat = _posterior_rhat(self.diagnostics_)
         if rhat > RHAT_WARN:
             warnings.warn(f"{self.method}: the chains have not mixed (log-density R-hat "
                           f"{rhat:.2f} > {RHAT_WARN}); the posterior summaries are unreliable "
@@ -490,7 +490,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         stream = sys.stdout if stream is None else stream
         d = self.diagnostics_
         print(f"{self.method}: {self.presentations_:,} chip presentations", file=stream)
-        for key in ("chains", "draws_per_chain", "acceptance_rate", "step_size",
+        for key in ("chains", "draws_per_chain", "acceptance_rate", "step_size", "logdensity",
                     "rhat_logdensity", "ess_logdensity", "rhat_weights_max", "ess_weights_min",
                     "population", "best_objective", "epochs", "last_loss", "chip_faults",
                     "chip_retries", "chip_s", "host_s", "weight_scale", "probe_presentations",
@@ -499,7 +499,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                 value = d[key]
                 print(f"  {key:18s} {value:.4g}" if isinstance(value, float)
                       else f"  {key:18s} {value}", file=stream)
-        rhat = d.get("rhat_logdensity", float("nan"))
+        rhat = _posterior_rhat(d)
         if rhat > RHAT_WARN:
             print(f"WARNING: the chains have not mixed (log-density R-hat {rhat:.2f} > "
                   f"{RHAT_WARN})", file=stream)
@@ -539,6 +539,15 @@ class _Scaled:
 
     def __call__(self, weights, spikes):
         return self.fn(weights * self.scale, spikes)
+
+
+def _posterior_rhat(diagnostics: dict) -> float:
+    """The log-density R-hat when the trace is the log posterior (a method's diagnostics
+    name another trace, a log prior or a mini-batch estimate, in ``logdensity``): NaN
+    otherwise, so no "not mixed" warning fires on a trace that is not the target's."""
+    if diagnostics.get("logdensity", "log posterior") != "log posterior":
+        return float("nan")
+    return diagnostics.get("rhat_logdensity", float("nan"))
 
 
 def _chip_record(folder: Path | None, counts: dict | None, wall: float) -> dict:

@@ -390,7 +390,7 @@ def _fit_driven(entry: methods.Entry, key, problem, chip, settings, budget, J, n
         draws = np.swapaxes(out["draws"], 0, 1)  # [J, D, P]
         lp = np.swapaxes(out["draws_lp"], 0, 1)
         sets = draws.reshape(-1, draws.shape[-1])
-        diag.update(draws_per_chain=int(draws.shape[1]),
+        diag.update(draws_per_chain=int(draws.shape[1]), logdensity=entry.traces,
                     rhat_logdensity=float(diagnostics.rhat(lp[..., None])[0]),
                     ess_logdensity=float(diagnostics.ess(lp[..., None])[0]))
     if not ensemble and draws is None:

@@ -125,3 +125,14 @@ def test_exact_methods_sample_a_known_gaussian_posterior(name):
     se = np.sqrt(np.diag(S) / (len(draws) / 10))
     np.testing.assert_array_less(np.abs(draws.mean(0) - m), 5 * se)
     np.testing.assert_allclose(draws.var(0), np.diag(S), rtol=0.35)
+
+
+def test_no_mixing_warning_on_a_trace_that_is_not_the_log_posterior(small):
+    from mhsnn.estimator import _posterior_rhat
+
+    problem, settings = small
+    fitted = trainers.fit("mh_sub", jax.random.key(0), problem, chips.ideal(), settings,
+                          presentations=3e4, chains=4, num_draws=4)
+    assert fitted.diagnostics["logdensity"] == "the log prior"
+    assert np.isnan(_posterior_rhat({**fitted.diagnostics, "rhat_logdensity": 5.0}))
+    assert _posterior_rhat({"rhat_logdensity": 5.0, "logdensity": "log posterior"}) == 5.0
