@@ -42,7 +42,7 @@ RHAT_WARN = 1.1  # above this the chains have not mixed (as NumPyro's summary fl
 _SEED_FILE = "estimator_seed"
 _PROBE_FILE = "estimator_probe.json"  # an unfinished fit's probe: a resume keeps its scale
 _CHIP_FILE = "estimator_chip.json"  # an unfinished fit's chip counts, summed over attempts
-CODE_VERSION = "estimator-2"
+CODE_VERSION = "estimator-3"
 
 
 class SNNClassifier(ClassifierMixin, BaseEstimator):
