@@ -144,20 +144,24 @@ def test_bad_parameters_are_one_line_errors(iris):
             mhsnn.SNNClassifier(**params).fit(X, y)
 
 
-def test_a_chip_fault_raises_chiperror_and_fit_resumes_from_the_checkpoint(iris, tmp_path):
+# rw_adapt through the MCMC driver; eki_gess through the driven methods' one, dying in its
+# chains' phase (after its EKI half and the switch)
+@pytest.mark.parametrize("method, dies_at", [("rw_adapt", 30), ("eki_gess", 180)])
+def test_a_chip_fault_raises_chiperror_and_fit_resumes_from_the_checkpoint(method, dies_at,
+                                                                           iris, tmp_path):
     X, y = iris[0][:60], iris[1][:60]
     good = NumpyChip(sigma=1.0, sizes=(4, 3, 3))
     calls = []
 
     def dies_at_call_30(weights, spikes):
         calls.append(1)
-        if len(calls) >= 30 and not repaired:
+        if len(calls) >= dies_at and not repaired:
             raise OSError("device unplugged")
         return good(weights, spikes)
 
     repaired = False
-    params = {"chip": dies_at_call_30, "method": "rw_adapt", "presentations": 6e4, "chains": 4,
-                  "random_state": 3, "chip_retries": 1}
+    params = {"chip": dies_at_call_30, "method": method, "presentations": 6e4, "chains": 4,
+              "random_state": 3, "chip_retries": 1}
     with pytest.raises(mhsnn.ChipError) as err:
         mhsnn.SNNClassifier(**params, checkpoint_dir=tmp_path / "ck").fit(X, y)
     message = str(err.value)
