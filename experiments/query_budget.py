@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import methods, runners, tables
-from mhsnn import chips, convert, data, es, experiment, keys, posterior, sgd, snn, trainers
+from mhsnn import convert, data, es, experiment, keys, posterior, sgd, snn, trainers
 from mhsnn.io import write_csv
 from mhsnn.runs import run_once, run_stage
 
@@ -211,30 +211,20 @@ def run(cfg, out, mode) -> list[dict]:
 
 
 def _driven(name, k_run, problem, cfg, settings, budgets, starts) -> dict[str, np.ndarray]:
-    """A driven method run once per cell (fold x sigma) to the last budget, through
-    ``trainers.fit`` on the fold's training rows: its members' mean at each budget point
-    ([K, F, S, P]) and the presentations then ([K, F, S])."""
+    """A driven method run once per cell (fold x sigma) to the last budget
+    (``runners.fit_cells``): its members' mean at each budget point ([K, F, S, P]) and the
+    presentations then ([K, F, S])."""
     F, S, P = starts.shape
     snaps = np.zeros((len(budgets), F, S, P), np.float32)
     used = np.zeros((len(budgets), F, S), np.int64)
-    for f in range(F):
-        rows = np.asarray(problem.train_mask[f]) > 0
-        labels = np.asarray(problem.train_targets[f])[rows].argmax(-1)
-        fold = trainers.one_fold_problem(np.asarray(problem.train_spikes[f])[:, rows], labels,
-                                         problem.num_classes)
-        for s, sigma in enumerate(cfg.sigmas):
-            points = {}
-            trainers.fit(name, jax.random.fold_in(k_run, f * S + s), fold,
-                         chips.polynomial(sigma), settings, presentations=budgets[-1],
-                         cfg=cfg, start=starts[f, s], at_budgets=budgets,
-                         on_budget=lambda u, sets, points=points: points.update({u: sets}))
-            for i, b in enumerate(budgets):
-                within = [u for u in points if u <= b]
-                if within:
-                    used[i, f, s] = max(within)
-                    snaps[i, f, s] = points[max(within)].mean(0)
-            print(f"[{name}] fold {f} sigma {sigma:g}: {max(points, default=0):,} "
-                  "presentations", file=sys.stderr, flush=True)
+    fits = runners.fit_cells(name, k_run, problem, cfg.sigmas, settings, cfg, budgets[-1],
+                             starts=starts, at_budgets=budgets)
+    for (f, s), (_, points) in fits.items():
+        for i, b in enumerate(budgets):
+            within = [u for u in points if u <= b]
+            if within:
+                used[i, f, s] = max(within)
+                snaps[i, f, s] = points[max(within)].mean(0)
     return {"snaps": snaps, "used": used}
 
 

@@ -164,6 +164,72 @@ def run_ann(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
                     np.asarray(theta).reshape(F, S, 1, -1), None)
 
 
+def fit_cells(method: str, key: jax.Array, problem: posterior.Problem, cells,
+              settings: posterior.SNNSettings, cfg: Config, presentations: float,
+              chains: int = 8, starts=None, at_budgets=()) -> dict:
+    """A driven method (``mhsnn.methods``) trained once per (fold, cell) of the grid, on
+    the fold's training rows (``trainers.fit``; the cell's key ``fold_in(key, f S + s)``,
+    ``starts`` [F, S, P] its start): {(f, s): (Fitted, {presentations: weight sets} at
+    ``at_budgets``)}. ``cells``: chips, or sigma values of ``chips.polynomial``."""
+    from mhsnn import chips
+
+    S = len(cells)
+    out = {}
+    for f in range(problem.train_spikes.shape[0]):
+        rows = np.asarray(problem.train_mask[f]) > 0
+        labels = np.asarray(problem.train_targets[f])[rows].argmax(-1)
+        fold = trainers.one_fold_problem(np.asarray(problem.train_spikes[f])[:, rows],
+                                         labels, problem.num_classes)
+        for s, cell in enumerate(cells):
+            points: dict[int, np.ndarray] = {}
+            chip = cell if isinstance(cell, chips.Chip) else chips.polynomial(cell)
+            fitted = trainers.fit(method, jax.random.fold_in(key, f * S + s), fold, chip,
+                                  settings, presentations=presentations, chains=chains,
+                                  cfg=cfg, start=None if starts is None else starts[f, s],
+                                  at_budgets=at_budgets, on_budget=lambda u, w, p=points:
+                                  p.update({u: w}))
+            out[f, s] = fitted, points
+            print(f"[{method}] fold {f} cell {s}: {fitted.presentations:,} presentations",
+                  file=sys.stderr, flush=True)
+    return out
+
+
+def run_driven(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
+               key: jax.Array, eval_key: jax.Array, method: str,
+               cells=None) -> tuple[Deployed, np.ndarray]:
+    """A driven method on every (fold, cell) at MH's budget (``mh.num_steps`` steps of
+    ``mh.num_chains`` chains) with ``mh.num_chains`` members: each cell's weight sets'
+    test probabilities, averaged (its BMA; one set for a point method), [F, S, 1, Nte, O],
+    ``theta`` its point; and the presentations each cell's run made [F, S] (one
+    checkpointed stage)."""
+    cells = cfg.sigmas if cells is None else cells
+    F, S = problem.train_spikes.shape[0], len(cells)
+    settings = settings_of(cfg, problem)
+    n_train = int(np.asarray(problem.train_mask).sum(-1).max())
+    budget = training_presentations("mh", cfg, n_train)
+    Nte, O = problem.test_spikes.shape[2], problem.num_classes
+
+    def compute():
+        probs = np.zeros((F, S, 1, Nte, O), np.float32)
+        theta = np.zeros((F, S, 1, snn.num_weights(settings.sizes)), np.float32)
+        used = np.zeros((F, S), np.int64)
+        for (f, s), (fitted, _) in fit_cells(method, key, problem, cells, settings, cfg,
+                                              budget, cfg.mh.num_chains).items():
+            W = jnp.asarray(fitted.weight_sets)[None]  # [1, R, P]
+            one = jax.tree.map(lambda x: x[f:f + 1], problem)
+            p = sgd.deployed_probabilities(W, one, grid_chip(1, [cells[s]], W.shape[1]),
+                                           settings, jax.random.fold_in(eval_key, f * S + s))
+            probs[f, s, 0] = np.asarray(p)[0].mean(0)
+            theta[f, s, 0], used[f, s] = fitted.point, fitted.presentations
+        return {"probs": probs, "theta": theta, "used": used}
+
+    template = {"probs": np.zeros((F, S, 1, Nte, O), np.float32),
+                "theta": np.zeros((F, S, 1, snn.num_weights(settings.sizes)), np.float32),
+                "used": np.zeros((F, S), np.int64)}
+    out = run_once(stages, stage, compute, template)
+    return Deployed(out["probs"], out["theta"], None), out["used"]
+
+
 def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str,
                 stage_prefix: str = "", extra: dict | None = None, cells=None,
                 labels=None) -> tuple[list[dict], list[dict], dict]:
@@ -199,6 +265,17 @@ def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str
         for r, (s, f) in zip(new, [(s, f) for s in range(len(cells))
                                    for f in range(out.failed.shape[0])]):
             r["failed_cells"] = int(out.failed[f, s].sum())
+        rows += new
+        raw[method] = out.probs
+    for method in (m for m in cfg.methods if m in trainers.TRAINERS
+                   and trainers.TRAINERS[m].driven is not None):
+        out, used = run_driven(stages, f"{stage_prefix}{method}", cfg, problem,
+                               keys.derive(root, "method", name, method),
+                               keys.derive(root, "evaluate", name, method), method, cells)
+        new = cell_rows(method, out.probs, problem, labels, False, extra)
+        for r, (s, f) in zip(new, [(s, f) for s in range(len(cells))
+                                   for f in range(used.shape[0])]):
+            r["presentations"] = int(used[f, s])  # what the cell's run made
         rows += new
         raw[method] = out.probs
     if "ann_convert" in cfg.methods:

@@ -38,6 +38,14 @@ def grid_samplers() -> tuple[str, ...]:
     return tuple(s for s in bayes.SAMPLERS if s != "pt")
 
 
+def grid_driven() -> tuple[str, ...]:
+    """The driven methods (``mhsnn.methods``) that the grid experiments also run by name:
+    one run per fold and cell at MH's budget (``experiments.runners.run_driven``)."""
+    from mhsnn import methods
+
+    return tuple(methods.REGISTRY)
+
+
 LAYOUTS = ("auto", "fused", "hoisted", "reference", "blocked")  # "auto": the backend's (snn.default_layout)
 MAX_WEIGHTS = 100_000
 BURN_IN_HALF = -1  # mh.burn_in's "the first half" (see burn_in_steps)
@@ -128,7 +136,7 @@ class Config:
     folds: int = 5  # cross-validation folds (data efficiency: random subsets)
     sigmas: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)  # chip non-linearity strengths
     n_train: tuple[int, ...] = (10, 20, 40, 80, 160, 455)  # data-efficiency sizes N_t
-    methods: tuple[str, ...] = METHODS  # mh, pt, sg_offline, sg_in_loop, sg_*_literal
+    methods: tuple[str, ...] = METHODS  # mh, pt, sg_*; grid experiments: + samplers, eki, mezo...
     likelihood: str = "mse"  # of MH, PT and SG: mse (the paper's) or categorical (softmax)
     softmax_scale: float = 10.0  # categorical: p(y | x, W) = softmax(scale x output rates)
     data: DataConfig = field(default_factory=DataConfig)
@@ -333,7 +341,7 @@ def validate(cfg: Config) -> Config:
     _check(cfg.likelihood in likelihood.NAMES, "likelihood", cfg.likelihood,
            " or ".join(likelihood.NAMES))
     _finite_positive("softmax_scale", cfg.softmax_scale)
-    allowed = (*ALL_METHODS, *grid_samplers())
+    allowed = (*ALL_METHODS, *grid_samplers(), *grid_driven())
     _check(len(cfg.methods) >= 1 and all(m in allowed for m in cfg.methods), "methods",
            list(cfg.methods), f"a non-empty list drawn from {', '.join(allowed)}")
     _check("demc" not in cfg.methods or cfg.mh.num_chains >= 4, "mh.num_chains",
