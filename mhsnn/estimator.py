@@ -117,7 +117,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
     what the chip ran for it; a host chip's first, checking query of one weight set on two
     rows is ``diagnostics_["check_presentations"]``; ``init``'s are in it and in
     ``diagnostics_["init_presentations"]``), ``posterior_`` (ArviZ InferenceData for
-    samplers, None otherwise), ``diagnostics_`` (R-hat, ESS, acceptance; chip faults and
+    samplers, None otherwise; ``lp`` where the method's trace is the log posterior, else
+    ``trace``, named in its attrs), ``diagnostics_`` (R-hat, ESS, acceptance; chip faults and
     retries), ``weight_sets_``, ``point_`` (the engine's unit), ``chip_point_`` (``point_``
     as the chip receives it: times ``weight_scale_``).
     """
@@ -289,7 +290,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if folder is not None:
             (folder / _CHIP_FILE).unlink(missing_ok=True)
         self.posterior_ = None if fitted.draws is None else _inference_data(
-            fitted.draws, fitted.draws_logdensity, self.method, sizes)
+            fitted.draws, fitted.draws_logdensity, self.method, sizes,
+            fitted.diagnostics.get("logdensity", "log posterior"))
         if self.predictive == "calibrated":
             self._calibrate(X, y_index, root)
         rhat = _posterior_rhat(self.diagnostics_)
@@ -604,12 +606,17 @@ def _noisy_counts(W, spikes, chip, settings, noise_keys) -> jax.Array:
     return jax.vmap(one_row, in_axes=(1, 0), out_axes=1)(spikes, noise_keys)
 
 
-def _inference_data(draws: np.ndarray, logdensity: np.ndarray, method: str, sizes):
+def _inference_data(draws: np.ndarray, logdensity: np.ndarray, method: str, sizes,
+                    trace: str = "log posterior"):
+    """ArviZ InferenceData of the draws; ``lp`` only where the trace is the log posterior
+    (another trace, a log prior or a batch estimate, is kept as ``trace`` and named)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # ArviZ announces its 1.0 refactor
         import arviz as az
 
-    return az.from_dict(posterior={"weights": draws}, sample_stats={"lp": logdensity},
+    stats = {"lp": logdensity} if trace == "log posterior" else {"trace": logdensity}
+    return az.from_dict(posterior={"weights": draws}, sample_stats=stats,
                         dims={"weights": ["weight"]},
                         coords={"weight": np.arange(draws.shape[-1])},
-                        attrs={"method": method, "network": "-".join(map(str, sizes))})
+                        attrs={"method": method, "network": "-".join(map(str, sizes)),
+                               "trace": trace})

@@ -136,3 +136,14 @@ def test_no_mixing_warning_on_a_trace_that_is_not_the_log_posterior(small):
     assert fitted.diagnostics["logdensity"] == "the log prior"
     assert np.isnan(_posterior_rhat({**fitted.diagnostics, "rhat_logdensity": 5.0}))
     assert _posterior_rhat({"rhat_logdensity": 5.0, "logdensity": "log posterior"}) == 5.0
+
+
+def test_the_posterior_has_lp_only_where_the_trace_is_the_log_posterior():
+    ds = data.load_breast_cancer()
+    X, y = ds.X[:30, :5], ds.y[:30]
+    common = {"presentations": 1e4, "chains": 4, "time_steps": 4, "num_draws": 3,
+              "weight_scale": 1.0, "random_state": 0}
+    sub = SNNClassifier(method="mh_sub", **common).fit(X, y).posterior_
+    assert "lp" not in sub.sample_stats and sub.attrs["trace"] == "the log prior"
+    pcn = SNNClassifier(method="eki_pcn", **common).fit(X, y).posterior_
+    assert "lp" in pcn.sample_stats and pcn.attrs["trace"] == "log posterior"
