@@ -178,16 +178,17 @@ def _cost_per_step(trainer: Trainer, chains: int, n_train: int, cfg: Config) -> 
 
 
 def steps_for(method: str, presentations: float, chains: int, n_train: int,
-              cfg: Config = DEFAULTS) -> int:
+              cfg: Config = DEFAULTS, hyper=None) -> int:
     """Steps (generations, epochs) a budget of ``presentations`` buys; a budget too small
-    for the method is a ValueError of one line naming the least it needs."""
+    for the method is a ValueError of one line naming the least it needs (a driven
+    method's with its settings ``hyper``, default its ``Hyper()``)."""
     trainer = check_method(method)
     if method == "ann_convert":
         return cfg.ann.steps
     if trainer.driven is not None:
         entry = trainer.driven
-        least = entry.first_cost(chains, n_train) + 2 * entry.cost(chains, n_train,
-                                                                   entry.hyper())
+        least = entry.first_cost(chains, n_train) + 2 * entry.cost(
+            chains, n_train, entry.hyper() if hyper is None else hyper)
         if presentations < least:
             raise ValueError(f"presentations={presentations:g}: {method} with {chains} "
                              f"members on {n_train} rows needs at least {least:,}")
@@ -263,13 +264,15 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     C = chains if trainer.kind in ("sampler", "ensemble") else 1
     if method == "demc" and C < 4:
         raise ValueError(f"chains={chains}: demc needs at least 4 (its population)")
-    steps = steps_for(method, presentations, C, n_train, cfg)
+    hyper = None
+    if trainer.driven is not None:
+        hyper = wide_hyper if wide_hyper is not None else method_hyper(method, method_params)
+    steps = steps_for(method, presentations, C, n_train, cfg, hyper)
     grid = chip if isinstance(chip, chips.ExternalChip) else chips.broadcast(chip, (1, C))
     if isinstance(grid, chips.ExternalChip):
         grid.grid_shape = (1, C)
     chunk = max(1, -(-steps // chunks))
     if trainer.driven is not None:  # they run to the budget, counting as they go
-        hyper = wide_hyper if wide_hyper is not None else method_hyper(method, method_params)
         out = _fit_driven(trainer.driven, key, problem, grid, settings, steps, C, num_draws,
                           cfg, stages, progress, chunks, hyper, start, at_budgets, on_budget)
         return out._replace(diagnostics={"method": method, "steps": steps, **out.diagnostics})

@@ -147,3 +147,13 @@ def test_the_posterior_has_lp_only_where_the_trace_is_the_log_posterior():
     assert "lp" not in sub.sample_stats and sub.attrs["trace"] == "the log prior"
     pcn = SNNClassifier(method="eki_pcn", **common).fit(X, y).posterior_
     assert "lp" in pcn.sample_stats and pcn.attrs["trace"] == "log posterior"
+
+
+def test_the_least_budget_is_that_of_the_settings_given(small):
+    problem, settings = small  # 24 rows: EKI's default batch is all 24, 4 x 24 a step
+    with pytest.raises(ValueError, match="needs at least 192"):
+        trainers.fit("eki", jax.random.key(0), problem, chips.ideal(), settings,
+                     presentations=100, chains=4)
+    fitted = trainers.fit("eki", jax.random.key(0), problem, chips.ideal(), settings,
+                          presentations=100, chains=4, method_params={"batch": 8})
+    assert fitted.presentations == 96  # three steps of 4 x 8
