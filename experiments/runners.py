@@ -167,10 +167,11 @@ def run_ann(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
 def fit_cells(method: str, key: jax.Array, problem: posterior.Problem, cells,
               settings: posterior.SNNSettings, cfg: Config, presentations: float,
               chains: int = 8, starts=None, at_budgets=()) -> dict:
-    """A driven method (``mhsnn.methods``) trained once per (fold, cell) of the grid, on
+    """A method of ``mhsnn.TRAINERS`` trained once per (fold, cell) of the grid, on
     the fold's training rows (``trainers.fit``; the cell's key ``fold_in(key, f S + s)``,
     ``starts`` [F, S, P] its start): {(f, s): (Fitted, {presentations: weight sets} at
-    ``at_budgets``)}. ``cells``: chips, or sigma values of ``chips.polynomial``."""
+    ``at_budgets``, a driven method's)}. ``cells``: chips, or sigma values of
+    ``chips.polynomial``."""
     from mhsnn import chips
 
     S = len(cells)
@@ -194,12 +195,13 @@ def fit_cells(method: str, key: jax.Array, problem: posterior.Problem, cells,
     return out
 
 
-def run_driven(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
+def run_per_cell(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
                key: jax.Array, eval_key: jax.Array, method: str,
                cells=None) -> tuple[Deployed, np.ndarray]:
-    """A driven method on every (fold, cell) at MH's budget (``mh.num_steps`` steps of
-    ``mh.num_chains`` chains) with ``mh.num_chains`` members: each cell's weight sets'
-    test probabilities, averaged (its BMA; one set for a point method), [F, S, 1, Nte, O],
+    """A method of ``config.grid_per_cell()`` (a driven method, an ES, SPSA) on every
+    (fold, cell) at MH's budget (``mh.num_steps`` steps of ``mh.num_chains`` chains), with
+    ``mh.num_chains`` members or chains where it has them: each cell's weight sets' test
+    probabilities, averaged (its BMA; one set for an optimiser), [F, S, 1, Nte, O],
     ``theta`` its point; and the presentations each cell's run made [F, S] (one
     checkpointed stage)."""
     cells = cfg.sigmas if cells is None else cells
@@ -267,11 +269,10 @@ def method_rows(stages: Stages, cfg: Config, problem, root: jax.Array, name: str
             r["failed_cells"] = int(out.failed[f, s].sum())
         rows += new
         raw[method] = out.probs
-    for method in (m for m in cfg.methods if m in trainers.TRAINERS
-                   and trainers.TRAINERS[m].driven is not None):
-        out, used = run_driven(stages, f"{stage_prefix}{method}", cfg, problem,
-                               keys.derive(root, "method", name, method),
-                               keys.derive(root, "evaluate", name, method), method, cells)
+    for method in (m for m in cfg.methods if m in config.grid_per_cell()):
+        out, used = run_per_cell(stages, f"{stage_prefix}{method}", cfg, problem,
+                                 keys.derive(root, "method", name, method),
+                                 keys.derive(root, "evaluate", name, method), method, cells)
         new = cell_rows(method, out.probs, problem, labels, False, extra)
         for r, (s, f) in zip(new, [(s, f) for s in range(len(cells))
                                    for f in range(used.shape[0])]):

@@ -38,12 +38,13 @@ def grid_samplers() -> tuple[str, ...]:
     return tuple(s for s in bayes.SAMPLERS if s != "pt")
 
 
-def grid_driven() -> tuple[str, ...]:
-    """The driven methods (``mhsnn.methods``) that the grid experiments also run by name:
-    one run per fold and cell at MH's budget (``experiments.runners.run_driven``)."""
-    from mhsnn import methods
+def grid_per_cell() -> tuple[str, ...]:
+    """The methods of ``mhsnn.TRAINERS`` that the grid experiments also run by name, one
+    ``trainers.fit`` per fold and cell at MH's budget (``experiments.runners.run_per_cell``):
+    the driven methods (``mhsnn.methods``) and the evolution strategies and SPSA."""
+    from mhsnn import es, methods  # here, not at the top: as grid_samplers
 
-    return tuple(methods.REGISTRY)
+    return (*methods.REGISTRY, *es.OPTIMISERS)
 
 
 LAYOUTS = ("auto", "fused", "hoisted", "reference", "blocked")  # "auto": the backend's (snn.default_layout)
@@ -136,7 +137,7 @@ class Config:
     folds: int = 5  # cross-validation folds (data efficiency: random subsets)
     sigmas: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)  # chip non-linearity strengths
     n_train: tuple[int, ...] = (10, 20, 40, 80, 160, 455)  # data-efficiency sizes N_t
-    methods: tuple[str, ...] = METHODS  # mh, pt, sg_*; grid experiments: + samplers, eki, mezo...
+    methods: tuple[str, ...] = METHODS  # mh, pt, sg_*; grid experiments: + samplers, eki, snes...
     likelihood: str = "mse"  # of MH, PT and SG: mse (the paper's) or categorical (softmax)
     softmax_scale: float = 10.0  # categorical: p(y | x, W) = softmax(scale x output rates)
     data: DataConfig = field(default_factory=DataConfig)
@@ -341,7 +342,7 @@ def validate(cfg: Config) -> Config:
     _check(cfg.likelihood in likelihood.NAMES, "likelihood", cfg.likelihood,
            " or ".join(likelihood.NAMES))
     _finite_positive("softmax_scale", cfg.softmax_scale)
-    allowed = (*ALL_METHODS, *grid_samplers(), *grid_driven())
+    allowed = (*ALL_METHODS, *grid_samplers(), *grid_per_cell())
     _check(len(cfg.methods) >= 1 and all(m in allowed for m in cfg.methods), "methods",
            list(cfg.methods), f"a non-empty list drawn from {', '.join(allowed)}")
     _check("demc" not in cfg.methods or cfg.mh.num_chains >= 4, "mh.num_chains",

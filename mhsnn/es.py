@@ -32,6 +32,14 @@ import optax
 from mhsnn import chips, posterior, snn
 
 STRATEGIES = ("snes", "open_es", "cma_es", "sep_cma_es", "spsa")
+OPTIMISERS = {  # this family's lines of the registry (mhsnn.TRAINERS), in its order
+    "snes": "separable natural evolution strategy (evosax)",
+    "open_es": "OpenAI-ES, antithetic, Adam (evosax)",
+    "cma_es": "CMA-ES (evosax)",
+    "sep_cma_es": "separable CMA-ES (evosax), for wide networks",
+    "spsa": "SPSA: antithetic Rademacher pairs, Adam on the estimate",
+    "snes_mb": "SNES scored on a fresh mini-batch of es.batch rows per generation",
+    "spsa_mb": "SPSA scored on a fresh mini-batch of es.batch rows per step"}
 # Per strategy, the ESHyper fields chosen on inner validation splits of training rows at
 # MH's tuning budget (experiments/tune_es.py, results/tuning/es_tuning.csv); the
 # query-budget experiment uses them unless es.tuned=false.

@@ -121,7 +121,7 @@ def start(out: Path, cfg: Config, experiment: str, mode: bool | str, folds: int 
     """Load the data, check it (see ``load_data``), create the output folder and the stage
     book-keeping. ``grid``: the experiment runs every method through
     ``runners.method_rows``, so ``methods`` may also name the samplers of
-    ``config.grid_samplers()`` and the driven methods of ``config.grid_driven()``; the
+    ``config.grid_samplers()`` and the per-cell methods of ``config.grid_per_cell()``; the
     others refuse them in one line."""
     t0 = time.perf_counter()
     extra = [m for m in cfg.methods if m not in config.ALL_METHODS]

@@ -63,13 +63,6 @@ _SAMPLERS = {
 }
 _GRADIENT = {"mala": "Langevin proposals from the model's gradient, accepted on the chip",
              "hmc": "Hamiltonian proposals from the model's gradient, accepted on the chip"}
-_OPTIMISERS = {"snes": "separable natural evolution strategy (evosax)",
-               "open_es": "OpenAI-ES, antithetic, Adam (evosax)",
-               "cma_es": "CMA-ES (evosax)",
-               "sep_cma_es": "separable CMA-ES (evosax), for wide networks",
-               "spsa": "SPSA: antithetic Rademacher pairs, Adam on the estimate",
-               "snes_mb": "SNES scored on a fresh mini-batch of es.batch rows per generation",
-               "spsa_mb": "SPSA scored on a fresh mini-batch of es.batch rows per step"}
 _BASELINES = {"sg_offline": "surrogate-gradient Adam on the ideal model, deployed on the chip",
               "sg_in_loop": "surrogate-gradient Adam, chip values with the model's derivative",
               "ann_convert": "a ReLU network trained offline, converted by data-based weight "
@@ -86,7 +79,7 @@ TRAINERS: dict[str, Trainer] = {
     **{k: Trainer(k, "sampler", False, v, exact=True) for k, v in _SAMPLERS.items()},
     **{k: Trainer(k, "sampler", True, v, exact=True) for k, v in _GRADIENT.items()},
     **{k: _driven(entry) for k, entry in methods.REGISTRY.items()},
-    **{k: Trainer(k, "optimiser", False, v) for k, v in _OPTIMISERS.items()},
+    **{k: Trainer(k, "optimiser", False, v) for k, v in es.OPTIMISERS.items()},
     # the ANN conversion begins from its own start (a ReLU network trained, then converted)
     **{k: Trainer(k, "baseline", True, v, k != "ann_convert") for k, v in _BASELINES.items()},
 }

@@ -88,13 +88,14 @@ def test_sigma_sweep_end_to_end(tmp_path):
 
 def test_data_efficiency_end_to_end(tmp_path):
     # any sampler of TRAINERS runs in a grid experiment by name, beside the paper's "mh", and
-    # so does a driven method (mhsnn.methods), one run per cell at MH's budget
+    # so do a driven method (mhsnn.methods) and an ES, one run per cell at MH's budget
     data_efficiency.main([*TINY, "--set", "n_train=[10, 30]",
-                          "--set", "methods=['mh', 'sg_offline', 'rw_adapt', 'mezo']",
+                          "--set", "methods=['mh', 'sg_offline', 'rw_adapt', 'mezo', 'spsa']",
                           "--out", str(tmp_path)])
     rows = _rows(tmp_path / "data_efficiency.csv")
-    # methods (mh, rw_adapt: W*, BMA, votes each; sg_offline; mezo) x n_train x sigmas x folds
-    assert len(rows) == 8 * 2 * 2 * 2
+    # methods (mh, rw_adapt: W*, BMA, votes each; sg_offline; mezo; spsa) x n_train x
+    # sigmas x folds
+    assert len(rows) == 9 * 2 * 2 * 2
     assert {r["method"] for r in rows} >= {"rw_adapt_mean", "rw_adapt_bma", "rw_adapt_vote"}
     cost = {(r["method"], r["n_train"]): int(r["presentations"]) for r in rows}
     assert cost[("rw_adapt_bma", "30")] == cost[("mh_bma", "30")] == 2 * 201 * 30
@@ -102,6 +103,11 @@ def test_data_efficiency_end_to_end(tmp_path):
         spent = {int(r["presentations"]) for r in rows
                  if r["method"] == "mezo" and r["n_train"] == str(n)}
         assert spent == {2 * 201 * n}, spent
+        # SPSA's generations of its 8 evaluations on every row, whole, within that budget
+        spent = {int(r["presentations"]) for r in rows
+                 if r["method"] == "spsa" and r["n_train"] == str(n)}
+        assert len(spent) == 1 and 0 < min(spent) <= 2 * 201 * n
+        assert min(spent) % (8 * n) == 0, spent
     assert {r["n_train"] for r in rows} == {"10", "30"}
     assert {int(r["n_test"]) for r in rows if r["n_train"] == "10"} == {559}
     assert (tmp_path / "accuracy_vs_ntrain.png").exists()
