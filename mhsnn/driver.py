@@ -93,11 +93,10 @@ def run(name: str, algorithm: Algorithm, key: jax.Array, target: Target, theta0:
     method's own report."""
     state0, advance, done = setup(algorithm, key, target, marks)
     chunk = max(1, -(-algorithm.steps // chunks))
-    report = None
-    if progress:
-        def report(host):
-            print(f"[{name}] {int(host.used):,}/{int(target.budget):,} presentations",
-                  file=sys.stderr, flush=True)
+
+    def report(host):
+        print(f"[{name}] {int(host.used):,}/{int(target.budget):,} presentations",
+              file=sys.stderr, flush=True)
 
     def finish(host):
         stored = min(int(host.stored), host.draws.shape[0])
@@ -113,4 +112,4 @@ def run(name: str, algorithm: Algorithm, key: jax.Array, target: Target, theta0:
         return state0._replace(inner=algorithm.init(init_key, theta0))
 
     return runs.run_stage(stages, name, start, lambda s: advance(s, chunk), done, finish,
-                          report)
+                          report if progress else None)
