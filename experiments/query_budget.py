@@ -42,7 +42,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -116,8 +115,7 @@ def run(cfg, out, mode) -> list[dict]:
         per_gen = es.population_size(hyper) * n_train
         chunk_presentations = per_gen * GENERATIONS_PER_CHUNK
         k_run = keys.derive(key, "method", EXPERIMENT, name)
-        starts = jax.vmap(lambda k: sgd.init_theta(k, sg_hyper, settings.sizes))(
-            jax.random.split(jax.random.fold_in(k_run, 1), F * S)).reshape(F, S, dim)
+        starts = runners.sg_starts(k_run, F, S, settings.sizes, cfg)
         state0, advance = es.grid_trainer(k_run, problem, chip, hyper, settings,
                                           GENERATIONS_PER_CHUNK, starts)
         init = (state0, jnp.zeros((len(budgets), F, S, dim)), jnp.zeros(len(budgets)))
@@ -156,8 +154,7 @@ def run(cfg, out, mode) -> list[dict]:
     chip = methods.grid_chip(F, cfg.sigmas, 1)
     for name in DRIVEN:
         k_run = keys.derive(key, "method", EXPERIMENT, name)
-        starts = jax.vmap(lambda k: sgd.init_theta(k, sg_hyper, settings.sizes))(
-            jax.random.split(jax.random.fold_in(k_run, 1), F * S)).reshape(F, S, dim)
+        starts = runners.sg_starts(k_run, F, S, settings.sizes, cfg)
         template = {"snaps": np.zeros((len(budgets), F, S, dim), np.float32),
                     "used": np.zeros((len(budgets), F, S), np.int64)}
         outcome = run_once(stages, name, lambda name=name, k_run=k_run, starts=starts:

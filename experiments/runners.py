@@ -195,12 +195,25 @@ def fit_cells(method: str, key: jax.Array, problem: posterior.Problem, cells,
     return out
 
 
+def sg_starts(key: jax.Array, F: int, S: int, sizes, cfg: Config) -> jax.Array:
+    """A start per (fold, cell), [F, S, P], drawn as SG's initial weights (``sg.init_*``:
+    an active network) from ``fold_in(key, 1)``: where the query-budget experiment starts
+    the ES, SPSA and the driven methods, and ``run_per_cell`` every method that takes a
+    start."""
+    hyper = trainers.sg_hyper(cfg)
+    P = snn.num_weights(sizes)
+    return jax.vmap(lambda k: sgd.init_theta(k, hyper, sizes))(
+        jax.random.split(jax.random.fold_in(key, 1), F * S)).reshape(F, S, P)
+
+
 def run_per_cell(stages: Stages, stage: str, cfg: Config, problem: posterior.Problem,
                key: jax.Array, eval_key: jax.Array, method: str,
                cells=None) -> tuple[Deployed, np.ndarray]:
     """A method of ``config.grid_per_cell()`` (a driven method, an ES, SPSA) on every
     (fold, cell) at MH's budget (``mh.num_steps`` steps of ``mh.num_chains`` chains), with
-    ``mh.num_chains`` members or chains where it has them: each cell's weight sets' test
+    ``mh.num_chains`` members or chains where it has them, started where SG starts
+    (``sg_starts``; MH's zero-mean start is a silent network, on which every perturbation
+    scores the same) when it takes a start: each cell's weight sets' test
     probabilities, averaged (its BMA; one set for an optimiser), [F, S, 1, Nte, O],
     ``theta`` its point; and the presentations each cell's run made [F, S] (one
     checkpointed stage)."""
@@ -210,13 +223,16 @@ def run_per_cell(stages: Stages, stage: str, cfg: Config, problem: posterior.Pro
     n_train = int(np.asarray(problem.train_mask).sum(-1).max())
     budget = training_presentations("mh", cfg, n_train)
     Nte, O = problem.test_spikes.shape[2], problem.num_classes
+    starts = None
+    if trainers.TRAINERS[method].starts:  # where SG starts: MH's zero-mean start is silent
+        starts = sg_starts(key, F, S, settings.sizes, cfg)
 
     def compute():
         probs = np.zeros((F, S, 1, Nte, O), np.float32)
         theta = np.zeros((F, S, 1, snn.num_weights(settings.sizes)), np.float32)
         used = np.zeros((F, S), np.int64)
         for (f, s), (fitted, _) in fit_cells(method, key, problem, cells, settings, cfg,
-                                              budget, cfg.mh.num_chains).items():
+                                              budget, cfg.mh.num_chains, starts).items():
             W = jnp.asarray(fitted.weight_sets)[None]  # [1, R, P]
             one = jax.tree.map(lambda x: x[f:f + 1], problem)
             p = sgd.deployed_probabilities(W, one, grid_chip(1, [cells[s]], W.shape[1]),
