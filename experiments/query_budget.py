@@ -155,11 +155,9 @@ def run(cfg, out, mode) -> list[dict]:
     for name in DRIVEN:
         k_run = keys.derive(key, "method", EXPERIMENT, name)
         starts = runners.sg_starts(k_run, F, S, settings.sizes, cfg)
-        template = {"snaps": np.zeros((len(budgets), F, S, dim), np.float32),
-                    "used": np.zeros((len(budgets), F, S), np.int64)}
         outcome = run_once(stages, name, lambda name=name, k_run=k_run, starts=starts:
                            _driven(name, k_run, problem, cfg, settings, budgets, starts),
-                           template)
+                           _snapshots(len(budgets), F, S, dim))
         k_eval = keys.derive(key, "evaluate", EXPERIMENT, name)
         for i in range(len(budgets)):
             used = outcome["used"][i]
@@ -211,9 +209,8 @@ def _driven(name, k_run, problem, cfg, settings, budgets, starts) -> dict[str, n
     """A driven method run once per cell (fold x sigma) to the last budget
     (``runners.fit_cells``): its members' mean at each budget point ([K, F, S, P]) and the
     presentations then ([K, F, S])."""
-    F, S, P = starts.shape
-    snaps = np.zeros((len(budgets), F, S, P), np.float32)
-    used = np.zeros((len(budgets), F, S), np.int64)
+    out = _snapshots(len(budgets), *starts.shape)
+    snaps, used = out["snaps"], out["used"]
     fits = runners.fit_cells(name, k_run, problem, cfg.sigmas, settings, cfg, budgets[-1],
                              starts=starts, at_budgets=budgets)
     for (f, s), (_, points) in fits.items():
@@ -222,7 +219,12 @@ def _driven(name, k_run, problem, cfg, settings, budgets, starts) -> dict[str, n
             if within:
                 used[i, f, s] = max(within)
                 snaps[i, f, s] = points[max(within)].mean(0)
-    return {"snaps": snaps, "used": used}
+    return out
+
+
+def _snapshots(K: int, F: int, S: int, P: int) -> dict[str, np.ndarray]:
+    """Empty positions at K budget points per cell and the presentations then."""
+    return {"snaps": np.zeros((K, F, S, P), np.float32), "used": np.zeros((K, F, S), np.int64)}
 
 
 def _curves(rows):

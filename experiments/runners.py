@@ -227,10 +227,13 @@ def run_per_cell(stages: Stages, stage: str, cfg: Config, problem: posterior.Pro
     if trainers.TRAINERS[method].starts:  # where SG starts: MH's zero-mean start is silent
         starts = sg_starts(key, F, S, settings.sizes, cfg)
 
+    template = {"probs": np.zeros((F, S, 1, Nte, O), np.float32),
+                "theta": np.zeros((F, S, 1, snn.num_weights(settings.sizes)), np.float32),
+                "used": np.zeros((F, S), np.int64)}
+
     def compute():
-        probs = np.zeros((F, S, 1, Nte, O), np.float32)
-        theta = np.zeros((F, S, 1, snn.num_weights(settings.sizes)), np.float32)
-        used = np.zeros((F, S), np.int64)
+        out = {k: v.copy() for k, v in template.items()}
+        probs, theta, used = out["probs"], out["theta"], out["used"]
         for (f, s), (fitted, _) in fit_cells(method, key, problem, cells, settings, cfg,
                                               budget, cfg.mh.num_chains, starts).items():
             W = jnp.asarray(fitted.weight_sets)[None]  # [1, R, P]
@@ -239,11 +242,8 @@ def run_per_cell(stages: Stages, stage: str, cfg: Config, problem: posterior.Pro
                                            settings, jax.random.fold_in(eval_key, f * S + s))
             probs[f, s, 0] = np.asarray(p)[0].mean(0)
             theta[f, s, 0], used[f, s] = fitted.point, fitted.presentations
-        return {"probs": probs, "theta": theta, "used": used}
+        return out
 
-    template = {"probs": np.zeros((F, S, 1, Nte, O), np.float32),
-                "theta": np.zeros((F, S, 1, snn.num_weights(settings.sizes)), np.float32),
-                "used": np.zeros((F, S), np.int64)}
     out = run_once(stages, stage, compute, template)
     return Deployed(out["probs"], out["theta"], None), out["used"]
 

@@ -69,7 +69,6 @@ _BASELINES = {"sg_offline": "surrogate-gradient Adam on the ideal model, deploye
                              "normalisation (mhsnn.convert), deployed on the chip"}
 
 
-
 def _driven(entry: methods.Entry) -> Trainer:
     return Trainer(entry.name, entry.kind, entry.uses_model, entry.about, entry.starts,
                    entry.exact, entry)
@@ -361,7 +360,7 @@ def _fit_driven(entry: methods.Entry, key, problem, chip, settings, budget, J, n
                 on_budget=None) -> Fitted:
     target = methods.make_target(problem, chip, settings, mh_hyper(cfg), budget, J, num_draws,
                                  entry.name)
-    algorithm = entry.build(target, hyper or entry.hyper())
+    algorithm = entry.build(target, hyper)
     key_init, key_run = jax.random.split(key)
     theta0 = bayes.init_positions(key_init, mh_hyper(cfg), (1, J), target.P, start)[0]
     out = driver.run(entry.name, algorithm, key_run, target, theta0, key_init, stages,
@@ -480,5 +479,5 @@ def settings_for(sizes: tuple[int, ...], likelihood: str = "mse",
 
 
 __all__ = ["DEFAULTS", "TRAINERS", "Fitted", "Trainer", "check_method", "check_start", "config",
-           "es_hyper", "fit", "method_hyper", "mh_hyper", "one_fold_problem", "presentations_of", "settings_for",
-           "sg_hyper", "steps_for"]
+           "es_hyper", "fit", "method_hyper", "mh_hyper", "one_fold_problem", "presentations_of",
+           "settings_for", "sg_hyper", "steps_for"]

@@ -131,19 +131,20 @@ def make_target(problem: posterior.Problem, chip, settings: posterior.SNNSetting
                          f"({spikes.shape[1]} rows, {n} real); see trainers.one_fold_problem")
     grid = chip if isinstance(chip, chips.ExternalChip) else chips.broadcast(chip, (1, J))
 
-    def loglik_rows(theta, rows=None, active=None, key=None, on=None):  # each row's, [J, m]
-        x, y = (spikes, targets) if rows is None else (spikes[:, rows], targets[rows])
+    def counts(theta, rows=None, active=None, key=None, on=None):  # [1, J, m, O]
+        x = spikes if rows is None else spikes[:, rows]
         at = grid if on is None else on
-        counts = posterior.counts_on(theta[None], x[None], at, settings,
-                                     key if chips.is_noisy(at) else None,
-                                     None if active is None else active[None])
-        return posterior.row_log_likelihoods(counts, y[None], T, n, mh_hyper.lik_std,
-                                             settings)[0]
+        return posterior.counts_on(theta[None], x[None], at, settings,
+                                   key if chips.is_noisy(at) else None,
+                                   None if active is None else active[None])
+
+    def loglik_rows(theta, rows=None, active=None, key=None, on=None):  # each row's, [J, m]
+        y = targets if rows is None else targets[rows]
+        return posterior.row_log_likelihoods(counts(theta, rows, active, key, on), y[None], T,
+                                             n, mh_hyper.lik_std, settings)[0]
 
     def outputs(theta, rows, key=None):  # what the likelihood compares with the targets
-        counts = posterior.counts_on(theta[None], spikes[:, rows][None], grid, settings,
-                                     key if chips.is_noisy(grid) else None)[0]
-        return settings.lik.observed(counts / T)
+        return settings.lik.observed(counts(theta, rows, key=key)[0] / T)
 
     # the MSE row term is -e / (2 v^2 n O) with e in [0, O]; the categorical one a
     # cross-entropy of softmax(s rates), within s + log O

@@ -108,5 +108,6 @@ def half_of(target: Target, hyper: WideHyper) -> int:
 
 
 def cost(J: int, n: int, hyper: WideHyper) -> int:
-    """The most one step can cost: an EKI step, or a chain step of one point per chain."""
-    return J * max(min(hyper.batch, n), n)
+    """The most one step can cost: a chain step of one point per chain, J n (an EKI step's
+    J min(batch, n) is never more)."""
+    return J * n
