@@ -35,7 +35,6 @@ epochs; in the loop, batches of 128).
 from __future__ import annotations
 
 import argparse
-import functools
 import shutil
 import sys
 import time
@@ -44,29 +43,28 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from sklearn.feature_selection import SelectKBest, f_classif
 
 from experiments import tables
 from mhsnn import data, experiment, keys, metrics, runs, xylo
+from mhsnn.xylo_vendor import _rates, float_spec, quantised, vendor_fit
 from mhsnn.estimator import SNNClassifier
 from mhsnn.io import write_csv
 
 EXPERIMENT = "xylo"
 DEFAULTS = ["folds=3", "mh.num_chains=8"]
 HIDDEN = {"iris": 8, "wine": 8, "breast_cancer": 8, "digits": 16}
-CHIP_METHODS = ("rw", "rw_adapt_full", "pt", "snes", "sep_cma_es", "spsa")
+CHIP_METHODS = ("rw", "rw_adapt_full", "pt", "snes", "sep_cma_es", "spsa", "eki")
 VENDOR = ("vendor", "vendor_sg_in_loop")
-METHODS = CHIP_METHODS + VENDOR
+# deploy, then repair on the chip: the vendor's network, then the engine's method from it
+FROM_VENDOR = tuple(f"{m}_from_vendor" for m in ("eki", "rw_adapt_full"))
+METHODS = CHIP_METHODS + VENDOR + FROM_VENDOR
 MAX_FEATURES = xylo.MAX_INPUTS - 1  # one input is the bias channel
-VENDOR_LR, VENDOR_BATCH, VENDOR_EPOCHS = 0.01, 32, 200
 WORKERS = 2  # XyloSim processes per chip: this machine's two cores
-IN_LOOP_BATCH = 128  # rows per chip query in the loop (each step re-quantises and queries)
-TAU_MEM, TAU_SYN = 2.0**xylo.DASH_MEM, 2.0**xylo.DASH_SYN  # in dt: rockpool maps tau to dash
 NUMBERS = ("test_accuracy", "ece", "nll", "brier", "presentations", "chip_s_per_presentation",
-           "fit_s", "float_accuracy")
+           "fit_s", "float_accuracy", "init_accuracy")
 MEANS = ("test_accuracy", "nll", "brier", "ece", "presentations", "chip_s_per_presentation",
-         "fit_s", "float_accuracy")
+         "fit_s", "float_accuracy", "init_accuracy")
 
 
 def load(name: str) -> data.Dataset:
@@ -86,139 +84,41 @@ def select_features(X_train, y_train, X_test):
     return pick.transform(X_train), pick.transform(X_test)
 
 
-# ---- the vendor's workflow: rockpool's modules, mapper and quantiser ------------------------
-
-def vendor_net(F: int, H: int, O: int, key: jax.Array):
-    """rockpool's float model of Xylo's neurons: Linear -> LIF -> Linear -> LIF."""
-    nn = xylo.rockpool_module("rockpool.nn.modules")
-    Sequential = xylo.rockpool_module("rockpool.nn.combinators").Sequential
-    k1, k2 = jax.random.split(key)
-
-    def lif(n, **kw):
-        return nn.LIFJax(n, tau_mem=np.full(n, TAU_MEM * 1e-3), tau_syn=np.full(n, TAU_SYN * 1e-3),
-                         bias=np.zeros(n), threshold=np.ones(n), dt=1e-3, **kw)
-
-    def linear(a, b, k, positive=False):  # rockpool's Kaiming-uniform bound, keyed by ours
-        bound = np.sqrt(6.0 / a)
-        w = jax.random.uniform(k, (a, b), minval=-bound, maxval=bound)
-        return nn.LinearJax((a, b), has_bias=False,
-                            weight=np.asarray(jnp.abs(w) if positive else w))
-
-    # an output neuron spikes at most once a step on the chip: so does the model's
-    # rockpool's LIF surrogate is zero below threshold - 0.5: an output silent at the start
-    # never learns (with signed output weights, iris stayed at chance), so the output
-    # weights start positive, as the engine's tuned SG initialisation does (sg.init_mean2)
-    return Sequential(linear(F, H, k1), lif(H), linear(H, O, k2, positive=True),
-                      lif(O, max_spikes_per_dt=1.0))
-
-
-TRAINED = (("0_LinearJax", "weight"), ("1_LIFJax", "bias"), ("2_LinearJax", "weight"),
-           ("3_LIFJax", "bias"))  # taus (the chip's dashes) and thresholds stay fixed
-
-
-def _trainable(net) -> dict:
-    p = net.parameters()
-    return {m: {k: jnp.asarray(p[m][k])} for m, k in TRAINED}
-
-
-def _rates(net, params, spikes_btf):
-    out, _, _ = net.reset_state().set_attributes(params)(spikes_btf)
-    return out.mean(1)  # [B, O] spikes per step
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _step(net, opt, params, opt_state, x, y_onehot, chip_rates):
-    """One Adam step on the cross-entropy of softmax(output counts); with the chip's rates,
-    straight-through (in the loop: the chip's values, the model's derivative)."""
-    def loss(p):
-        rates = _rates(net, p, x)
-        if chip_rates is not None:
-            rates = rates + jax.lax.stop_gradient(chip_rates - rates)
-        return optax.softmax_cross_entropy(rates * x.shape[1], y_onehot).mean()
-    value, grads = jax.value_and_grad(loss)(params)
-    updates, opt_state = opt.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, value
-
-
-def float_spec(params, net) -> dict:
-    """rockpool's ``mapper`` of the model: its float specification for Xylo."""
-    mapper = xylo.rockpool_module("rockpool.devices.xylo.syns61201.xylo_mapper").mapper
-    graph = net.reset_state().set_attributes(params).as_graph()
-    spec = mapper(graph, weight_dtype="float", threshold_dtype="float", dash_dtype="float")
-    for key in ("mapped_graph", "dt"):
-        spec.pop(key, None)
-    return spec
-
-
-def with_params(spec: dict, params) -> dict:
-    """``spec`` with the trained arrays of ``params`` (what ``mapper`` puts there for this
-    feed-forward network: the tests check it), without re-mapping the graph each step."""
-    return {**spec, "weights_in": np.asarray(params["0_LinearJax"]["weight"]),
-            "weights_out": np.asarray(params["2_LinearJax"]["weight"]),
-            "bias": np.asarray(params["1_LIFJax"]["bias"]),
-            "bias_out": np.asarray(params["3_LIFJax"]["bias"])}
-
-
-def quantised(spec: dict) -> dict:
-    """rockpool's ``global_quantize`` of a float specification, checked against the chip."""
-    quantize = xylo.rockpool_module("rockpool.transform.quantize_methods").global_quantize
-    return xylo.check_spec({**spec, **quantize(**spec)})
-
-
-def vendor_fit(key, spikes, y, H, O, chip=None, budget=0.0, start=None):
-    """Train the float model offline (``chip=None``) or in the loop for ``budget``
-    presentations from ``start``; returns (params, net, presentations)."""
-    T, N, F = spikes.shape
-    key_init, key_batches = jax.random.split(key)
-    net = vendor_net(F, H, O, key_init)
-    params = _trainable(net) if start is None else start
-    opt = optax.adam(VENDOR_LR)
-    opt_state = opt.init(params)
-    x = jnp.swapaxes(jnp.asarray(spikes), 0, 1)  # [N, T, F]: rockpool is batch-major
-    y1 = jnp.asarray(data.one_hot(y, O))
-    rng = np.random.default_rng(int(jax.random.randint(key_batches, (), 0, 2**31 - 1)))
-    spec = float_spec(params, net) if chip is not None else None
-    used, epoch = 0, 0
-    while (epoch < VENDOR_EPOCHS) if chip is None else (used + N <= budget):
-        batch = VENDOR_BATCH if chip is None else IN_LOOP_BATCH
-        for idx in np.array_split(rng.permutation(N), max(1, N // batch)):
-            chip_rates = None
-            if chip is not None:
-                t0 = time.perf_counter()
-                counts = xylo.run_configs([quantised(with_params(spec, params))],
-                                          np.asarray(spikes)[:, idx])[0]
-                chip.seconds += time.perf_counter() - t0
-                chip.presentations += len(idx)
-                chip_rates = jnp.asarray(counts / T)
-                used += len(idx)
-            params, opt_state, _ = _step(net, opt, params, opt_state, x[idx], y1[idx],
-                                         chip_rates)
-        epoch += 1
-    return params, net, used
-
-
 # ---- one fit ---------------------------------------------------------------------------
 
-def fit_one(cfg, name, method, fold, split, ds, budget, folder) -> dict:
+def fit_one(cfg, name, method, fold, split, ds, budget, folder, defaults=False) -> dict:
     H, K = HIDDEN.get(name, 8), int(ds.y.max()) + 1
     X_train, X_test = select_features(ds.X[split.train], ds.y[split.train], ds.X[split.test])
     y_train, y_test = ds.y[split.train], ds.y[split.test]
     F = X_train.shape[1]
     t0 = time.perf_counter()
-    float_accuracy = np.nan  # the vendor's float model, before quantisation
-    if method in CHIP_METHODS:
-        chip = xylo.XyloChip((F + 1, H, K), workers=WORKERS)
-        clf = SNNClassifier(chip=chip, hidden=(H,), method=method, presentations=budget,
-                            chains=cfg.mh.num_chains, time_steps=cfg.snn.time_steps,
-                            bias_input=True, random_state=cfg.seed + fold,
-                            likelihood="mse", weight_scale=1.0,  # as committed: xylo's unit
-                            checkpoint_dir=folder, chip_retries=cfg.chip.retries,
-                            chip_timeout_s=cfg.chip.timeout_s)
+    float_accuracy = init_accuracy = np.nan  # the vendor's float model; the repair's start
+    if method in CHIP_METHODS or method in FROM_VENDOR:
+        repair = method in FROM_VENDOR
+        # from scratch as committed (xylo's own unit, a bias channel) or, with --defaults,
+        # with the estimator's defaults; from the vendor's network always with them: its
+        # thresholds are not the chip's own, so the probe learns the unit, and its bias
+        # registers take the bias channel's place
+        settings = {} if repair or defaults else dict(bias_input=True, weight_scale=1.0)
+        if repair:
+            settings["init"] = "vendor"
+        chip = xylo.XyloChip((F + ("bias_input" in settings), H, K), workers=WORKERS)
+        clf = SNNClassifier(chip=chip, hidden=(H,), method=method.removesuffix("_from_vendor"),
+                            presentations=budget, chains=cfg.mh.num_chains,
+                            time_steps=cfg.snn.time_steps, random_state=cfg.seed + fold,
+                            likelihood="mse", checkpoint_dir=folder,
+                            chip_retries=cfg.chip.retries, chip_timeout_s=cfg.chip.timeout_s,
+                            **settings)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # R-hat warnings: the sampler's own business here
             clf.fit(X_train, y_train)
-        presentations, seconds, shown = clf.presentations_, chip.seconds, chip.presentations
         probs = clf.predict_proba(X_test)
+        if repair:  # the vendor's network as deployed in this fit, on the same test rows
+            chip = clf.deployed_chip_
+            start = chip(clf.init_point_[None], np.asarray(clf._spikes(X_test)))[0]
+            init_accuracy = metrics.summary(np.asarray(metrics.probabilities(
+                jnp.asarray(start))), y_test)["test_accuracy"]
+        presentations, seconds, shown = clf.presentations_, chip.seconds, chip.presentations
         chip.close()
     else:
         scaler = data.MinMaxScaler.fit(X_train)
@@ -247,10 +147,11 @@ def fit_one(cfg, name, method, fold, split, ds, budget, folder) -> dict:
     wall = time.perf_counter() - t0
     return {**metrics.summary(probs, y_test), "presentations": presentations,
             "chip_s_per_presentation": seconds / max(shown, 1), "fit_s": round(wall, 2),
-            "float_accuracy": float_accuracy}
+            "float_accuracy": float_accuracy, "init_accuracy": init_accuracy}
 
 
-def run(cfg, out, mode, budget: float, names: list[str], methods: list[str]) -> list[dict]:
+def run(cfg, out, mode, budget: float, names: list[str], methods: list[str],
+        defaults: bool = False) -> list[dict]:
     run_ = experiment.start(out, cfg, EXPERIMENT, mode)
     stages, rows = run_.stages, []
     for name in names:
@@ -261,7 +162,7 @@ def run(cfg, out, mode, budget: float, names: list[str], methods: list[str]) -> 
                 folder = out / "checkpoints" / f"{EXPERIMENT}_{name}_{method}_fold{f}"
 
                 def fit(name=name, method=method, f=f, split=split, folder=folder, ds=ds):
-                    result = fit_one(cfg, name, method, f, split, ds, budget, folder)
+                    result = fit_one(cfg, name, method, f, split, ds, budget, folder, defaults)
                     shutil.rmtree(folder, ignore_errors=True)
                     return {k: np.float64(result[k]) for k in NUMBERS}
 
@@ -282,6 +183,7 @@ def run(cfg, out, mode, budget: float, names: list[str], methods: list[str]) -> 
     write_csv(out / "xylo_summary.csv", summary)
     experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), run_.stages,
                               {"budget": budget, "data": names, "methods": methods,
+                               "settings": "defaults" if defaults else "committed",
                                "hidden": {n: HIDDEN[n] for n in names}})
     for r in summary:
         print(f"{r['data']:14s} {r['method']:18s} {r['test_accuracy_mean']:.3f} +- "
@@ -316,6 +218,9 @@ def main(argv=None) -> None:
     ap.add_argument("--benchmark", action="store_true",
                     help="only measure the chip's presentations per second (1 and 2 workers)")
     ap.add_argument("--budget", type=float, default=1e6)
+    ap.add_argument("--defaults", action="store_true",
+                    help="the engine's methods from scratch with the estimator's defaults "
+                         "(else xylo's own unit and a bias channel, as committed)")
     ap.add_argument("--data", nargs="+", default=list(HIDDEN))
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     known, rest = ap.parse_known_args(argv)
@@ -334,7 +239,8 @@ def main(argv=None) -> None:
             print(benchmark(workers))
         return
     experiment.cli(lambda cfg, out, mode: run(cfg, out, mode, known.budget, known.data,
-                                              known.methods), __doc__, rest, DEFAULTS)
+                                              known.methods, known.defaults), __doc__, rest,
+                 DEFAULTS)
 
 
 if __name__ == "__main__":

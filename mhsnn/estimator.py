@@ -110,8 +110,13 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         of the same network (its ``chip_point_``; its ``presentations_`` count toward
         this fit's); or the name of an offline method of ``TRAINERS`` that trains the
         ideal model only ("sg_offline", "ann_convert": no chip presentations), whose
-        weights start training in the engine's unit. Every method starts from it: an
-        optimiser's weights or search mean, chains and ensemble members drawn around it.
+        weights start training in the engine's unit; or "vendor": the chip's own vendor
+        workflow (a chip that has one offers ``vendor_init(spikes, labels, seed) ->
+        (chip, weights)``: ``chips.xylo`` trains rockpool's float model offline, maps and
+        quantises it), whose deployed network (its neurons' thresholds and biases as the
+        vendor set them, ``deployed_chip_``) then trains and predicts. Every method starts
+        from it: an optimiser's weights or search mean, chains and ensemble members drawn
+        around it.
 
     Fitted: ``classes_``, ``n_features_in_``, ``presentations_`` (training only, exactly
     what the chip ran for it; a host chip's first, checking query of one weight set on two
@@ -120,7 +125,9 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
     samplers, None otherwise; ``lp`` where the method's trace is the log posterior, else
     ``trace``, named in its attrs), ``diagnostics_`` (R-hat, ESS, acceptance; chip faults and
     retries), ``weight_sets_``, ``point_`` (the engine's unit), ``chip_point_`` (``point_``
-    as the chip receives it: times ``weight_scale_``).
+    as the chip receives it: times ``weight_scale_``), ``init_point_`` (where training
+    started, as the chip receives it; None without ``init``), ``deployed_chip_`` (with
+    ``init="vendor"``: the chip as the vendor's workflow configured it).
     """
 
     def __init__(self, chip: object = None, hidden: tuple[int, ...] = (3,), method: str = "eki",
@@ -201,10 +208,11 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                              f"has {total:,} weights, more than {config.MAX_WEIGHTS:,}")
         return sizes
 
-    def _chip(self, sizes):
+    def _chip(self, sizes, chip=None):
         """The chip for training or prediction: a JAX chip as given, a host callable as a
-        fresh ``ExternalChip`` (training and prediction counted apart)."""
-        chip = self.chip
+        fresh ``ExternalChip`` (training and prediction counted apart); ``chip``: another
+        than ``self.chip`` (the deployed one, ``init="vendor"``)."""
+        chip = self.chip if chip is None else chip
         if chip is None:
             return chips.ideal()
         if isinstance(chip, chips.Chip):
@@ -247,6 +255,9 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if external:  # a chip of the wrong size or layout fails here, in one line
             chip.preflight(np.asarray(spikes), sizes[-1], snn.num_weights(sizes))
         checked = chip.presentations if external else 0
+        self.__dict__.pop("deployed_chip_", None)  # an earlier fit's
+        if isinstance(self.init, str) and self.init == "vendor":  # as the vendor deploys it
+            chip = self._chip(sizes, self._vendor(spikes, y_index, root))
         init_weights, init_cost, chip_unit = self._init_weights(sizes, problem, root)
         found = self._probe(chip, spikes, sizes, folder, root)
         self.weight_scale_ = found.get("weight_scale", float(self.weight_scale)
@@ -256,6 +267,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         self.settings_ = self.settings_._replace(count_range=self.count_range_)
         start = None if init_weights is None else jnp.asarray(
             init_weights / np.float32(self.weight_scale_ if chip_unit else 1.0))
+        self.init_point_ = None if start is None else np.asarray(start) * np.float32(
+            self.weight_scale_)
         chip = _at_scale(chip, self.weight_scale_)
         stages = self._stages(folder, X, y_index) if folder is not None else None
         try:
@@ -352,18 +365,36 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             path.write_text(json.dumps(summary))
         return summary
 
+    def _vendor(self, spikes, labels, root):
+        """init="vendor": the chip's own workflow on the training rows (``vendor_init``):
+        keeps the deployed chip (``deployed_chip_``) and its weights; the chip's
+        presentations are none (the vendor trains its own model offline)."""
+        fn = self.chip.fn if isinstance(self.chip, chips.ExternalChip) else self.chip
+        if not callable(getattr(fn, "vendor_init", None)):
+            name = "ideal" if fn is None else getattr(fn, "__name__", type(fn).__name__)
+            raise ValueError(f"init='vendor': the chip {name!r} has no vendor workflow (a chip "
+                             "offers one as vendor_init(spikes, labels, seed) -> (chip, "
+                             "weights); chips.xylo does)")
+        seed = jax.random.randint(keys.derive(root, "method", "fit", "vendor"), (), 0, 2**31 - 1)
+        self.deployed_chip_, self._vendor_weights = fn.vendor_init(
+            np.asarray(spikes), np.asarray(labels), int(seed))
+        return self.deployed_chip_
+
     def _init_weights(self, sizes, problem, root) -> tuple[np.ndarray | None, int, bool]:
         """``init``'s weights, what producing them cost the chip, and whether they are in the
         chip's unit (else the engine's); checked before any chip work."""
         init = self.init
         if init is None:
             return None, 0, False
+        if isinstance(init, str) and init == "vendor":
+            return trainers.check_start(self.method, self._vendor_weights, sizes, "init"), 0, \
+                True
         if isinstance(init, str):
             offline = [m for m, t in trainers.TRAINERS.items()
                        if t.kind == "baseline" and trainers.presentations_of(m, 1, 1, 1) == 0]
             if init not in offline:
                 raise ValueError(f"init={init!r}: expected a weight vector, a fitted "
-                                 f"SNNClassifier or one of {', '.join(offline)}")
+                                 f"SNNClassifier, 'vendor' or one of {', '.join(offline)}")
             fitted = trainers.fit(init, keys.derive(root, "method", "fit", init), problem,
                                   chips.ideal(), self.settings_, presentations=1.0)
             return trainers.check_start(self.method, fitted.point, sizes, "init"), 0, False
@@ -449,7 +480,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _counts_of(self, X) -> jax.Array:
         sizes = self.settings_.sizes
-        chip = _at_scale(self._chip(sizes), getattr(self, "weight_scale_", 1.0))
+        chip = _at_scale(self._chip(sizes, getattr(self, "deployed_chip_", None)),
+                         getattr(self, "weight_scale_", 1.0))
         W = jnp.asarray(self._weight_sets())[None]  # [1, S, P]
         spikes = self._spikes(X)
         if isinstance(chip, chips.Chip):

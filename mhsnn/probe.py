@@ -12,6 +12,10 @@ a silent network. The probe measures where the network wakes up instead of assum
   (weight set, row) pairs with any output spike;
 - the chosen scale is the smallest grid s at which more than half of the pairs are active:
   below it the network is mostly silent, above it every method's start is awake.
+- a chip that spikes at every scale down to the grid's end is driven by something other
+  than the weights (a deployed network's biases, ``init="vendor"``): the probe then
+  presents the network of zero weights once, and a pair is active where its counts differ
+  from that network's; the scales already presented are judged again without new queries.
 
 The chip then stores s x W for the engine's W (``chips.scaled`` for a JAX chip; the
 estimator wraps a host chip likewise), so every method's defaults are in units of the
@@ -75,33 +79,50 @@ def probe(counts: Callable[[np.ndarray], np.ndarray], num_weights: int, num_rows
     ``num_rows`` is how many rows there are (``rows`` is capped by it)."""
     rows = min(rows, num_rows)
     W = np.random.default_rng(seed).standard_normal((sets, num_weights)).astype(np.float32)
-    tried: dict[float, tuple[float, float]] = {}
-    top = 0.0
+    seen: dict[float, np.ndarray] = {}  # every scale's counts [sets, rows, O], queried once
+    base: list[np.ndarray] = []  # the network's answer at zero weights, when needed
 
-    def measure(s: float) -> bool:
-        nonlocal top
-        c = np.asarray(counts(np.float32(s) * W), np.float64)
-        top = max(top, float(c.max()) / T)
-        tried[s] = (float(np.mean(c.max(-1) > 0)), float(np.mean(c.max(-1))) / T)
-        return tried[s][0] > ACTIVE
+    def counts_at(s: float) -> np.ndarray:
+        if s not in seen:
+            seen[s] = np.asarray(counts(np.float32(s) * W), np.float64)
+        return seen[s]
+
+    def share(s: float) -> float:  # (set, row) pairs that answer the weights
+        c = counts_at(s)
+        moved = c.max(-1) > 0 if not base else np.any(c != base[0], -1)
+        return float(np.mean(moved))
 
     def grid(k: int) -> float:  # exact decades: a chip 100x off is found exactly 100x off
         return float(10.0 ** (k / 2))
 
-    k, lo, hi = 0, round(2 * np.log10(LOWEST)), round(2 * np.log10(HIGHEST))
-    if measure(grid(k)):  # awake at the engine's unit: step down to the last awake scale
-        while k > lo and measure(grid(k - 1)):
-            k -= 1
-    else:  # silent: step up to the first awake scale
-        while k < hi:
-            k += 1
-            if measure(grid(k)):
-                break
+    lo, hi = round(2 * np.log10(LOWEST)), round(2 * np.log10(HIGHEST))
+
+    def walk() -> int:
+        k = 0
+        if share(grid(k)) > ACTIVE:  # awake at the engine's unit: down to the last awake
+            while k > lo and share(grid(k - 1)) > ACTIVE:
+                k -= 1
+        else:  # silent: up to the first awake scale
+            while k < hi:
+                k += 1
+                if share(grid(k)) > ACTIVE:
+                    break
+        return k
+
+    k = walk()
+    if k == lo and share(grid(k)) > ACTIVE:
+        # spiking even at the faintest weights: the chip's own drive (a deployed network's
+        # biases) does it, not the weights. Awake then means answering otherwise than the
+        # network of zero weights; the scales already seen are judged again, not re-queried
+        base.append(np.asarray(counts(np.zeros_like(W)), np.float64))
+        k = walk()
     s = grid(k)
-    awake = tried[s][0] > ACTIVE
+    awake = share(s) > ACTIVE
     for up in REACH if reach and awake else ():
-        if k + up <= hi and grid(k + up) not in tried:
-            measure(grid(k + up))
-    order = sorted(tried)
-    return Probe(float(s), tuple(order), tuple(tried[k][0] for k in order),
-                 tuple(tried[k][1] for k in order), top, len(tried) * sets * rows, awake)
+        if k + up <= hi:
+            counts_at(grid(k + up))
+    order = sorted(seen)
+    top = max(float(c.max()) for c in seen.values()) / T
+    return Probe(float(s), tuple(order), tuple(share(x) for x in order),
+                 tuple(float(np.mean(seen[x].max(-1))) / T for x in order), top,
+                 (len(seen) + len(base)) * sets * rows, awake)

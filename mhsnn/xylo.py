@@ -36,6 +36,7 @@ sees the same channel; it takes one of the 16 inputs. Xylo's own ``bias`` regist
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import importlib
 import importlib.machinery
 import importlib.util
@@ -173,6 +174,9 @@ class XyloChip:
       dash_syn: bit-shift leak (1..15) of every neuron's synaptic current.
       clip: clip weights beyond int8 (False: refuse them, one line).
       workers: processes sharing a query's weight sets (XyloSim runs on the CPU; 1: none).
+      base: a deployed network's ``from_specification`` dict (``vendor_init``): its
+        thresholds, dashes, biases and weight shifts replace the five settings above and
+        only the weights are the engine's (None: the chip's own settings).
     """
 
     sizes: tuple[int, int, int]
@@ -186,6 +190,7 @@ class XyloChip:
     name: str = "xylo"
     seconds: float = 0.0  # wall time in XyloSim (all calls), for its cost per presentation
     presentations: int = 0  # sample presentations it ran (weight sets x samples)
+    base: dict | None = field(default=None, repr=False, compare=False)
     _pool: concurrent.futures.Executor | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
@@ -217,6 +222,9 @@ class XyloChip:
                              f"{'-'.join(map(str, self.sizes))} has {self.num_params}")
         F, H, O = self.sizes
         w = to_int8(theta, self.weight_scale, self.clip)
+        if self.base is not None:  # a deployed network's neurons, the engine's weights
+            return {**self.base, "weights_in": w[:F * H].reshape(F, H, 1),
+                    "weights_out": w[F * H:].reshape(H, O)}
         ints = lambda n, v: np.full(n, int(v), np.int64)
         return {"weights_in": w[:F * H].reshape(F, H, 1), "weights_out": w[F * H:].reshape(H, O),
                 "dash_mem": ints(H, self.dash_mem), "dash_syn": ints(H, self.dash_syn),
@@ -224,6 +232,26 @@ class XyloChip:
                 "dash_syn_out": ints(O, self.dash_syn), "threshold": ints(H, self.threshold),
                 "threshold_out": ints(O, self.threshold_out), "bias": ints(H, 0),
                 "bias_out": ints(O, 0)}
+
+    @property
+    def weight_step(self) -> float:
+        """The weight lattice's spacing in the engine's unit: one int8 step."""
+        return 1.0 / float(self.weight_scale)
+
+    def vendor_init(self, spikes, labels, seed: int = 0) -> tuple[XyloChip, np.ndarray]:
+        """SynSense's own workflow on these rows (``mhsnn.xylo_vendor``: rockpool's float
+        model trained offline, mapped, quantised): (this chip configured with the deployed
+        network's neurons, the weights [P] that give its int8 weights back exactly). What
+        ``SNNClassifier(init="vendor")`` starts from; it costs the chip no presentations."""
+        import jax
+
+        from mhsnn import xylo_vendor
+
+        spec = xylo_vendor.deploy(jax.random.key(seed), spikes, labels, self.sizes)
+        base = {k: np.asarray(v) for k, v in spec.items()
+                if v is not None and k not in ("weights_in", "weights_out")}
+        chip = dataclasses.replace(self, base=base, seconds=0.0, presentations=0, _pool=None)
+        return chip, xylo_vendor.engine_weights(spec, self.weight_scale)
 
     def __call__(self, weights, spikes) -> np.ndarray:
         weights, spikes = np.asarray(weights, np.float32), np.asarray(spikes, np.float32)

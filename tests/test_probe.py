@@ -54,6 +54,35 @@ def test_the_probe_finds_the_units_of_a_chip_and_counts_what_it_ran(unit):
     assert found.presentations == chip.presentations == len(found.scales) * 8 * 40
 
 
+class DrivenChip(UnitChip):
+    """UnitChip whose first output fires at every step whatever the weights (a deployed
+    network's bias): it spikes at every scale, so spiking no longer says where it wakes."""
+
+    def __call__(self, weights, spikes):
+        counts = np.array(super().__call__(weights, spikes))
+        counts[..., 0] = spikes.shape[0]
+        return counts
+
+
+@pytest.mark.parametrize("unit", [0.01, 100.0])
+def test_a_chip_driven_by_its_biases_is_judged_against_its_zero_weights(unit):
+    spikes = _spikes()
+
+    def run(c):
+        return probe.probe(lambda W: c(W, spikes), snn.num_weights(SIZES), 40, 10,
+                           sets=8, rows=40)
+
+    reference, chip = run(DrivenChip(1.0)), DrivenChip(unit)
+    found = run(chip)
+    assert reference.awake and reference.scale > probe.LOWEST  # not the grid's end
+    assert found.scale * unit == pytest.approx(reference.scale, rel=1e-6)
+    # the network of zero weights answers the same on every row: only what differs counts
+    assert found.active[found.scales.index(found.scale)] > probe.ACTIVE
+    # it walked down to the grid's end, then presented the zero weights once
+    assert probe.LOWEST in found.scales
+    assert found.presentations == chip.presentations == (len(found.scales) + 1) * 8 * 40
+
+
 def test_a_scaled_jax_chip_runs_the_scaled_weights_exactly():
     spikes = jnp.asarray(_spikes(12))[None]  # [1, T, N, F]
     W = jax.random.normal(jax.random.key(1), (1, 5, snn.num_weights(SIZES)))

@@ -106,7 +106,7 @@ def test_estimator_on_xylo_counts_presentations_and_checks_the_network():
 def test_vendor_workflow_maps_quantises_and_runs_on_the_chip():
     import jax
 
-    from experiments import xylo as experiment
+    from mhsnn import xylo_vendor as experiment
 
     net = experiment.vendor_net(4, 5, 3, jax.random.key(0))
     params = jax.tree.map(lambda v: v + 0.3 * jax.random.normal(jax.random.key(1), v.shape),
@@ -122,3 +122,49 @@ def test_vendor_workflow_maps_quantises_and_runs_on_the_chip():
     assert np.abs(spec["weights_in"]).max() == 127 and spec["weights_in"].dtype.kind == "i"
     counts = xylo.run_configs([spec], _spikes(np.random.default_rng(3), 6, 4, 4))
     assert counts.shape == (1, 4, 3)
+
+
+def test_the_vendors_deployed_network_is_the_start_exactly():
+    """init="vendor": the deployed chip at the start weights is rockpool's quantised
+    network, key for key, and every method begins there."""
+    import jax
+
+    from mhsnn import xylo_vendor
+
+    rng = np.random.default_rng(4)
+    spikes = _spikes(rng, 5, 30, 3, p=0.4)
+    labels = np.repeat([0, 1, 2], 10)
+    chip = chips.xylo((3, 4, 3))
+    deployed, weights = chip.vendor_init(spikes, labels, seed=5)
+    spec = xylo_vendor.deploy(jax.random.key(5), spikes, labels, (3, 4, 3))  # same seed
+    config = deployed.xylo_config(weights)
+    assert set(config) == {k for k, v in spec.items() if v is not None}
+    for key, value in spec.items():
+        if value is not None:
+            np.testing.assert_array_equal(np.asarray(config[key]).reshape(np.shape(value)),
+                                          np.asarray(value), err_msg=key)
+    assert chip.base is None and deployed.base is not None  # the user's chip is unchanged
+    np.testing.assert_array_equal(deployed(weights[None], spikes),
+                                  xylo.run_configs([spec], spikes))
+
+
+def test_the_estimator_trains_and_predicts_on_the_vendors_deployed_chip():
+    rng = np.random.default_rng(6)
+    X = rng.random((30, 3)).astype(np.float32)
+    y = np.repeat(["a", "b", "c"], 10)
+    chip = chips.xylo((3, 4, 3))
+    clf = SNNClassifier(chip=chip, hidden=(4,), method="rw", presentations=3000, chains=2,
+                        time_steps=5, init="vendor", random_state=0, num_draws=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # R-hat of so short a run
+        clf.fit(X, y)
+    deployed = clf.deployed_chip_
+    assert deployed.base is not None and chip.base is None
+    # what the chip ran: the probe and the training, on the deployed chip only
+    assert clf.presentations_ == deployed.presentations
+    assert chip.presentations == clf.diagnostics_["check_presentations"]
+    shown = deployed.presentations
+    clf.predict(X)
+    assert deployed.presentations == shown + len(X) * len(clf.weight_sets_)
+    with pytest.raises(ValueError, match="init='vendor': the chip 'ideal' has no vendor"):
+        SNNClassifier(hidden=(4,), init="vendor").fit(X, y)
