@@ -296,6 +296,9 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         self.diagnostics_ = {**fitted.diagnostics, **record, **found,
                              "weight_scale": self.weight_scale_,
                              "count_range": self.count_range_}
+        step = getattr(getattr(chip, "fn", chip), "weight_step", None)
+        if step is not None:  # the chip's lattice, in steps per engine unit
+            self.diagnostics_["lattice_steps_per_unit"] = float(self.weight_scale_) / float(step)
         if self.init is not None:
             self.diagnostics_["init_presentations"] = init_cost
         if external:  # the first query's check, apart from the training budget
@@ -569,6 +572,7 @@ class _Scaled:
     def __init__(self, fn, scale: float):
         self.fn, self.scale = fn, np.float32(scale)
         self.sizes = getattr(fn, "sizes", None)
+        self.weight_step = getattr(fn, "weight_step", None)
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
 
     def __call__(self, weights, spikes):

@@ -99,6 +99,9 @@ def test_estimator_on_xylo_counts_presentations_and_checks_the_network():
     assert checked == 2
     assert clf.presentations_ + checked == clf.diagnostics_["chip_presentations"] > checked
     assert set(clf.predict(X)) <= {"a", "b"}
+    # the chip's lattice: one int8 step is 1/10 of its unit, the engine's unit s of its
+    assert chip.weight_step == 0.1
+    assert clf.diagnostics_["lattice_steps_per_unit"] == pytest.approx(clf.weight_scale_ * 10)
     with pytest.raises(ValueError, match="chip runs the network 4-3-2; the data and hidden"):
         SNNClassifier(chip=chip, hidden=(3,), bias_input=False).fit(X, y)
 
