@@ -13,7 +13,15 @@ Per data set (iris, wine, breast cancer, digits 0-7) and stratified fold, on the
   It costs the chip no training presentations;
 - ``vendor_sg_in_loop``: that model fine-tuned with the chip in the loop: the forward
   values are XyloSim's counts of the current quantised network, the derivative the float
-  model's (straight-through), for the same budget of presentations.
+  model's (straight-through), for the same budget of presentations;
+- ``eki``, and ``eki_from_vendor``/``rw_adapt_full_from_vendor``: deploy, then repair.
+  ``SNNClassifier(init="vendor")``: the vendor's network as deployed (its thresholds and
+  bias registers on the chip, its int8 weights the start), then the method on the chip for
+  the budget, with the estimator's defaults; ``init_accuracy`` is that start's.
+
+With ``--defaults`` the engine's methods from scratch take the estimator's defaults (the
+probe's unit, no bias channel); without it, Xylo's own unit and a bias channel, the
+settings the committed results/quick/xylo.csv ran with.
 
 Xylo takes at most 16 inputs: data sets with more than 15 features keep the 15 with the
 largest ANOVA F statistic on the fold's training rows (scikit-learn's ``SelectKBest``), the
@@ -24,12 +32,12 @@ Writes xylo.csv (per data set, method and fold: accuracy, NLL, Brier, ECE, train
 presentations, chip seconds per presentation, wall time) and xylo_summary.csv (means over
 folds) to --out. Each fit is a checkpointed stage (``--resume``).
 
-    python -m experiments.xylo [--budget B] [--data NAME ...] [--methods NAME ...] [--set KEY=VALUE] [--out DIR]
+    python -m experiments.xylo [--budget B] [--data NAME ...] [--methods NAME ...] [--defaults] [--set KEY=VALUE] [--out DIR]
     python -m experiments.xylo --benchmark    # the chip's presentations per second
 
 Keys: ``folds`` (default 3), ``seed``, ``mh.num_chains`` (default 8), ``snn.time_steps``,
-the vendor's settings are fixed, untuned defaults (Adam lr 0.01, batches of 32, 200
-epochs; in the loop, batches of 128).
+the vendor's settings are fixed, untuned defaults (``mhsnn.xylo_vendor``: Adam lr 0.01,
+batches of 32, 200 epochs; in the loop, batches of 128).
 """
 
 from __future__ import annotations
