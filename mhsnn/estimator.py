@@ -228,6 +228,10 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"chip runs the network {'-'.join(map(str, runs_sizes))}; the data "
                              f"and hidden={self.hidden!r} give {'-'.join(map(str, sizes))}"
                              + (" (with bias_input's channel)" if self.bias_input else ""))
+        runs_steps = getattr(fn, "time_steps", None)  # a chip built for T steps
+        if runs_steps is not None and int(runs_steps) != int(self.time_steps):
+            raise ValueError(f"chip runs {int(runs_steps)} time steps (its time_steps); "
+                             f"time_steps={self.time_steps!r} presents {self.time_steps}")
         return chips.ExternalChip(fn, (1, 1), name=name, retries=self.chip_retries,
                                   timeout_s=self.chip_timeout_s, sizes=tuple(sizes))
 

@@ -50,6 +50,21 @@ def test_a_wrong_size_chip_fails_at_once_naming_the_network_and_layout():
     assert isinstance(cause, AssertionError) and cause.__traceback__ is not None
 
 
+def test_a_chip_that_declares_its_time_steps_refuses_others_before_any_query():
+    X, y = load_iris(return_X_y=True)
+    calls = []
+
+    def chip(weights, spikes):
+        calls.append(spikes.shape)
+        return np.zeros((weights.shape[0], spikes.shape[1], 3), np.float32)
+
+    chip.time_steps = 20
+    with pytest.raises(ValueError, match=r"chip runs 20 time steps \(its time_steps\); "
+                                         r"time_steps=10 presents 10"):
+        mhsnn.SNNClassifier(chip=chip, hidden=(2,), presentations=1e4).fit(X, y)
+    assert calls == []
+
+
 def test_tensor_answers_are_read_and_a_tensor_that_needs_grad_is_refused_at_once():
     X, y = load_iris(return_X_y=True)
     X, y = X[::3], y[::3]
