@@ -21,7 +21,7 @@ chip posterior itself), ``posterior_at_scale_summary.csv`` (means over folds) an
     python -m experiments.posterior_at_scale [--budgets 1e7 3e7] [--networks NAME ...] [--methods NAME ...] [--members J] [--set KEY=VALUE]
 
 Keys: ``folds`` (default 5), ``seed``, ``sigmas`` (default [0, 3]), ``snn.time_steps``.
-Every method runs its untuned defaults (``methods.WideHyper``, the config's tuned MH/ES/SG
+Every method runs its untuned defaults (each driven method's ``Hyper``, the config's tuned MH/ES/SG
 settings of the paper's network); nothing is tuned on test rows.
 """
 

@@ -187,6 +187,7 @@ def fit_cells(method: str, key: jax.Array, problem: posterior.Problem, cells,
             fitted = trainers.fit(method, jax.random.fold_in(key, f * S + s), fold, chip,
                                   settings, presentations=presentations, chains=chains,
                                   cfg=cfg, start=None if starts is None else starts[f, s],
+                                  method_params=cfg.method_params.get(method),
                                   at_budgets=at_budgets, on_budget=lambda u, w, p=points:
                                   p.update({u: w}))
             out[f, s] = fitted, points

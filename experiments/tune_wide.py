@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from experiments.tune_mh import inner_splits
-from mhsnn import chips, data, keys, metrics, methods, posterior, trainers
+from mhsnn import chips, data, keys, metrics, posterior, trainers
 from mhsnn.io import write_csv
 
 GRIDS = {
@@ -44,12 +44,12 @@ SIGMA, HIDDEN, MEMBERS = 3.0, 32, 64
 
 
 def _fit(method, value, problem, settings, budget, key):
-    """One setting: ES settings through the config (untuned, so the value holds), the wide
-    methods' through ``methods.WideHyper``."""
+    """One setting: ES settings through the config (untuned, so the value holds), the driven
+    methods' through ``method_params`` (their ``Hyper``)."""
     name, _ = GRIDS[method]
-    cfg, hyper = trainers.DEFAULTS, None
+    cfg, params = trainers.DEFAULTS, None
     if trainers.TRAINERS[method].driven is not None:
-        hyper = methods.WideHyper()._replace(**{name: value})
+        params = {name: value}
     else:
         base = trainers.es_hyper(cfg, method)  # the tuned values, then this one setting
         fields = {"std_init": base.std_init, "spsa_c": base.std_init,
@@ -57,7 +57,7 @@ def _fit(method, value, problem, settings, budget, key):
         cfg = replace(cfg, es=replace(cfg.es, tuned=False, **{**fields, name: value}))
     return trainers.fit(method, key, problem, chips.polynomial(SIGMA), settings,
                         presentations=budget, chains=MEMBERS, num_draws=10, cfg=cfg,
-                        wide_hyper=hyper)
+                        method_params=params)
 
 
 def main(argv=None) -> None:

@@ -139,6 +139,7 @@ class Config:
     n_train: tuple[int, ...] = (10, 20, 40, 80, 160, 455)  # data-efficiency sizes N_t
     methods: tuple[str, ...] = METHODS  # mh, pt, sg_*; grid experiments: + samplers, eki, snes...
     likelihood: str = "mse"  # of MH, PT and SG: mse (the paper's) or categorical (softmax)
+    method_params: dict = field(default_factory=dict)  # driven methods' settings: {eki = {batch = 64}}
     softmax_scale: float = 10.0  # categorical: p(y | x, W) = softmax(scale x output rates)
     data: DataConfig = field(default_factory=DataConfig)
     snn: SNNConfig = field(default_factory=SNNConfig)
@@ -183,6 +184,17 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
+def _method_settings() -> list[str]:
+    """Comment lines: every driven method's settings with their defaults, from its
+    ``Hyper`` (what ``method_params`` may set)."""
+    from mhsnn import methods  # here, not at the top: as grid_samplers
+
+    rows = ["# method_params may set, per driven method (defaults; mhsnn/methods/NAME.py):"]
+    for name, entry in methods.REGISTRY.items():
+        rows.append(f"#   {name} = {_toml_value(entry.hyper()._asdict())}")
+    return rows
+
+
 def to_toml(cfg: Config) -> str:
     """The whole resolved configuration as TOML, every key with its value and a comment;
     ``load_preset`` / ``--set`` read it back."""
@@ -196,7 +208,7 @@ def to_toml(cfg: Config) -> str:
                         + (f"  # {note}" if note else ""))
         return rows
 
-    lines = block(cfg, _comments(Config))
+    lines = block(cfg, _comments(Config)) + _method_settings()
     for name in _sections():
         section = getattr(cfg, name)
         lines += ["", f"[{name}]", *block(section, _comments(type(section)))]
@@ -204,8 +216,8 @@ def to_toml(cfg: Config) -> str:
 
 
 def _sections() -> dict[str, type]:
-    return {f.name: f.default_factory for f in fields(Config) if f.default_factory
-            is not dataclasses.MISSING}
+    return {f.name: f.default_factory for f in fields(Config)
+            if dataclasses.is_dataclass(f.default_factory)}
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
@@ -326,6 +338,21 @@ def network(cfg: Config, num_features: int, num_classes: int) -> tuple[int, ...]
     return sizes
 
 
+def _check_method_params(table: dict) -> None:
+    """``method_params``: each driven method's settings, checked against its ``Hyper``
+    (``mhsnn.methods.hyper_of``, the check the estimator's ``method_params`` passes)."""
+    from mhsnn import methods  # here, not at the top: as grid_samplers
+
+    for name, params in table.items():
+        if not isinstance(params, dict):
+            raise ConfigError(f"method_params.{name}={params!r}: expected a table of its "
+                              "settings, e.g. method_params={eki = {batch = 64}}")
+        try:
+            methods.hyper_of(name, params)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+
 def validate(cfg: Config) -> Config:
     """Range-check every field; raise ConfigError on the first bad one."""
     _check(cfg.preset in PRESETS, "preset", cfg.preset, f"one of {', '.join(PRESETS)}")
@@ -343,6 +370,7 @@ def validate(cfg: Config) -> Config:
            " or ".join(likelihood.NAMES))
     _finite_positive("softmax_scale", cfg.softmax_scale)
     allowed = (*ALL_METHODS, *grid_samplers(), *grid_per_cell())
+    _check_method_params(cfg.method_params)
     _check(len(cfg.methods) >= 1 and all(m in allowed for m in cfg.methods), "methods",
            list(cfg.methods), f"a non-empty list drawn from {', '.join(allowed)}")
     _check("demc" not in cfg.methods or cfg.mh.num_chains >= 4, "mh.num_chains",

@@ -25,7 +25,6 @@ made and the diagnostics. The estimator (``mhsnn.SNNClassifier``) is its main ca
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -93,26 +92,15 @@ def check_method(method: str) -> Trainer:
 
 def method_hyper(method: str, params: dict | None = None):
     """A driven method's ``Hyper``: its defaults with ``params`` (names of its fields) over
-    them, or a ValueError of one line naming what is wrong."""
+    them (``methods.hyper_of``), or a ValueError of one line naming what is wrong; None for
+    the other methods, which take their settings from the config."""
     trainer = check_method(method)
-    params = dict(params or {})
     if trainer.driven is None:
         if params:
             raise ValueError(f"method_params: {method} takes its settings from the config "
                              "(its section of mhsnn.config.Config), not method_params")
         return None
-    hyper = trainer.driven.hyper()
-    unknown = sorted(set(params) - set(hyper._fields))
-    if unknown:
-        raise ValueError(f"method_params: {method} has no setting {', '.join(unknown)} "
-                         f"(it has {', '.join(hyper._fields)})")
-    for name, value in params.items():
-        default = getattr(hyper, name)
-        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(
-                value) or value <= 0 or (isinstance(default, int) and value != int(value)):
-            raise ValueError(f"method_params: {method}'s {name}={value!r}: expected a "
-                             f"{'whole ' if isinstance(default, int) else ''}number > 0")
-    return hyper._replace(**{k: type(getattr(hyper, k))(v) for k, v in params.items()})
+    return methods.hyper_of(method, params)
 
 
 def mh_hyper(cfg: Config = DEFAULTS) -> bayes.MHHyper:
@@ -222,8 +210,7 @@ def _draws_for(steps: int, num_draws: int) -> Schedule:
 def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
         settings: posterior.SNNSettings, *, presentations: float, chains: int = 8,
         num_draws: int = 25, cfg: Config = DEFAULTS, stages: runs.Stages | None = None,
-        progress: bool = False, chunks: int = 20,
-        wide_hyper: methods.WideHyper | None = None, start=None,
+        progress: bool = False, chunks: int = 20, start=None,
         method_params: dict | None = None, at_budgets: Sequence[float] = (),
         on_budget: Callable[[int, np.ndarray], None] | None = None) -> Fitted:
     """Train ``method`` on ``chip`` with the training rows of ``problem`` (one fold).
@@ -233,8 +220,7 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
     (``steps_for``); ``chains``: a sampler's chains (optimisers and baselines run one);
     ``num_draws``: kept draws per chain (the BMA's weight sets). ``stages``: checkpoint
     every chunk there (a resumed ``fit`` continues from the last chunk); ``chunks``: about
-    how many chunks (progress lines, checkpoints) the run is cut into. ``wide_hyper``: the
-    settings of the driven methods (``mhsnn.methods``; default ``methods.WideHyper()``).
+    how many chunks (progress lines, checkpoints) the run is cut into.
     ``method_params``: a driven method's settings by name, over its ``Hyper`` defaults
     (``method_hyper``); the other methods take theirs from ``cfg``.
 
@@ -258,7 +244,7 @@ def fit(method: str, key: jax.Array, problem: posterior.Problem, chip,
         raise ValueError(f"chains={chains}: demc needs at least 4 (its population)")
     hyper = None
     if trainer.driven is not None:
-        hyper = wide_hyper if wide_hyper is not None else method_hyper(method, method_params)
+        hyper = method_hyper(method, method_params)
     steps = steps_for(method, presentations, C, n_train, cfg, hyper)
     grid = chip if isinstance(chip, chips.ExternalChip) else chips.broadcast(chip, (1, C))
     if isinstance(grid, chips.ExternalChip):

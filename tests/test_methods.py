@@ -31,7 +31,10 @@ def test_registry_entries_hold_behaviour():
 
 def test_method_params_override_defaults_by_name():
     assert trainers.method_hyper("eki", {"batch": 16}).batch == 16
-    assert trainers.method_hyper("eki", None) == methods.WideHyper()
+    assert trainers.method_hyper("eki", None) == methods.REGISTRY["eki"].hyper()
+    # each method has its own settings: another method's are refused by name
+    with pytest.raises(ValueError, match="smc has no setting jitter"):
+        trainers.method_hyper("smc", {"jitter": 0.1})
     for params, words in (({"nope": 1}, "no setting nope"), ({"batch": 0}, "batch=0"),
                           ({"batch": 2.5}, "whole number")):
         with pytest.raises(ValueError, match=words) as err:
@@ -113,7 +116,9 @@ def test_exact_methods_sample_a_known_gaussian_posterior(name):
     J = 16
     target, m, S = _gaussian_target(2.5e6, J, 100)
     entry = methods.REGISTRY[name]
-    algorithm = entry.build(target, methods.WideHyper(batch=20))
+    hyper = entry.hyper()  # the EKI phase's batch, for the methods that begin with one
+    algorithm = entry.build(target, hyper._replace(batch=20) if "batch" in hyper._fields
+                            else hyper)
     k_init, k_run = jax.random.split(jax.random.key(5))
     theta0 = 0.5 * jax.random.normal(k_init, (J, target.P))
     out = driver.run(name, algorithm, k_run, target, theta0, k_init, None, False, 4)
@@ -157,3 +162,21 @@ def test_the_least_budget_is_that_of_the_settings_given(small):
     fitted = trainers.fit("eki", jax.random.key(0), problem, chips.ideal(), settings,
                           presentations=100, chains=4, method_params={"batch": 8})
     assert fitted.presentations == 96  # three steps of 4 x 8
+
+
+def test_the_configs_method_params_reach_a_grid_experiments_driven_method(small):
+    from mhsnn import config
+    from mhsnn.errors import ConfigError
+    from experiments import runners
+
+    problem, settings = small
+    cfg = config.build("quick", ["method_params={eki = {batch = 8}}"])
+    assert cfg.method_params == {"eki": {"batch": 8}}
+    (fitted, _), = runners.fit_cells("eki", jax.random.key(0), problem, [1.0], settings, cfg,
+                                     2000, chains=4).values()
+    assert fitted.presentations == fitted.diagnostics["steps_run"] * 4 * 8
+    for bad, words in (("{eki = {nope = 1}}", "eki has no setting nope"),
+                       ("{rw = {batch = 8}}", "'rw' is not a driven method"),
+                       ("{eki = 3}", "expected a table of its settings")):
+        with pytest.raises(ConfigError, match=words):
+            config.build("quick", [f"method_params={bad}"])

@@ -4,7 +4,7 @@ description to dispatch on elsewhere).
 
 A method's file (``mhsnn/methods/<name>.py``) builds an ``Algorithm`` from a ``Target`` (the
 problem, the chip and the budget, with the log-likelihood and the forward runs the method
-may query) and the wide methods' settings (``WideHyper``). The driver (``mhsnn.driver``)
+may query) and its settings (its file's ``Hyper``). The driver (``mhsnn.driver``)
 runs it to its budget: it checks before every step that the step's most expensive outcome
 fits (``Algorithm.next_cost``; a host chip must never be queried past the budget), counts
 the presentations each step reports in its ``Info``, keeps snapshots and cuts the run into
@@ -23,17 +23,8 @@ import jax.numpy as jnp
 from mhsnn import chips, posterior, snn
 
 
-class WideHyper(NamedTuple):  # fixed, untuned defaults; each method reads its own fields
-    batch: int = 128  # rows per EKI/EKS step
-    jitter: float = 0.2  # EKI's additive noise per step
-    eks_dt0: float = 0.5  # EKS's step scale (dt = dt0 / ||D||)
-    mutations: int = 5  # SMC's pCN moves per stage
-    pcn_step: float = 0.3  # pCN's starting beta (adapted toward 0.25 acceptance)
-    target_acceptance: float = 0.25  # DA, mh_sub and pCN, adapted in the first half
-    sub_batch: int = 50  # mh_sub's rows per look
-    sub_eps: float = 0.05  # mh_sub's austerity error per decision
-    gess_nu: float = 10.0  # GESS's t degrees of freedom
-    gess_rounds: int = 20  # GESS's most points per chain and step
+class NoSettings(NamedTuple):
+    """The settings of a method that has none."""
 
 
 class Clock(NamedTuple):
@@ -80,7 +71,7 @@ class Entry(NamedTuple):
     deploys: str = "draws"  # "draws" (the chains' snapshots), "ensemble" or "point" (the
     #                          end positions of the members, or of an optimiser's one set)
     traces: str = "log posterior"  # what ``Info.logdensity`` is
-    hyper: type = WideHyper  # its settings, a NamedTuple with defaults
+    hyper: type = NoSettings  # its ``Hyper``: a NamedTuple of its settings, with defaults
 
 
 class Target(NamedTuple):

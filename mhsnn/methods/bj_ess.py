@@ -8,16 +8,24 @@ has no cap, would not end otherwise)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
 from mhsnn import chips
 from mhsnn.mcmc import ess
-from mhsnn.methods.base import Algorithm, Entry, Target, WideHyper, blackjax
+from mhsnn.methods import eki
+from mhsnn.methods.base import Algorithm, Entry, Target, blackjax
 from mhsnn.methods.sequence import Chains, cost, sequence
 
 
-def build(target: Target, hyper: WideHyper) -> Algorithm:
+class Hyper(NamedTuple):  # fixed, untuned defaults (GESS's nu: docs/methods.md)
+    batch: int = eki.Hyper._field_defaults["batch"]  # the EKI phase's, as EKI
+    jitter: float = eki.Hyper._field_defaults["jitter"]
+
+
+def build(target: Target, hyper: Hyper) -> Algorithm:
     J, n, grid = target.J, target.n, target.grid
     slice_move = blackjax("bj_ess").mcmc.elliptical_slice  # refuse now, in one line
     rescore = int(target.noisy)
@@ -58,4 +66,4 @@ def build(target: Target, hyper: WideHyper) -> Algorithm:
 
 ENTRY = Entry("bj_ess", "sampler", True, False,
               ("peer: EKI for half the budget, then BlackJAX's elliptical slice sampler "
-               "under the ensemble's Gaussian"), build, cost)
+               "under the ensemble's Gaussian"), build, cost, hyper=Hyper)

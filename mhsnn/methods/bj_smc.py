@@ -6,16 +6,22 @@ J n more for each snapshot's log density."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import math
 
 import jax
 import jax.numpy as jnp
 
 from mhsnn import chips
-from mhsnn.methods.base import Algorithm, Entry, Info, Target, WideHyper, blackjax, query_key
+from mhsnn.methods.base import Algorithm, Entry, Info, Target, blackjax, query_key
 
 
-def build(target: Target, hyper: WideHyper) -> Algorithm:
+class Hyper(NamedTuple):  # fixed, untuned defaults
+    mutations: int = 5  # random-walk moves per stage
+
+
+def build(target: Target, hyper: Hyper) -> Algorithm:
     bj = blackjax("bj_smc")
     J, n, P, grid = target.J, target.n, target.P, target.grid
     per_step = cost(J, n, hyper)
@@ -54,10 +60,10 @@ def build(target: Target, hyper: WideHyper) -> Algorithm:
         report=lambda host: {"beta": float(host.tempering_param)})
 
 
-def cost(J: int, n: int, hyper: WideHyper) -> int:
+def cost(J: int, n: int, hyper: Hyper) -> int:
     return J * n * (hyper.mutations + 4)
 
 
 ENTRY = Entry("bj_smc", "sampler", True, False,
               ("peer: BlackJAX's adaptive tempered SMC, random-walk mutations scaled to the "
-               "particles, full data"), build, cost, starts=False)
+               "particles, full data"), build, cost, starts=False, hyper=Hyper)

@@ -5,15 +5,21 @@ half."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
 from mhsnn.mcmc import da
-from mhsnn.methods.base import (Algorithm, Entry, Info, Target, WideHyper, adapt, log_step,
+from mhsnn.methods.base import (Algorithm, Entry, Info, Target, adapt, log_step,
                                 query_key, thinning)
 
 
-def build(target: Target, hyper: WideHyper) -> Algorithm:
+class Hyper(NamedTuple):  # fixed, untuned defaults
+    target_acceptance: float = 0.25  # the log step's aim, adapted in the first half
+
+
+def build(target: Target, hyper: Hyper) -> Algorithm:
     J, n = target.J, target.n
     first, per_step = first_cost(J, n), cost(J, n, hyper)
     steps = max(1, int((target.budget - first) // per_step))
@@ -39,7 +45,7 @@ def build(target: Target, hyper: WideHyper) -> Algorithm:
                      lambda state: state[0].position, steps, first)
 
 
-def cost(J: int, n: int, hyper: WideHyper) -> int:
+def cost(J: int, n: int, hyper: Hyper) -> int:
     return J * n
 
 
@@ -49,4 +55,4 @@ def first_cost(J: int, n: int) -> int:
 
 ENTRY = Entry("da", "sampler", True, True,
               "delayed-acceptance RW MH: the ideal model screens, the chip decides",
-              build, cost, first_cost)
+              build, cost, first_cost, hyper=Hyper)

@@ -5,18 +5,25 @@ unbiased estimate of the full-data -log likelihood."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
 from mhsnn.mcmc import ensemble
-from mhsnn.methods.base import Algorithm, Entry, Info, Target, WideHyper
+from mhsnn.methods.base import Algorithm, Entry, Info, Target
 
 
-def batch(target: Target, hyper: WideHyper) -> int:
+class Hyper(NamedTuple):  # fixed, untuned defaults
+    batch: int = 128  # rows per step
+    jitter: float = 0.2  # additive noise per step
+
+
+def batch(target: Target, hyper: Hyper) -> int:
     return min(hyper.batch, target.n)
 
 
-def forward(target: Target, hyper: WideHyper):
+def forward(target: Target, hyper: Hyper):
     """(forward, gamma): the members' output rates on a random batch of B rows, [J, B O],
     against the batch's one-hot targets [B O], and the observation noise."""
     B, J = batch(target, hyper), target.J
@@ -31,7 +38,7 @@ def forward(target: Target, hyper: WideHyper):
     return run, target.lik_std ** 2 * B * target.O
 
 
-def step(target: Target, hyper: WideHyper):
+def step(target: Target, hyper: Hyper):
     """One EKI step as (key, ensemble) -> (ensemble, Info): the combinators' first phase."""
     run, gamma = forward(target, hyper)
 
@@ -43,7 +50,7 @@ def step(target: Target, hyper: WideHyper):
     return one
 
 
-def build(target: Target, hyper: WideHyper) -> Algorithm:
+def build(target: Target, hyper: Hyper) -> Algorithm:
     one, per_step = step(target, hyper), cost(target.J, target.n, hyper)
     return Algorithm(init=lambda key, theta0: ensemble.init(theta0),
                      step=lambda key, state, clock: one(key, state),
@@ -52,10 +59,10 @@ def build(target: Target, hyper: WideHyper) -> Algorithm:
                      steps=max(1, int(target.budget // per_step)))
 
 
-def cost(J: int, n: int, hyper: WideHyper) -> int:
+def cost(J: int, n: int, hyper: Hyper) -> int:
     return J * min(hyper.batch, n)
 
 
 ENTRY = Entry("eki", "ensemble", False, False,
               "ensemble Kalman inversion on mini-batches: an optimiser with an ensemble",
-              build, cost, deploys="ensemble", traces="a mini-batch estimate")
+              build, cost, deploys="ensemble", traces="a mini-batch estimate", hyper=Hyper)

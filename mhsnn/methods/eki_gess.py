@@ -6,14 +6,25 @@ scored on the step's read noise, on which the slice is cut."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax.numpy as jnp
 
 from mhsnn.mcmc import ess
-from mhsnn.methods.base import Algorithm, Entry, Target, WideHyper
+from mhsnn.methods import eki
+from mhsnn.methods.base import Algorithm, Entry, Target
 from mhsnn.methods.sequence import Chains, cost, sequence
 
 
-def build(target: Target, hyper: WideHyper) -> Algorithm:
+class Hyper(NamedTuple):  # fixed, untuned defaults (GESS's nu: docs/methods.md)
+    batch: int = eki.Hyper._field_defaults["batch"]  # the EKI phase's, as EKI
+    jitter: float = eki.Hyper._field_defaults["jitter"]
+    pcn_step: float = 0.3  # the chains' starting adapted quantity
+    gess_nu: float = 10.0  # the t degrees of freedom
+    gess_rounds: int = 20  # the most points per chain and step
+
+
+def build(target: Target, hyper: Hyper) -> Algorithm:
     J, n = target.J, target.n
     rescore = int(target.noisy)
 
@@ -38,4 +49,4 @@ def build(target: Target, hyper: WideHyper) -> Algorithm:
 
 ENTRY = Entry("eki_gess", "sampler", True, False,
               ("EKI for half the budget, then generalised elliptical slice sampling "
-               "re-centred on its ensemble"), build, cost)
+               "re-centred on its ensemble"), build, cost, hyper=Hyper)

@@ -4,14 +4,24 @@ through ``sequence``): exact. A chain step costs J n; pCN's beta adapts toward
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax.numpy as jnp
 
 from mhsnn.mcmc import pcn
-from mhsnn.methods.base import Algorithm, Entry, Target, WideHyper, adapt
+from mhsnn.methods import eki
+from mhsnn.methods.base import Algorithm, Entry, Target, adapt
 from mhsnn.methods.sequence import Chains, cost, half_of, sequence
 
 
-def build(target: Target, hyper: WideHyper) -> Algorithm:
+class Hyper(NamedTuple):  # fixed, untuned defaults (GESS's nu: docs/methods.md)
+    batch: int = eki.Hyper._field_defaults["batch"]  # the EKI phase's, as EKI
+    jitter: float = eki.Hyper._field_defaults["jitter"]
+    pcn_step: float = 0.3  # pCN's starting beta
+    target_acceptance: float = 0.25  # beta's aim, adapted in the chains' first half
+
+
+def build(target: Target, hyper: Hyper) -> Algorithm:
     J, n = target.J, target.n
     half = half_of(target, hyper)
 
@@ -33,4 +43,4 @@ def build(target: Target, hyper: WideHyper) -> Algorithm:
 
 ENTRY = Entry("eki_pcn", "sampler", True, False,
               "EKI for half the budget, then pCN chains re-centred on its ensemble",
-              build, cost)
+              build, cost, hyper=Hyper)

@@ -3,12 +3,19 @@ approximate posterior. A step costs J B presentations, as EKI's."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from mhsnn.mcmc import ensemble
 from mhsnn.methods import eki
-from mhsnn.methods.base import Algorithm, Entry, Info, Target, WideHyper
+from mhsnn.methods.base import Algorithm, Entry, Info, Target
 
 
-def build(target: Target, hyper: WideHyper) -> Algorithm:
+class Hyper(NamedTuple):  # fixed, untuned defaults
+    batch: int = eki.Hyper._field_defaults["batch"]  # rows per step, as EKI
+    eks_dt0: float = 0.5  # the step scale (dt = dt0 / ||D||)
+
+
+def build(target: Target, hyper: Hyper) -> Algorithm:
     run, gamma = eki.forward(target, hyper)
     per_step = eki.cost(target.J, target.n, hyper)
 
@@ -25,4 +32,4 @@ def build(target: Target, hyper: WideHyper) -> Algorithm:
 
 ENTRY = Entry("eks", "sampler", False, False,
               "ensemble Kalman sampler on mini-batches: approximate posterior",
-              build, eki.cost, traces="a mini-batch estimate")
+              build, eki.cost, traces="a mini-batch estimate", hyper=Hyper)

@@ -10,4 +10,5 @@ from mhsnn.methods.base import Entry
 ENTRY = Entry("mh_conf", "sampler", False, False,
               ("subsampled RW MH, the confidence sampler (empirical Bernstein bound, "
                "delta 0.05): decides from row subsets"),
-              mh_sub.subsampled("confidence"), mh_sub.cost, traces="the log prior")
+              mh_sub.subsampled("confidence"), mh_sub.cost, traces="the log prior",
+              hyper=mh_sub.Hyper)

@@ -5,17 +5,25 @@ never evaluated whole, so the trace is the log prior."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax.numpy as jnp
 
 from mhsnn.mcmc import austerity
-from mhsnn.methods.base import (Algorithm, Entry, Info, Target, WideHyper, adapt, log_step,
+from mhsnn.methods.base import (Algorithm, Entry, Info, Target, adapt, log_step,
                                 query_key, thinning)
+
+
+class Hyper(NamedTuple):  # fixed, untuned defaults
+    sub_batch: int = 50  # rows per look
+    sub_eps: float = 0.05  # the austerity error (the confidence sampler's delta) per decision
+    target_acceptance: float = 0.25  # the log step's aim, adapted in the first half
 
 
 def subsampled(rule: str):
     """The builder of subsampled MH deciding by ``rule`` (austerity.kernel's)."""
 
-    def build(target: Target, hyper: WideHyper) -> Algorithm:
+    def build(target: Target, hyper: Hyper) -> Algorithm:
         J, n = target.J, target.n
         per_step = cost(J, n, hyper)
         steps = max(1, int(target.budget // per_step))
@@ -42,10 +50,10 @@ def subsampled(rule: str):
     return build
 
 
-def cost(J: int, n: int, hyper: WideHyper) -> int:
+def cost(J: int, n: int, hyper: Hyper) -> int:
     return 2 * J * (-(-n // hyper.sub_batch)) * hyper.sub_batch
 
 
 ENTRY = Entry("mh_sub", "sampler", False, False,
               "subsampled RW MH (austerity test, eps 0.05): decides from row subsets",
-              subsampled("austerity"), cost, traces="the log prior")
+              subsampled("austerity"), cost, traces="the log prior", hyper=Hyper)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from mhsnn.mcmc import ensemble, pcn
 from mhsnn.methods import eki
-from mhsnn.methods.base import Algorithm, Info, Target, WideHyper, query_key, thinning
+from mhsnn.methods.base import Algorithm, Info, Target, query_key, thinning
 
 
 class Chains(NamedTuple):
@@ -38,14 +38,14 @@ class Chains(NamedTuple):
     keep: str = "steps"  # or "presentations"
 
 
-def plan(target: Target, hyper: WideHyper) -> tuple[int, int]:
+def plan(target: Target, hyper) -> tuple[int, int]:
     """(EKI steps, chain steps) of the budget: half for EKI, the rest for the chains."""
     J, n, B = target.J, target.n, eki.batch(target, hyper)
     eki_steps = max(1, int(target.budget / 2 // (J * B)))
     return eki_steps, max(2, int((target.budget - eki_steps * J * B - J * n) // (J * n)))
 
 
-def sequence(target: Target, hyper: WideHyper, chains: Chains) -> Algorithm:
+def sequence(target: Target, hyper, chains: Chains) -> Algorithm:
     J, n, B = target.J, target.n, eki.batch(target, hyper)
     eki_step = eki.step(target, hyper)
     eki_steps, steps_after = plan(target, hyper)
@@ -102,12 +102,12 @@ def sequence(target: Target, hyper: WideHyper, chains: Chains) -> Algorithm:
                      eki_steps + steps_after)
 
 
-def half_of(target: Target, hyper: WideHyper) -> int:
+def half_of(target: Target, hyper) -> int:
     """The chain steps in the first half (adaptation's end)."""
     return thinning(plan(target, hyper)[1], target.draws)[0]
 
 
-def cost(J: int, n: int, hyper: WideHyper) -> int:
+def cost(J: int, n: int, hyper) -> int:
     """The most one step can cost: a chain step of one point per chain, J n (an EKI step's
     J min(batch, n) is never more)."""
     return J * n

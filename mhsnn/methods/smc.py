@@ -4,13 +4,20 @@ not apply. A stage costs J n presentations per mutation; the start J n once."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 
 from mhsnn.mcmc import smc
-from mhsnn.methods.base import Algorithm, Entry, Info, Target, WideHyper, query_key
+from mhsnn.methods.base import Algorithm, Entry, Info, Target, query_key
 
 
-def build(target: Target, hyper: WideHyper) -> Algorithm:
+class Hyper(NamedTuple):  # fixed, untuned defaults
+    mutations: int = 5  # pCN moves per stage
+    pcn_step: float = 0.3  # pCN's starting beta
+
+
+def build(target: Target, hyper: Hyper) -> Algorithm:
     J, n = target.J, target.n
     first, per_step = first_cost(J, n), cost(J, n, hyper)
 
@@ -34,7 +41,7 @@ def build(target: Target, hyper: WideHyper) -> Algorithm:
                      max(1, int((target.budget - first) // per_step)), first, report)
 
 
-def cost(J: int, n: int, hyper: WideHyper) -> int:
+def cost(J: int, n: int, hyper: Hyper) -> int:
     return J * n * hyper.mutations
 
 
@@ -44,4 +51,4 @@ def first_cost(J: int, n: int) -> int:
 
 ENTRY = Entry("smc", "sampler", True, False,
               "adaptive tempered SMC, pCN mutations, full data: exact as particles grow; log Z",
-              build, cost, first_cost, starts=False)
+              build, cost, first_cost, starts=False, hyper=Hyper)
