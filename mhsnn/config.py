@@ -191,7 +191,8 @@ def _method_settings() -> list[str]:
 
     rows = ["# method_params may set, per driven method (defaults; mhsnn/methods/NAME.py):"]
     for name, entry in methods.REGISTRY.items():
-        rows.append(f"#   {name} = {_toml_value(entry.hyper()._asdict())}")
+        settings = ", ".join(f"{k}={_toml_value(v)}" for k, v in entry.hyper()._asdict().items())
+        rows.append(f"#   {name}: {settings}")
     return rows
 
 
