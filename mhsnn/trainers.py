@@ -348,7 +348,10 @@ def _fit_driven(entry: methods.Entry, key, problem, chip, settings, budget, J, n
                                  entry.name)
     algorithm = entry.build(target, hyper)
     key_init, key_run = jax.random.split(key)
-    theta0 = bayes.init_positions(key_init, mh_hyper(cfg), (1, J), target.P, start)[0]
+    if start is None and entry.draw_start is not None:  # the method's own start
+        theta0 = entry.draw_start(key_init, target, hyper)
+    else:
+        theta0 = bayes.init_positions(key_init, mh_hyper(cfg), (1, J), target.P, start)[0]
     out = driver.run(entry.name, algorithm, key_run, target, theta0, key_init, stages,
                      progress, chunks, at_budgets)
     for used, positions in zip(out["marked_used"], out["marked"]):

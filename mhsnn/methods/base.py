@@ -72,6 +72,9 @@ class Entry(NamedTuple):
     #                          end positions of the members, or of an optimiser's one set)
     traces: str = "log posterior"  # what ``Info.logdensity`` is
     hyper: type = NoSettings  # its ``Hyper``: a NamedTuple of its settings, with defaults
+    # (key, target, hyper) -> [J, P]: its own start when none is given (None: the driver's,
+    # MH's N(init_mean, init_std^2) draws)
+    draw_start: Callable[..., jax.Array] | None = None
 
 
 class Target(NamedTuple):
@@ -96,6 +99,7 @@ class Target(NamedTuple):
     draws: int  # snapshots kept per chain
     loglik_rows: Callable[..., jax.Array]  # (theta [J, P], rows, active, key, on) -> [J, m]
     outputs: Callable[..., jax.Array]  # (theta [J, P], rows [B], key) -> observed [J, B, O]
+    rates: Callable[..., jax.Array] | None = None  # (theta, rows, key) -> chip rates [J, B, O]
 
     def loglik(self, theta, key=None, on=None, active=None):  # full data, [J]
         return self.loglik_rows(theta, None, active, key, on).sum(-1)
@@ -134,8 +138,11 @@ def make_target(problem: posterior.Problem, chip, settings: posterior.SNNSetting
         return posterior.row_log_likelihoods(counts(theta, rows, active, key, on), y[None], T,
                                              n, mh_hyper.lik_std, settings)[0]
 
+    def rates(theta, rows, key=None):  # the chip's output counts / T
+        return counts(theta, rows, key=key)[0] / T
+
     def outputs(theta, rows, key=None):  # what the likelihood compares with the targets
-        return settings.lik.observed(counts(theta, rows, key=key)[0] / T)
+        return settings.lik.observed(rates(theta, rows, key))
 
     # the MSE row term is -e / (2 v^2 n O) with e in [0, O]; the categorical one a
     # cross-entropy of softmax(s rates), within s + log O
@@ -144,7 +151,7 @@ def make_target(problem: posterior.Problem, chip, settings: posterior.SNNSetting
                   chips.broadcast(chips.ideal(), (1, J)), chips.is_noisy(chip), settings,
                   float(mh_hyper.lik_std), float(mh_hyper.prior_std),
                   float(mh_hyper.step_size), row_bound, float(budget), max(1, num_draws),
-                  loglik_rows, outputs)
+                  loglik_rows, outputs, rates)
 
 
 def query_key(key: jax.Array) -> jax.Array:
