@@ -259,21 +259,9 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if external:  # a chip of the wrong size or layout fails here, in one line
             chip.preflight(np.asarray(spikes), sizes[-1], snn.num_weights(sizes))
         checked = chip.presentations if external else 0
-        self.__dict__.pop("deployed_chip_", None)  # an earlier fit's
-        if isinstance(self.init, str) and self.init == "vendor":  # as the vendor deploys it
-            chip = self._chip(sizes, self._vendor(spikes, y_index, root))
-        init_weights, init_cost, chip_unit = self._init_weights(sizes, problem, root)
-        found = self._probe(chip, spikes, sizes, folder, root)
-        self.weight_scale_ = found.get("weight_scale", float(self.weight_scale)
-                                       if self.weight_scale != "auto" else 1.0)
+        chip, start, init_cost, found = self._units_and_start(chip, spikes, y_index, sizes,
+                                                               problem, folder, root)
         probed = found.get("probe_presentations", 0)
-        self.count_range_ = self._count_range(found)
-        self.settings_ = self.settings_._replace(count_range=self.count_range_)
-        start = None if init_weights is None else jnp.asarray(
-            init_weights / np.float32(self.weight_scale_ if chip_unit else 1.0))
-        self.init_point_ = None if start is None else np.asarray(start) * np.float32(
-            self.weight_scale_)
-        chip = _at_scale(chip, self.weight_scale_)
         stages = self._stages(folder, X, y_index) if folder is not None else None
         try:
             with chips.reporting_faults():
@@ -371,6 +359,26 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         if path is not None and folder.exists():
             path.write_text(json.dumps(summary))
         return summary
+
+    def _units_and_start(self, chip, spikes, labels, sizes, problem, folder, root):
+        """Before training: the deployed chip (``init="vendor"``), the start, and the
+        chip's units (the probe: ``weight_scale_``, ``count_range_``); returns (the chip at
+        its scale, the start in engine units or None, the start's presentations, the
+        probe's figures)."""
+        self.__dict__.pop("deployed_chip_", None)  # an earlier fit's
+        if isinstance(self.init, str) and self.init == "vendor":  # as the vendor deploys it
+            chip = self._chip(sizes, self._vendor(spikes, labels, root))
+        init_weights, init_cost, chip_unit = self._init_weights(sizes, problem, root)
+        found = self._probe(chip, spikes, sizes, folder, root)
+        self.weight_scale_ = found.get("weight_scale", float(self.weight_scale)
+                                       if self.weight_scale != "auto" else 1.0)
+        self.count_range_ = self._count_range(found)
+        self.settings_ = self.settings_._replace(count_range=self.count_range_)
+        start = None if init_weights is None else jnp.asarray(
+            init_weights / np.float32(self.weight_scale_ if chip_unit else 1.0))
+        self.init_point_ = None if start is None else np.asarray(start) * np.float32(
+            self.weight_scale_)
+        return _at_scale(chip, self.weight_scale_), start, init_cost, found
 
     def _vendor(self, spikes, labels, root):
         """init="vendor": the chip's own workflow on the training rows (``vendor_init``):
