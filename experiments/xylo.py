@@ -36,7 +36,7 @@ folds) to --out. Each fit is a checkpointed stage (``--resume``).
     python -m experiments.xylo --benchmark    # the chip's presentations per second
 
 Keys: ``folds`` (default 3), ``seed``, ``mh.num_chains`` (default 8), ``snn.time_steps``,
-the vendor's settings are fixed, untuned defaults (``mhsnn.xylo_vendor``: Adam lr 0.01,
+the vendor's settings are fixed, untuned defaults (``mhsnn.xylo``'s vendor section: Adam lr 0.01,
 batches of 32, 200 epochs; in the loop, batches of 128).
 """
 
@@ -55,7 +55,7 @@ from sklearn.feature_selection import SelectKBest, f_classif
 
 from experiments import tables
 from mhsnn import data, experiment, keys, metrics, runs, xylo
-from mhsnn.xylo_vendor import _rates, float_spec, quantised, vendor_fit
+from mhsnn.xylo import _rates, float_spec, quantised, vendor_fit
 from mhsnn.estimator import SNNClassifier
 from mhsnn.io import write_csv
 

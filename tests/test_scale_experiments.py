@@ -77,9 +77,9 @@ def test_predictives_end_to_end(tmp_path):
                     reason="the Xylo chip needs the extra: pip install 'mhsnn[xylo]'")
 def test_xylo_end_to_end(tmp_path, monkeypatch):
     from experiments import xylo
-    from mhsnn import xylo_vendor
+    from mhsnn import xylo as chip
 
-    monkeypatch.setattr(xylo_vendor, "VENDOR_EPOCHS", 5)  # the workflow's path, not its accuracy
+    monkeypatch.setattr(chip, "VENDOR_EPOCHS", 5)  # the workflow's path, not its accuracy
     monkeypatch.setattr(xylo, "WORKERS", 1)  # no process start-up (test_xylo covers workers)
     xylo.main(["--data", "iris", "--methods", "rw", "vendor", "--budget", "5e3", "--set",
                "folds=2", "--set", "snn.time_steps=4", "--out", str(tmp_path)])

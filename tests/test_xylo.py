@@ -109,19 +109,17 @@ def test_estimator_on_xylo_counts_presentations_and_checks_the_network():
 def test_vendor_workflow_maps_quantises_and_runs_on_the_chip():
     import jax
 
-    from mhsnn import xylo_vendor as experiment
-
-    net = experiment.vendor_net(4, 5, 3, jax.random.key(0))
+    net = xylo.vendor_net(4, 5, 3, jax.random.key(0))
     params = jax.tree.map(lambda v: v + 0.3 * jax.random.normal(jax.random.key(1), v.shape),
-                          experiment._trainable(net))
-    mapped = experiment.float_spec(params, net)  # rockpool's mapper on the trained graph
-    fast = experiment.with_params(experiment.float_spec(experiment._trainable(net), net), params)
+                          xylo._trainable(net))
+    mapped = xylo.float_spec(params, net)  # rockpool's mapper on the trained graph
+    fast = xylo.with_params(xylo.float_spec(xylo._trainable(net), net), params)
     for key in mapped:  # the in-loop shortcut puts the same arrays where the mapper does
         np.testing.assert_allclose(np.asarray(fast[key], float), np.asarray(mapped[key], float),
                                    rtol=1e-6)
     np.testing.assert_array_equal(mapped["dash_mem"], [xylo.DASH_MEM] * 5)  # tau_mem 8 dt
     np.testing.assert_array_equal(mapped["dash_syn"], [xylo.DASH_SYN] * 5)  # tau_syn 2 dt
-    spec = experiment.quantised(mapped)  # rockpool's global_quantize: int8 weights
+    spec = xylo.quantised(mapped)  # rockpool's global_quantize: int8 weights
     assert np.abs(spec["weights_in"]).max() == 127 and spec["weights_in"].dtype.kind == "i"
     counts = xylo.run_configs([spec], _spikes(np.random.default_rng(3), 6, 4, 4))
     assert counts.shape == (1, 4, 3)
@@ -132,14 +130,12 @@ def test_the_vendors_deployed_network_is_the_start_exactly():
     network, key for key, and every method begins there."""
     import jax
 
-    from mhsnn import xylo_vendor
-
     rng = np.random.default_rng(4)
     spikes = _spikes(rng, 5, 30, 3, p=0.4)
     labels = np.repeat([0, 1, 2], 10)
     chip = chips.xylo((3, 4, 3))
     deployed, weights = chip.vendor_init(spikes, labels, seed=5)
-    spec = xylo_vendor.deploy(jax.random.key(5), spikes, labels, (3, 4, 3))  # same seed
+    spec = xylo.deploy(jax.random.key(5), spikes, labels, (3, 4, 3))  # same seed
     config = deployed.xylo_config(weights)
     assert set(config) == {k for k, v in spec.items() if v is not None}
     for key, value in spec.items():
