@@ -41,3 +41,16 @@ def test_defaults_of_the_wide_tuning_are_its_chosen_rows():
             assert default != value
         else:
             assert default == pytest.approx(value), (method, field)
+
+
+def test_the_deep_ensembles_settings_are_sgs_tuned_ones():
+    """sg_ensemble's Hyper holds SG's tuned values (the config's sg.*, chosen in
+    sg_tuning.csv): one set of numbers in two homes, kept equal here."""
+    from mhsnn.methods import sg_ensemble
+
+    sg, mine = trainers.DEFAULTS.sg, sg_ensemble.Hyper()
+    assert mine.batch == sg.batch_size
+    for field in ("learning_rate", "init_mean1", "init_std1", "init_mean2", "init_std2"):
+        assert getattr(mine, field) == getattr(sg, field), field
+    best = max(_rows("sg_tuning.csv"), key=lambda r: float(r["val_accuracy"]))
+    assert float(best["learning_rate"]) == sg.learning_rate and best["init"] == "positive_mid"
