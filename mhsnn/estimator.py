@@ -367,8 +367,12 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         probe's figures)."""
         self.__dict__.pop("deployed_chip_", None)  # an earlier fit's
         if isinstance(self.init, str) and self.init == "vendor":  # as the vendor deploys it
-            chip = self._chip(sizes, self._vendor(spikes, labels, root))
-        init_weights, init_cost, chip_unit = self._init_weights(sizes, problem, root)
+            self.deployed_chip_, weights = self._vendor(spikes, labels, root)
+            chip = self._chip(sizes, self.deployed_chip_)
+            init_weights, init_cost, chip_unit = trainers.check_start(
+                self.method, weights, sizes, "init"), 0, True
+        else:
+            init_weights, init_cost, chip_unit = self._init_weights(sizes, problem, root)
         found = self._probe(chip, spikes, sizes, folder, root)
         self.weight_scale_ = found.get("weight_scale", float(self.weight_scale)
                                        if self.weight_scale != "auto" else 1.0)
@@ -382,8 +386,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _vendor(self, spikes, labels, root):
         """init="vendor": the chip's own workflow on the training rows (``vendor_init``):
-        keeps the deployed chip (``deployed_chip_``) and its weights; the chip's
-        presentations are none (the vendor trains its own model offline)."""
+        (the deployed chip, its weights in the chip's unit); the chip's presentations are
+        none (the vendor trains its own model offline)."""
         fn = self.chip.fn if isinstance(self.chip, chips.ExternalChip) else self.chip
         if not callable(getattr(fn, "vendor_init", None)):
             name = "ideal" if fn is None else getattr(fn, "__name__", type(fn).__name__)
@@ -391,9 +395,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                              "offers one as vendor_init(spikes, labels, seed) -> (chip, "
                              "weights); chips.xylo does)")
         seed = jax.random.randint(keys.derive(root, "method", "fit", "vendor"), (), 0, 2**31 - 1)
-        self.deployed_chip_, self._vendor_weights = fn.vendor_init(
-            np.asarray(spikes), np.asarray(labels), int(seed))
-        return self.deployed_chip_
+        return fn.vendor_init(np.asarray(spikes), np.asarray(labels), int(seed))
 
     def _init_weights(self, sizes, problem, root) -> tuple[np.ndarray | None, int, bool]:
         """``init``'s weights, what producing them cost the chip, and whether they are in the
@@ -401,9 +403,6 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         init = self.init
         if init is None:
             return None, 0, False
-        if isinstance(init, str) and init == "vendor":
-            return trainers.check_start(self.method, self._vendor_weights, sizes, "init"), 0, \
-                True
         if isinstance(init, str):
             offline = [m for m, t in trainers.TRAINERS.items()
                        if t.kind == "baseline" and trainers.presentations_of(m, 1, 1, 1) == 0]

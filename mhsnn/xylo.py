@@ -36,8 +36,8 @@ sees the same channel; it takes one of the 16 inputs. Xylo's own ``bias`` regist
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import dataclasses
+import functools
 import importlib
 import importlib.machinery
 import importlib.util
@@ -241,7 +241,7 @@ class XyloChip:
 
     @property
     def weight_step(self) -> float:
-        """The weight lattice's spacing in the engine's unit: one int8 step."""
+        """The weight lattice's spacing in the unit the chip receives: one int8 step."""
         return 1.0 / float(self.weight_scale)
 
     def vendor_init(self, spikes, labels, seed: int = 0) -> tuple[XyloChip, np.ndarray]:

@@ -17,7 +17,6 @@ REGISTRY: dict[str, Entry] = {m.ENTRY.name: m.ENTRY for m in (
     eki, eks, smc, da, mh_conf, mh_sub, eki_pcn, eki_gess, bj_ess, bj_smc, mezo, sg_ensemble)}
 
 
-
 def hyper_of(name: str, params: dict | None = None):
     """The driven method ``name``'s ``Hyper``: its defaults with ``params`` (names of its
     fields) over them, or a ValueError of one line naming what is wrong. The one check of a

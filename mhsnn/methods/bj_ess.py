@@ -20,7 +20,7 @@ from mhsnn.methods.base import Algorithm, Entry, Target, blackjax
 from mhsnn.methods.sequence import Chains, cost, sequence
 
 
-class Hyper(NamedTuple):  # fixed, untuned defaults (GESS's nu: docs/methods.md)
+class Hyper(NamedTuple):  # the EKI phase's settings (the ESS move has none)
     batch: int = eki.Hyper._field_defaults["batch"]  # the EKI phase's, as EKI
     jitter: float = eki.Hyper._field_defaults["jitter"]
 
