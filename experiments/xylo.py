@@ -33,7 +33,8 @@ presentations, chip seconds per presentation, wall time) and xylo_summary.csv (m
 folds) to --out. Each fit is a checkpointed stage (``--resume``).
 
     python -m experiments.xylo [--budget B] [--data NAME ...] [--methods NAME ...] [--defaults] [--set KEY=VALUE] [--out DIR]
-    python -m experiments.xylo --benchmark    # the chip's presentations per second
+    python -m experiments.xylo --benchmark    # the chip's presentations per second, 1 and 2
+                                              # workers, per query shape
 
 Keys: ``folds`` (default 3), ``seed``, ``mh.num_chains`` (default 8), ``snn.time_steps``,
 the vendor's settings are fixed, untuned defaults (``mhsnn.xylo``'s vendor section: Adam lr 0.01,
@@ -43,16 +44,19 @@ batches of 32, 200 epochs; in the loop, batches of 128).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.feature_selection import SelectKBest, f_classif
 
+from experiments import benchmark as benchmark_
 from experiments import tables
 from mhsnn import data, experiment, keys, metrics, runs, xylo
 from mhsnn.xylo import _rates, float_spec, quantised, vendor_fit
@@ -200,19 +204,72 @@ def run(cfg, out, mode, budget: float, names: list[str], methods: list[str],
     return rows
 
 
-def benchmark(workers: int, sizes=(5, 8, 3), sets: int = 8, rows: int = 455, T: int = 10,
-              repeats: int = 3) -> dict:
-    """XyloSim's throughput through ``chips.xylo``: sample presentations per second of a
-    query of ``sets`` random weight sets on ``rows`` Poisson rows (best of ``repeats``)."""
+# The queries the methods make on a 15-16-8 network (weight sets x rows): SG in the loop's
+# batch of 32, a point estimate's and the probe's full batch, EKI's 8 members on 128 rows,
+# the chains on a full batch and a wide ensemble's mini-batch.
+QUERIES = ((1, 32), (1, 128), (1, 1000), (2, 128), (8, 128), (8, 1000), (64, 128))
+BENCHMARK_CSV = Path("results/benchmark/xylo_workers_cpu.csv")
+
+
+def benchmark(sizes=(15, 16, 8), T: int = 10, repeats: int = 9,
+              queries=QUERIES) -> list[dict]:
+    """XyloSim's throughput through ``chips.xylo`` with 1 and 2 workers: sample presentations
+    per second of each query shape (median of ``repeats``), random weights (std 2, about
+    20 int8 steps) on Poisson rows of rate 0.3."""
     rng = np.random.default_rng(0)
-    chip = xylo.XyloChip(sizes, workers=workers)
-    weights = rng.normal(0.0, 5.0, (sets, chip.num_params)).astype(np.float32)
-    spikes = (rng.random((T, rows, sizes[0])) < 0.5).astype(np.float32)
-    chip(weights, spikes)  # start the workers
-    best = min(_timed(chip, weights, spikes) for _ in range(repeats))
-    chip.close()
-    return {"network": "-".join(map(str, sizes)), "workers": workers, "T": T,
-            "presentations_per_s": sets * rows / best, "us_per_presentation": best / (sets * rows) * 1e6}
+    rows = []
+    chips_ = {w: xylo.XyloChip(tuple(sizes), workers=w) for w in (1, 2)}
+    weights = rng.normal(0.0, 2.0, (max(c for c, _ in queries), chips_[1].num_params))
+    spikes = (rng.random((T, max(n for _, n in queries), sizes[0])) < 0.3).astype(np.float32)
+    for chip in chips_.values():
+        chip(weights[:8].astype(np.float32), spikes[:, :256])  # start the workers
+    for sets, n in queries:
+        w, s = weights[:sets].astype(np.float32), spikes[:, :n]
+        seconds = {k: float(np.median([_timed(chip, w, s) for _ in range(repeats)]))
+                   for k, chip in chips_.items()}
+        rows.append({"network": "-".join(map(str, sizes)), "sets": sets, "rows": n, "T": T,
+                     "presentations_per_s_1_worker": sets * n / seconds[1],
+                     "presentations_per_s_2_workers": sets * n / seconds[2],
+                     "speedup": seconds[1] / seconds[2], "cores": os.cpu_count(),
+                     **benchmark_.machine()})
+        print(f"{sets:3d} sets x {n:5d} rows: {rows[-1]['presentations_per_s_1_worker']:8,.0f}"
+              f" /s with 1 worker, {rows[-1]['presentations_per_s_2_workers']:8,.0f} /s with "
+              f"2 ({rows[-1]['speedup']:.2f}x)")
+    for chip in chips_.values():
+        chip.close()
+    return rows
+
+
+OVERLAP_CSV = Path("results/benchmark/xylo_busy_cpu.csv")
+
+
+def busy(methods=("eki", "sg_in_loop", "rw_adapt"), budget: float = 2e5,
+         workers: int = 2) -> list[dict]:
+    """How much of a fit's wall time the chip is busy: ``SNNClassifier`` on XyloSim
+    (digits 0-7, 15 features, 15-16-8, the estimator's defaults) for ``budget``
+    presentations, its wall time (compilation included) against the seconds spent inside
+    the chip's calls. The rest is the engine's: compiling, proposing, accepting."""
+    ds = load("digits")
+    split = data.kfold_splits(ds.y, 5, 0)[0]
+    X, _ = select_features(ds.X[split.train], ds.y[split.train], ds.X[split.test])
+    rows = []
+    for method in methods:
+        chip = xylo.XyloChip((X.shape[1], HIDDEN["digits"], 8), workers=workers)
+        clf = SNNClassifier(chip=chip, hidden=(HIDDEN["digits"],), method=method,
+                            presentations=budget, random_state=0)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf.fit(X, ds.y[split.train])
+        wall = time.perf_counter() - t0
+        chip.close()
+        rows.append({"method": method, "workers": workers, "presentations": chip.presentations,
+                     "fit_s": wall, "chip_s": chip.seconds, "chip_busy": chip.seconds / wall,
+                     "presentations_per_s": chip.presentations / wall, "cores": os.cpu_count(),
+                     **benchmark_.machine()})
+        print(f"{method:12s} {wall:6.1f} s, chip busy {chip.seconds / wall:.0%}, "
+              f"{chip.presentations / wall:,.0f} presentations/s")
+    return rows
 
 
 def _timed(chip, weights, spikes) -> float:
@@ -224,7 +281,8 @@ def _timed(chip, weights, spikes) -> float:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--benchmark", action="store_true",
-                    help="only measure the chip's presentations per second (1 and 2 workers)")
+                    help="only measure the chip's presentations per second per query shape, "
+                         f"with 1 and 2 workers (writes {BENCHMARK_CSV})")
     ap.add_argument("--budget", type=float, default=1e6)
     ap.add_argument("--defaults", action="store_true",
                     help="the engine's methods from scratch with the estimator's defaults "
@@ -243,8 +301,9 @@ def main(argv=None) -> None:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     if known.benchmark:
-        for workers in (1, 2):
-            print(benchmark(workers))
+        write_csv(BENCHMARK_CSV, benchmark())
+        write_csv(OVERLAP_CSV, busy())
+        print(f"wrote {BENCHMARK_CSV} and {OVERLAP_CSV}")
         return
     experiment.cli(lambda cfg, out, mode: run(cfg, out, mode, known.budget, known.data,
                                               known.methods, known.defaults), __doc__, rest,

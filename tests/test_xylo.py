@@ -34,16 +34,34 @@ def test_counts_equal_rockpools_xylosim_on_the_same_config():
     assert counts.sum() > 0  # the case exercises firing, not a silent chip
 
 
-def test_workers_give_the_same_counts():
+def test_workers_give_the_same_counts(monkeypatch):
     rng = np.random.default_rng(1)
     chip = chips.xylo((3, 4, 2))
     weights = rng.normal(0.0, 6.0, (3, chip.num_params)).astype(np.float32)
     spikes = _spikes(rng, 8, 5, 3)
     parallel = chips.xylo((3, 4, 2), workers=2)
-    try:
+    monkeypatch.setattr(xylo, "MIN_BLOCK", 1)  # a test-sized query is cut all the same
+    try:  # 3 sets: cut by sets; 1 set: cut by rows (this process runs one share)
         np.testing.assert_array_equal(parallel(weights, spikes), chip(weights, spikes))
+        np.testing.assert_array_equal(parallel(weights[:1], spikes), chip(weights[:1], spikes))
+        assert parallel.presentations == 4 * 5
     finally:
         parallel.close()
+
+
+def test_a_query_is_shared_by_sets_then_rows():
+    from mhsnn.xylo import share
+
+    def blocks(sets, rows, workers):
+        return [((c.start, c.stop), (n.start, n.stop)) for c, n in share(sets, rows, workers)]
+
+    assert blocks(8, 100, 1) == [((0, 8), (0, 100))]
+    assert blocks(3, 1000, 2) == [((0, 2), (0, 1000)), ((2, 3), (0, 1000))]
+    assert blocks(1, 1000, 2) == [((0, 1), (0, 500)), ((0, 1), (500, 1000))]
+    assert blocks(2, 900, 4) == [((0, 1), (0, 450)), ((0, 1), (450, 900)),
+                                 ((1, 2), (0, 450)), ((1, 2), (450, 900))]
+    assert blocks(1, 100, 2) == [((0, 1), (0, 100))]  # too little work to send away
+    assert blocks(1, 192, 8) == [((0, 1), (0, 64)), ((0, 1), (64, 128)), ((0, 1), (128, 192))]
 
 
 def test_int8_mapping_by_hand():
