@@ -18,8 +18,8 @@ Two stages (``--stage``):
 - ``select``: which settings should be the estimator's defaults. On each outer fold's
   training rows only, a stratified inner split (3/4 fit, 1/4 validation) scores every
   candidate setting (``SETTINGS``: likelihood x bias channel x weight scale x count
-  range; ``--settings`` names a subset) for every
-  chip, data set and method. Test rows are never touched. Writes any_chip_select.csv,
+  range; ``--settings`` names a subset; each with the count share, ``predictive="bma"``,
+  as committed) for every chip, data set and method. Test rows are never touched. Writes any_chip_select.csv,
   any_chip_select_summary.csv (per setting: mean validation accuracy, its ratio to
   logistic regression on the same inner rows, the share of runs that left the silent start)
   and any_chip_select_chips.csv (the same per chip and setting).
@@ -107,7 +107,9 @@ def reference(X_fit, y_fit, X_eval, y_eval, T: int, seed: int) -> float:
 def fit_one(chip_name, method, setting, X_fit, y_fit, X_eval, y_eval, hidden, T, budget,
             seed) -> dict:
     """One estimator on one chip: fitted on (X_fit, y_fit), scored on (X_eval, y_eval)."""
-    params = {} if setting is None else dict(zip(PARAMS, SETTINGS[setting]))
+    # the panel: the estimator's defaults; a select setting: as committed, the count share
+    params = {} if setting is None else {"predictive": "bma",
+                                         **dict(zip(PARAMS, SETTINGS[setting]))}
     F, K = X_fit.shape[1], int(np.max(y_fit)) + 1
     bias = params.get("bias_input", SNNClassifier().bias_input)
     chip = PANEL[chip_name]((F + int(bias), *hidden, K))

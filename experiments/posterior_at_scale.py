@@ -66,7 +66,9 @@ def estimator(cfg, network, sigma, budget, method, fold, members, folder) -> SNN
                          time_steps=cfg.snn.time_steps, random_state=cfg.seed + fold,
                          checkpoint_dir=folder, num_draws=10, likelihood="mse",
                          weight_scale=1.0,  # as committed: the engine's unit
-                         bias_input=False)
+                         bias_input=False,
+                         predictive="bma")  # as committed: the count share (predictives
+                                            # forms every candidate from the counts itself)
 
 
 def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folder):

@@ -119,6 +119,7 @@ def fit_one(cfg, name, method, fold, split, ds, budget, folder, defaults=False) 
                             presentations=budget, chains=cfg.mh.num_chains,
                             time_steps=cfg.snn.time_steps, random_state=cfg.seed + fold,
                             likelihood="mse", checkpoint_dir=folder,
+                            predictive="bma",  # as committed: the count share
                             chip_retries=cfg.chip.retries, chip_timeout_s=cfg.chip.timeout_s,
                             **settings)
         with warnings.catch_warnings():

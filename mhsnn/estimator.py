@@ -37,7 +37,8 @@ from mhsnn.config import ConfigError
 from mhsnn.metrics import votes
 
 PREDICTIVES = ("bma", "vote", "point", "calibrated")
-CALIBRATION_SHARE = 0.02  # of presentations, for "calibrated"'s rows (at least 64 rows)
+CALIBRATION_SHARE = 0.02  # of presentations, kept out of training for "calibrated"'s factor
+CALIBRATION_ROWS = 64  # the fewest rows it is learnt on (fewer sets, where the share is small)
 RHAT_WARN = 1.1  # above this the chains have not mixed (as NumPyro's summary flags it)
 _SEED_FILE = "estimator_seed"
 _PROBE_FILE = "estimator_probe.json"  # an unfinished fit's probe: a resume keeps its scale
@@ -67,15 +68,17 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
       chains: a sampler's chains (optimisers and SG train one weight set).
       time_steps: T, the length of the spike trains.
       likelihood: "mse" (the paper's) or "categorical" (softmax of the rates).
-      predictive: "bma" (mean class probabilities over the kept draws), "vote" (share of
-        draws voting for each class), "point" (the posterior mean W*, or an optimiser's
-        weights; for an optimiser these three are its one weight set), or "calibrated":
-        softmax(beta x the deployed sets' mean rates), beta learnt at the end of ``fit``
-        on a random subset of the training rows (2% of ``presentations`` / the sets, at
-        least 64 rows), presented to the chip and counted in ``presentations_``
-        (``diagnostics_["calibration_presentations"]``, ``["calibration_factor"]``).
-        Measured on digits 64-32-10 (docs/experiments/predictives.md): its NLL and ECE are
-        far below "bma"'s count share, which is under-confident.
+      predictive: "calibrated" (the default): softmax(beta x the deployed sets' mean
+        rates), beta learnt at the end of ``fit`` on a keyed random subset of the training
+        rows. 2% of ``presentations`` is kept out of training for it: every set on 2% / S
+        rows, or, where that is under 64 rows, a subset of the sets on 64 rows; counted in
+        ``presentations_`` (``diagnostics_["calibration_presentations"]``,
+        ``["calibration_factor"]``). "bma": the mean over the kept draws of each one's
+        count share, (c + 1/2) / (sum c + K/2); "vote": the share of draws voting for each
+        class; "point": the posterior mean W*, or an optimiser's weights (for an optimiser
+        "bma", "vote" and "point" use its one weight set). Measured on digits 64-32-10
+        (docs/experiments/predictives.md): the calibrated NLL and ECE are far below the
+        count share's, which is under-confident by construction, at the same accuracy.
       random_state: seed of every key (spike encoding, initialisation, proposals).
       checkpoint_dir: checkpoint every chunk there; ``fit`` again with the same folder and
         arguments continues from the last chunk (after a ``ChipError``, say).
@@ -132,7 +135,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, chip: object = None, hidden: tuple[int, ...] = (3,), method: str = "eki",
                  presentations: float = 1e7, chains: int = 8, time_steps: int = 10,
-                 likelihood: str = "mse", predictive: str = "bma",
+                 likelihood: str = "mse", predictive: str = "calibrated",
                  random_state: int | None = None, checkpoint_dir: str | Path | None = None,
                  chip_retries: int = chips.RETRIES,
                  chip_timeout_s: float | None = chips.TIMEOUT_S, progress: bool = False,
@@ -267,7 +270,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             with chips.reporting_faults():
                 fitted = trainers.fit(
                     self.method, keys.derive(root, "method", "fit", self.method), problem,
-                    chip, self.settings_, presentations=float(self.presentations) - probed,
+                    chip, self.settings_,
+                    presentations=float(self.presentations) - probed - self._reserve(),
                     chains=int(self.chains), num_draws=int(self.num_draws), stages=stages,
                     progress=bool(self.progress), start=start,
                     method_params=self.method_params)
@@ -300,8 +304,11 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         self.posterior_ = None if fitted.draws is None else _inference_data(
             fitted.draws, fitted.draws_logdensity, self.method, sizes,
             fitted.diagnostics.get("logdensity", "log posterior"))
-        if self.predictive == "calibrated":
-            self._calibrate(X, y_index, root)
+        if self.predictive == "calibrated":  # on the training chip: its counts include it
+            before = chip.fault_counts() if external else {}
+            self._calibrate(X, y_index, root, self._reserve(), chip)
+            for k, v in (chip.fault_counts() if external else {}).items():
+                self.diagnostics_[k] = self.diagnostics_.get(k, 0) + v - before[k]
         rhat = _posterior_rhat(self.diagnostics_)
         if rhat > RHAT_WARN:
             warnings.warn(f"{self.method}: the chains have not mixed (log-density R-hat "
@@ -466,20 +473,34 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                                            .digest(), "little") for row in X01], np.uint32)
         return _fold_rows(base, jnp.asarray(digests))
 
-    def _calibrate(self, X, y_index, root) -> None:
+    def _reserve(self) -> int:
+        """Presentations kept out of training for ``predictive="calibrated"``'s factor."""
+        if self.predictive != "calibrated":
+            return 0
+        return max(1, int(CALIBRATION_SHARE * float(self.presentations)))
+
+    def _calibrate(self, X, y_index, root, reserve: int, chip) -> None:
         """``predictive="calibrated"``: the factor beta of softmax(beta x the deployed sets'
         mean rates) with the least NLL (``metrics.fit_factor``) on a keyed random subset of
-        the training rows, presented to the chip and counted (``presentations_``)."""
-        S = len(self._weight_sets())
-        rows = int(np.clip(CALIBRATION_SHARE * float(self.presentations) / S, 64, len(X)))
+        the training rows, presented to the chip within ``reserve`` presentations and
+        counted (``presentations_``): every set on ``reserve / S`` rows, or, where that is
+        under 64 rows, a keyed subset of the sets on 64 rows."""
+        sets = self._weight_sets()
+        S = len(sets)
+        rows = int(min(len(X), max(reserve // S, min(CALIBRATION_ROWS, reserve))))
+        used = int(min(S, max(1, reserve // rows)))
         pick = np.sort(np.asarray(jax.random.permutation(
             keys.derive(root, "evaluate", "calibrate"), len(X)))[:rows])
-        counts = np.asarray(self._counts_of(X[pick]), np.float64)  # [S, rows, K]
+        which = np.sort(np.asarray(jax.random.permutation(
+            keys.derive(root, "evaluate", "calibrate", "sets"), S))[:used])
+        counts = np.asarray(self._counts_of(X[pick], sets[which], chip),
+                            np.float64)  # [used, rows, K]
         self.calibration_ = metrics.fit_factor(counts.mean(0) / self.time_steps,
                                                y_index[pick])
-        self.presentations_ += S * rows
+        self.presentations_ += used * rows
         self.diagnostics_.update(calibration_factor=self.calibration_,
-                                 calibration_presentations=S * rows)
+                                 calibration_presentations=used * rows,
+                                 calibration_sets=used, calibration_rows=rows)
 
     def _weight_sets(self) -> np.ndarray:
         return self.point_[None] if self.predictive == "point" else self.weight_sets_
@@ -492,11 +513,14 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         X = _validated(self, X)
         return np.asarray(self._counts_of(X))
 
-    def _counts_of(self, X) -> jax.Array:
-        sizes = self.settings_.sizes
-        chip = _at_scale(self._chip(sizes, getattr(self, "deployed_chip_", None)),
-                         getattr(self, "weight_scale_", 1.0))
-        W = jnp.asarray(self._weight_sets())[None]  # [1, S, P]
+    def _counts_of(self, X, weight_sets=None, chip=None) -> jax.Array:
+        """Counts [S, N, O] of the deployed sets (or ``weight_sets``) on rows ``X``, on a
+        fresh chip (or ``chip``, the one the fit trained on, scaled)."""
+        if chip is None:
+            chip = _at_scale(self._chip(self.settings_.sizes,
+                                        getattr(self, "deployed_chip_", None)),
+                             getattr(self, "weight_scale_", 1.0))
+        W = jnp.asarray(self._weight_sets() if weight_sets is None else weight_sets)[None]
         spikes = self._spikes(X)
         if isinstance(chip, chips.Chip):
             chip = chips.broadcast(chip, (1, W.shape[1]))

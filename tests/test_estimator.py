@@ -77,7 +77,10 @@ def test_every_trainer_fits_an_external_chip_from_a_start_and_counts_what_the_ch
     checked = clf.diagnostics_["check_presentations"]  # the chip's first, checking query
     assert checked == 2
     assert clf.presentations_ + checked == chip.presentations  # training, as the chip counted
-    assert (clf.presentations_ == 0) == (method in ("sg_offline", "ann_convert"))  # the model
+    calibration = clf.diagnostics_["calibration_presentations"]  # the default predictive's
+    assert 0 < calibration <= 0.02 * 2e4
+    trained = clf.presentations_ - calibration
+    assert (trained == 0) == (method in ("sg_offline", "ann_convert"))  # the model
     assert clf.presentations_ <= 2e4
     assert clf.diagnostics_["chip_presentations"] == chip.presentations
     probs = clf.predict_proba(X[:7])
@@ -237,15 +240,19 @@ def test_calibrated_predictive_is_a_counted_softmax_of_the_mean_rates():
     X, y = load_iris(return_X_y=True)
     chip = CountingChip((4, 3, 3))
     clf = mhsnn.SNNClassifier(chip=chip, hidden=(3,), method="eki", presentations=2e4,
-                              chains=4, predictive="calibrated", weight_scale=1.0,
-                              random_state=0)
+                              chains=16, weight_scale=1.0, random_state=0)
+    assert clf.predictive == "calibrated"  # the default
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf.fit(X[::2], y[::2])
     d = clf.diagnostics_
     sets = len(clf.weight_sets_)
-    rows = int(np.clip(0.02 * 2e4 / sets, 64, 75))  # 2% of the budget per set, >= 64 rows
-    assert d["calibration_presentations"] == sets * rows
+    assert sets == 16
+    # 2% of 2e4 = 400 kept out of training; 400 / 16 = 25 rows a set is under 64, so 64
+    # rows for 400 // 64 = 6 of the sets
+    assert (d["calibration_rows"], d["calibration_sets"]) == (64, 6)
+    assert d["calibration_presentations"] == 6 * 64 <= 400
+    assert clf.presentations_ <= 2e4
     assert chip.presentations == clf.presentations_ + d["check_presentations"]
     before = chip.presentations
     counts = clf.predict_counts(X[1::2])
@@ -256,7 +263,7 @@ def test_calibrated_predictive_is_a_counted_softmax_of_the_mean_rates():
     assert chip.presentations == before + 2 * sets * len(X[1::2])  # predictions: not training
     assert clf.calibration_ == d["calibration_factor"] > 0
     late = mhsnn.SNNClassifier(chip=chip, hidden=(3,), method="eki", presentations=2e4,
-                               chains=4, weight_scale=1.0, random_state=0)
+                               chains=4, weight_scale=1.0, random_state=0, predictive="bma")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         late.fit(X[::2], y[::2])
