@@ -28,6 +28,7 @@ COMMANDS = {
     "query-budget": ("query_budget", "accuracy against chip presentations: MH, ES, SPSA, SG"),
     "posterior-at-scale": ("posterior_at_scale", "EKI, EKS, SMC, DA, pCN at 1k-10k weights"),
     "predictives": ("predictives", "which predictive is calibrated, on the same weight sets"),
+    "ceiling": ("ceiling", "what the encoding allows: an MLP and logistic regression on the counts"),
     "transfer": ("transfer", "weights trained on one chip, deployed on 20 sibling chips"),
     "benchmark": ("benchmark", "MH chain-steps/s: the engine against BlackJAX and NumPy"),
     "tune-mh": ("tune_mh", "the tuning run that chose MH's c, v and start"),
@@ -47,7 +48,7 @@ def usage() -> str:
     lines += [f"  {name:{width}s}  {line}" for name, (_, line) in COMMANDS.items()]
     lines += ["", f"Experiments take {EXPERIMENT_OPTIONS};",
               "benchmark, chip-methods, chip-units, any-chip, xylo, posterior-at-scale, "
-              "predictives, report and tune-* have their own (mhsnn COMMAND --help)."]
+              "predictives, ceiling, report and tune-* have their own (mhsnn COMMAND --help)."]
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ import importlib.util
 
 import pytest
 
+import jax
 import numpy as np
 
 from experiments import posterior_at_scale, predictives
@@ -90,3 +91,20 @@ def test_xylo_end_to_end(tmp_path, monkeypatch):
         assert int(r["presentations"]) <= 5e3
         assert (int(r["presentations"]) == 0) == (r["method"] == "vendor")
     assert len(_rows(tmp_path / "xylo_summary.csv")) == 2
+
+
+def test_ceiling_sees_the_rates_of_one_poisson_draw_and_scores_both_models(tmp_path):
+    from experiments import ceiling
+
+    X01 = np.array([[0.0, 1.0, 0.5]] * 2000)  # rates 0, 1 and, over many rows, 0.5
+    rates = ceiling.input_rates(jax.random.key(0), X01, 4)
+    assert set(np.unique(rates[:, 0])) == {0.0} and set(np.unique(rates[:, 1])) == {1.0}
+    assert set(np.unique(rates[:, 2])) <= {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert abs(rates[:, 2].mean() - 0.5) < 0.02
+    assert ceiling.model("mlp", (7,), 0).hidden_layer_sizes == (7,)  # the network's shape
+    ceiling.main(["--networks", "30-3-2", "--set", "folds=2", "--out", str(tmp_path)])
+    rows = _rows(tmp_path / "ceiling.csv")
+    assert [(r["model"], r["fold"]) for r in rows] == [("mlp", "0"), ("logistic", "0"),
+                                                      ("mlp", "1"), ("logistic", "1")]
+    assert all(0.8 < float(r["test_accuracy"]) <= 1 for r in rows)  # breast cancer: easy
+    assert len(_rows(tmp_path / "ceiling_summary.csv")) == 2
