@@ -302,6 +302,10 @@ def main(argv=None) -> None:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     if known.benchmark:
+        if rest:
+            print(f"error: --benchmark takes no other options (got {' '.join(rest)})",
+                  file=sys.stderr)
+            raise SystemExit(2)
         write_csv(BENCHMARK_CSV, benchmark())
         write_csv(OVERLAP_CSV, busy())
         print(f"wrote {BENCHMARK_CSV} and {OVERLAP_CSV}")
