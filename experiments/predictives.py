@@ -23,8 +23,11 @@ The factors are fitted by ``metrics.fit_factor`` (least validation NLL); test ro
 used to choose anything. Reports accuracy, NLL, Brier, ECE and the accuracy at 90% and 80%
 coverage (rows ranked by predictive entropy, ``metrics.selective_accuracy``) per method,
 candidate and fold; their means; and CORP reliability diagrams of the pooled test rows.
+With ``--test-repeats K`` every row (validation, test, training) is presented K times, fresh
+Poisson draws, and the candidates are formed from the mean counts (``SNNClassifier(
+test_repeats=K)``: K times the prediction presentations); training is the same as with 1.
 
-    python -m experiments.predictives [--methods NAME ...] [--budget B] [--network NAME] [--sigma S] [--members J] [--set KEY=VALUE] [--out DIR]
+    python -m experiments.predictives [--methods NAME ...] [--budget B] [--network NAME] [--sigma S] [--members J] [--test-repeats K] [--set KEY=VALUE] [--out DIR]
 """
 
 from __future__ import annotations
@@ -85,7 +88,8 @@ def scores(probs, labels) -> dict[str, float]:
                for c in COVERAGES}}
 
 
-def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folder):
+def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folder,
+            repeats=1):
     inner = StratifiedShuffleSplit(1, test_size=VALIDATION, random_state=cfg.seed + fold)
     fit_rows, val_rows = (split.train[i] for i in next(inner.split(split.train,
                                                                   ds.y[split.train])))
@@ -94,6 +98,7 @@ def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folde
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # R-hat warnings: not this experiment's question
         clf.fit(ds.X[fit_rows], ds.y[fit_rows])
+    clf.set_params(test_repeats=repeats)  # every row's counts: the mean of its fresh draws
     test_counts = clf.predict_counts(ds.X[split.test])  # [S, N, K]
     found = candidates(clf.predict_counts(ds.X[val_rows]), ds.y[val_rows], test_counts,
                        cfg.snn.time_steps, clf.predict_counts(ds.X[fit_rows]), ds.y[fit_rows])
@@ -106,7 +111,7 @@ def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folde
     return out
 
 
-def run(cfg, out, mode, budget, network, sigma, methods, members) -> list[dict]:
+def run(cfg, out, mode, budget, network, sigma, methods, members, repeats=1) -> list[dict]:
     run_ = experiment.start(out, cfg, EXPERIMENT, mode)
     ds = data.load(posterior_at_scale.NETWORKS[network][0])
     splits = data.kfold_splits(ds.y, cfg.folds, cfg.seed)
@@ -119,7 +124,7 @@ def run(cfg, out, mode, budget, network, sigma, methods, members) -> list[dict]:
 
             def fit(method=method, f=f, split=split, folder=folder):
                 result = fit_one(cfg, network, sigma, budget, method, f, split, ds, members,
-                                 folder)
+                                 folder, repeats)
                 shutil.rmtree(folder, ignore_errors=True)
                 return result
 
@@ -158,6 +163,7 @@ def run(cfg, out, mode, budget, network, sigma, methods, members) -> list[dict]:
     experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), run_.stages,
                               {"budget": budget, "network": network, "sigma": sigma,
                                "methods": list(methods), "members": members,
+                               "test_repeats": repeats,
                                "validation": VALIDATION})
     for r in summary:
         print(f"{r['method']:11s} {r['predictive']:12s} accuracy {r['accuracy_mean']:.3f}  "
@@ -173,13 +179,16 @@ def main(argv=None) -> None:
     ap.add_argument("--network", default="64-32-10", choices=list(posterior_at_scale.NETWORKS))
     ap.add_argument("--sigma", type=float, default=3.0)
     ap.add_argument("--members", type=int, default=64)
+    ap.add_argument("--test-repeats", type=int, default=1)
     known, rest = ap.parse_known_args(argv)
     experiment.refuse_unknown("--methods", known.methods, trainers.TRAINERS)
-    if not known.budget > 0 or known.members < 4:
-        print("error: --budget must be > 0 and --members >= 4", file=sys.stderr)
+    if not known.budget > 0 or known.members < 4 or known.test_repeats < 1:
+        print("error: --budget must be > 0, --members >= 4 and --test-repeats >= 1",
+              file=sys.stderr)
         raise SystemExit(2)
     experiment.cli(lambda cfg, out, mode: run(cfg, out, mode, known.budget, known.network,
-                                              known.sigma, known.methods, known.members),
+                                              known.sigma, known.methods, known.members,
+                                              known.test_repeats),
                    __doc__, rest, DEFAULTS)
 
 

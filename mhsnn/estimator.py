@@ -79,6 +79,10 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         "bma", "vote" and "point" use its one weight set). Measured on digits 64-32-10
         (docs/experiments/predictives.md): the calibrated NLL and ECE are far below the
         count share's, which is under-confident by construction, at the same accuracy.
+      test_repeats: k fresh Poisson draws of each row presented at prediction, their
+        output counts averaged (``predict_counts`` returns the mean): k times the chip's
+        presentations per prediction, and for the calibrated predictive's factor (learnt
+        on the same k-draw means, within the same 2%).
       random_state: seed of every key (spike encoding, initialisation, proposals).
       checkpoint_dir: checkpoint every chunk there; ``fit`` again with the same folder and
         arguments continues from the last chunk (after a ``ChipError``, say).
@@ -141,7 +145,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                  chip_timeout_s: float | None = chips.TIMEOUT_S, progress: bool = False,
                  num_draws: int = 25, bias_input: bool = False,
                  weight_scale: float | str = "auto", init: object = None,
-                 count_range: float | str = "auto", method_params: dict | None = None):
+                 count_range: float | str = "auto", method_params: dict | None = None,
+                 test_repeats: int = 1):
         self.chip = chip
         self.hidden = hidden
         self.method = method
@@ -161,6 +166,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         self.init = init
         self.count_range = count_range
         self.method_params = method_params
+        self.test_repeats = test_repeats
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -181,7 +187,7 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"predictive {self.predictive!r}: expected one of "
                              f"{', '.join(PREDICTIVES)}")
         for name, low in (("chains", 1), ("time_steps", 1), ("num_draws", 1),
-                          ("chip_retries", 0)):
+                          ("chip_retries", 0), ("test_repeats", 1)):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) \
                     or value < low:
@@ -457,18 +463,23 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
 
     # ---- predict -----------------------------------------------------------------------
 
-    def _spikes(self, X) -> jax.Array:
-        """Spike trains [T, N, F] of test rows, each keyed by the row's own bytes."""
+    def _spikes(self, X, repeat: int = 0) -> jax.Array:
+        """Spike trains [T, N, F] of test rows, each keyed by the row's own bytes (and the
+        repeat: ``test_repeats`` presents fresh draws of the same rows)."""
         X01 = self.scaler_.transform(np.asarray(X, np.float32))
-        return self._with_bias(_encode_rows(self._row_keys(X01, "encode"), jnp.asarray(X01),
-                                            self.time_steps))
+        return self._with_bias(_encode_rows(self._row_keys(X01, "encode", repeat),
+                                            jnp.asarray(X01), self.time_steps))
 
     def _with_bias(self, spikes: jax.Array) -> jax.Array:
         return data.with_bias_input(spikes) if self.bias_input else spikes
 
-    def _row_keys(self, X01: np.ndarray, purpose: str) -> jax.Array:
-        """One key per row, from the row's bytes: the same row always gets the same key."""
+    def _row_keys(self, X01: np.ndarray, purpose: str, repeat: int = 0) -> jax.Array:
+        """One key per row, from the row's bytes: the same row always gets the same key
+        (per repeat; the first repeat's are the keys a single presentation uses)."""
         base = keys.derive(jax.random.key(self.seed_), purpose, "predict")
+        if repeat:
+            base = keys.derive(jax.random.key(self.seed_), purpose, "predict", "repeat",
+                               int(repeat))
         digests = np.array([int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=4)
                                            .digest(), "little") for row in X01], np.uint32)
         return _fold_rows(base, jnp.asarray(digests))
@@ -486,7 +497,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         counted (``presentations_``): every set on ``reserve / S`` rows, or, where that is
         under 64 rows, a keyed subset of the sets on 64 rows."""
         sets = self._weight_sets()
-        S = len(sets)
+        S, repeats = len(sets), int(self.test_repeats)
+        reserve = max(1, reserve // repeats)  # (set, row) pairs, each presented repeats times
         rows = int(min(len(X), max(reserve // S, min(CALIBRATION_ROWS, reserve))))
         used = int(min(S, max(1, reserve // rows)))
         pick = np.sort(np.asarray(jax.random.permutation(
@@ -497,9 +509,9 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                             np.float64)  # [used, rows, K]
         self.calibration_ = metrics.fit_factor(counts.mean(0) / self.time_steps,
                                                y_index[pick])
-        self.presentations_ += used * rows
+        self.presentations_ += used * rows * repeats
         self.diagnostics_.update(calibration_factor=self.calibration_,
-                                 calibration_presentations=used * rows,
+                                 calibration_presentations=used * rows * repeats,
                                  calibration_sets=used, calibration_rows=rows)
 
     def _weight_sets(self) -> np.ndarray:
@@ -521,17 +533,21 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
                                         getattr(self, "deployed_chip_", None)),
                              getattr(self, "weight_scale_", 1.0))
         W = jnp.asarray(self._weight_sets() if weight_sets is None else weight_sets)[None]
-        spikes = self._spikes(X)
         if isinstance(chip, chips.Chip):
             chip = chips.broadcast(chip, (1, W.shape[1]))
-        if isinstance(chip, chips.ExternalChip):
-            counts = posterior.counts_on(W, spikes[None], chip, self.settings_)[0]
-        elif chips.is_noisy(chip):  # read noise keyed per row too
-            noise_keys = self._row_keys(self.scaler_.transform(X), "evaluate")
-            counts = _noisy_counts(W, spikes, chip, self.settings_, noise_keys)
-        else:
-            counts = _counts(W, spikes[None], chip, self.settings_)[0]  # [S, N, O]
-        return counts
+        repeats = int(getattr(self, "test_repeats", 1))
+        total = 0.0
+        for repeat in range(repeats):  # fresh draws of the rows, their counts averaged
+            spikes = self._spikes(X, repeat)
+            if isinstance(chip, chips.ExternalChip):
+                counts = posterior.counts_on(W, spikes[None], chip, self.settings_)[0]
+            elif chips.is_noisy(chip):  # read noise keyed per row too
+                noise_keys = self._row_keys(self.scaler_.transform(X), "evaluate", repeat)
+                counts = _noisy_counts(W, spikes, chip, self.settings_, noise_keys)
+            else:
+                counts = _counts(W, spikes[None], chip, self.settings_)[0]  # [S, N, O]
+            total = total + counts
+        return total / repeats if repeats > 1 else total
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities [N, K] on the chip (rows sum to 1), by ``predictive``."""

@@ -262,6 +262,23 @@ def test_calibrated_predictive_is_a_counted_softmax_of_the_mean_rates():
     np.testing.assert_allclose(clf.predict_proba(X[1::2]), expected, rtol=1e-6)
     assert chip.presentations == before + 2 * sets * len(X[1::2])  # predictions: not training
     assert clf.calibration_ == d["calibration_factor"] > 0
+    # test_repeats: k fresh draws per row, counts averaged, k times the chip's presentations
+    before = chip.presentations
+    mean3 = clf.set_params(test_repeats=3).predict_counts(X[1::2])
+    assert chip.presentations == before + 3 * sets * len(X[1::2])
+    rest = 3 * mean3 - counts  # draws 2 and 3: the first is the single presentation's
+    np.testing.assert_allclose(rest, np.round(rest), atol=1e-4)
+    assert rest.min() >= 0 and rest.max() <= 2 * 10 and not np.allclose(rest / 2, counts)
+    twice = mhsnn.SNNClassifier(chip=chip, hidden=(3,), method="eki", presentations=2e4,
+                                chains=16, weight_scale=1.0, random_state=0, test_repeats=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        twice.fit(X[::2], y[::2])
+    np.testing.assert_array_equal(twice.weight_sets_, clf.weight_sets_)  # training as before
+    # the same 400 cover (set, row) pairs shown twice: 200 // 16 < 64, so 64 rows x 3 sets
+    d2 = twice.diagnostics_
+    assert (d2["calibration_rows"], d2["calibration_sets"]) == (64, 3)
+    assert d2["calibration_presentations"] == 64 * 3 * 2 <= 400
     late = mhsnn.SNNClassifier(chip=chip, hidden=(3,), method="eki", presentations=2e4,
                                chains=4, weight_scale=1.0, random_state=0, predictive="bma")
     with warnings.catch_warnings():
