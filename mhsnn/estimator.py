@@ -311,10 +311,11 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
             fitted.draws, fitted.draws_logdensity, self.method, sizes,
             fitted.diagnostics.get("logdensity", "log posterior"))
         if self.predictive == "calibrated":  # on the training chip: its counts include it
-            before = chip.fault_counts() if external else {}
+            before = chip.fault_counts() if external else None
             self._calibrate(X, y_index, root, self._reserve(), chip)
-            for k, v in (chip.fault_counts() if external else {}).items():
-                self.diagnostics_[k] = self.diagnostics_.get(k, 0) + v - before[k]
+            if external:
+                for k, v in chip.fault_counts().items():
+                    self.diagnostics_[k] += v - before[k]
         rhat = _posterior_rhat(self.diagnostics_)
         if rhat > RHAT_WARN:
             warnings.warn(f"{self.method}: the chains have not mixed (log-density R-hat "
@@ -476,10 +477,8 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
     def _row_keys(self, X01: np.ndarray, purpose: str, repeat: int = 0) -> jax.Array:
         """One key per row, from the row's bytes: the same row always gets the same key
         (per repeat; the first repeat's are the keys a single presentation uses)."""
-        base = keys.derive(jax.random.key(self.seed_), purpose, "predict")
-        if repeat:
-            base = keys.derive(jax.random.key(self.seed_), purpose, "predict", "repeat",
-                               int(repeat))
+        path = ("repeat", int(repeat)) if repeat else ()
+        base = keys.derive(jax.random.key(self.seed_), purpose, "predict", *path)
         digests = np.array([int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=4)
                                            .digest(), "little") for row in X01], np.uint32)
         return _fold_rows(base, jnp.asarray(digests))
@@ -535,19 +534,17 @@ class SNNClassifier(ClassifierMixin, BaseEstimator):
         W = jnp.asarray(self._weight_sets() if weight_sets is None else weight_sets)[None]
         if isinstance(chip, chips.Chip):
             chip = chips.broadcast(chip, (1, W.shape[1]))
-        repeats = int(getattr(self, "test_repeats", 1))
-        total = 0.0
-        for repeat in range(repeats):  # fresh draws of the rows, their counts averaged
+        def counts(repeat: int) -> jax.Array:  # [S, N, O] of one draw of the rows
             spikes = self._spikes(X, repeat)
             if isinstance(chip, chips.ExternalChip):
-                counts = posterior.counts_on(W, spikes[None], chip, self.settings_)[0]
-            elif chips.is_noisy(chip):  # read noise keyed per row too
+                return posterior.counts_on(W, spikes[None], chip, self.settings_)[0]
+            if chips.is_noisy(chip):  # read noise keyed per row too
                 noise_keys = self._row_keys(self.scaler_.transform(X), "evaluate", repeat)
-                counts = _noisy_counts(W, spikes, chip, self.settings_, noise_keys)
-            else:
-                counts = _counts(W, spikes[None], chip, self.settings_)[0]  # [S, N, O]
-            total = total + counts
-        return total / repeats if repeats > 1 else total
+                return _noisy_counts(W, spikes, chip, self.settings_, noise_keys)
+            return _counts(W, spikes[None], chip, self.settings_)[0]
+
+        repeats = int(self.test_repeats)  # fresh draws of the rows, their counts averaged
+        return sum((counts(r) for r in range(1, repeats)), counts(0)) / repeats
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities [N, K] on the chip (rows sum to 1), by ``predictive``."""
