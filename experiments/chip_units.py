@@ -56,8 +56,7 @@ def fit_one(cfg, unit, name, scale, split, ds, sizes, budget, seed) -> dict:
     chip = UnitChip(unit, sizes)
     clf = SNNClassifier(chip=chip, hidden=cfg.snn.hidden, method=name, presentations=budget,
                         weight_scale=scale, random_state=seed, time_steps=cfg.snn.time_steps,
-                        count_range=1.0,  # as committed: this experiment is about the unit
-                        predictive="bma")  # and the count share
+                        count_range=1.0)  # as committed: this experiment is about the unit
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # R-hat warnings: not this experiment's question
         clf.fit(ds.X[split.train], ds.y[split.train])

@@ -59,20 +59,21 @@ def is_posterior(method: str) -> bool:
     return trainers.TRAINERS[method].kind in ("sampler", "ensemble")
 
 
-def estimator(cfg, network, sigma, budget, method, fold, members, folder) -> SNNClassifier:
-    """The estimator of one cell, as this experiment (and experiments.predictives) trains it."""
+def estimator(cfg, network, sigma, budget, method, fold, members, folder,
+              predictive: str = "calibrated") -> SNNClassifier:
+    """The estimator of one cell, as this experiment (and experiments.predictives) trains it;
+    ``predictive``: the estimator's (tables before the calibrated default used the count
+    share, "bma")."""
     return SNNClassifier(chip=chips.polynomial(sigma), hidden=NETWORKS[network][1],
                          method=method, presentations=budget, chains=members,
                          time_steps=cfg.snn.time_steps, random_state=cfg.seed + fold,
                          checkpoint_dir=folder, num_draws=10, likelihood="mse",
                          weight_scale=1.0,  # as committed: the engine's unit
-                         bias_input=False,
-                         predictive="bma")  # as committed: the count share (predictives
-                                            # forms every candidate from the counts itself)
+                         bias_input=False, predictive=predictive)
 
 
-def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folder):
-    clf = estimator(cfg, network, sigma, budget, method, fold, members, folder)
+def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folder, predictive):
+    clf = estimator(cfg, network, sigma, budget, method, fold, members, folder, predictive)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # R-hat warnings: a column here
@@ -88,7 +89,8 @@ def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folde
     return row, probs
 
 
-def run(cfg, out, mode, budgets, networks, methods, members) -> list[dict]:
+def run(cfg, out, mode, budgets, networks, methods, members,
+        predictive: str = "calibrated") -> list[dict]:
     run_ = experiment.start(out, cfg, EXPERIMENT, mode)
     stages, rows, predictions = run_.stages, [], []
     for network in networks:
@@ -99,13 +101,13 @@ def run(cfg, out, mode, budgets, networks, methods, members) -> list[dict]:
             for budget in budgets:
                 for method in methods:
                     for f, split in enumerate(splits):
-                        name = f"{network}_s{sigma:g}_b{budget:.0e}_{method}_fold{f}"
+                        name = f"{network}_s{sigma:g}_b{budget:.0e}_{method}_{predictive}_fold{f}"
                         folder = out / "checkpoints" / f"{EXPERIMENT}_{name}"
 
                         def fit(network=network, sigma=sigma, budget=budget, method=method,
                                 f=f, split=split, ds=ds, folder=folder):
                             row, probs = fit_one(cfg, network, sigma, budget, method, f,
-                                                 split, ds, members, folder)
+                                                 split, ds, members, folder, predictive)
                             shutil.rmtree(folder, ignore_errors=True)
                             return {**{k: np.float64(row[k]) for k in NUMBERS},
                                     "probs": probs.astype(np.float32)}
@@ -116,7 +118,8 @@ def run(cfg, out, mode, budgets, networks, methods, members) -> list[dict]:
                         row = {"method": method, "network": network,
                                "data": NETWORKS[network][0], "sigma": float(sigma),
                                "budget": float(budget), "fold": f,
-                               "posterior": is_posterior(method), "exact": exact(method)}
+                               "posterior": is_posterior(method), "exact": exact(method),
+                               "predictive": predictive}
                         for k in NUMBERS:
                             row[k] = int(result[k]) if k == "presentations" \
                                 else float(result[k])
@@ -136,6 +139,7 @@ def run(cfg, out, mode, budgets, networks, methods, members) -> list[dict]:
     for group_key, group in tables.group_rows(rows, keys).items():
         summary.append({**dict(zip(keys, group_key, strict=True)), "folds": len(group),
                         "posterior": group[0]["posterior"], "exact": group[0]["exact"],
+                        "predictive": predictive,
                         **{f"{k}_mean": float(np.nanmean([r[k] for r in group]))
                            if np.isfinite([r[k] for r in group]).any() else float("nan")
                            for k in ("accuracy", "nll", "brier", "ece", "presentations",
@@ -146,7 +150,7 @@ def run(cfg, out, mode, budgets, networks, methods, members) -> list[dict]:
     tables.write_predictions(out / f"{EXPERIMENT}_predictions.csv.gz", predictions)
     experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), run_.stages,
                               {"budgets": budgets, "networks": networks, "methods": methods,
-                               "members": members})
+                               "members": members, "predictive": predictive})
     for r in summary:
         print(f"{r['network']:10s} sigma {r['sigma']:g} {r['budget']:.0e} {r['method']:11s} "
               f"{r['accuracy_mean']:.3f} +- {r['accuracy_std']:.3f}  NLL {r['nll_mean']:.3f}"
@@ -160,6 +164,9 @@ def main(argv=None) -> None:
     ap.add_argument("--networks", nargs="+", default=list(NETWORKS))
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--members", type=int, default=64)
+    ap.add_argument("--predictive", choices=("calibrated", "bma"), default="calibrated",
+                    help="the estimator's predictive (bma: the count share, as the tables "
+                         "before the calibrated default)")
     known, rest = ap.parse_known_args(argv)
     experiment.refuse_unknown("--networks", known.networks, NETWORKS)
     experiment.refuse_unknown("--methods", known.methods, trainers.TRAINERS)
@@ -167,7 +174,8 @@ def main(argv=None) -> None:
         print("error: --budgets must be > 0 and --members >= 4", file=sys.stderr)
         raise SystemExit(2)
     experiment.cli(lambda cfg, out, mode: run(cfg, out, mode, known.budgets, known.networks,
-                                              known.methods, known.members), __doc__, rest,
+                                              known.methods, known.members,
+                                              known.predictive), __doc__, rest,
                    DEFAULTS)
 
 

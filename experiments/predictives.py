@@ -93,8 +93,10 @@ def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folde
     inner = StratifiedShuffleSplit(1, test_size=VALIDATION, random_state=cfg.seed + fold)
     fit_rows, val_rows = (split.train[i] for i in next(inner.split(split.train,
                                                                   ds.y[split.train])))
+    # the count share: every candidate is formed from the counts here, so the whole budget
+    # trains (the calibrated default would keep 2% back for its own factor)
     clf = posterior_at_scale.estimator(cfg, network, sigma, budget, method, fold, members,
-                                       folder)
+                                       folder, predictive="bma")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # R-hat warnings: not this experiment's question
         clf.fit(ds.X[fit_rows], ds.y[fit_rows])

@@ -111,7 +111,8 @@ def fit_one(cfg, name, method, fold, split, ds, budget, folder, defaults=False) 
         # with the estimator's defaults; from the vendor's network always with them: its
         # thresholds are not the chip's own, so the probe learns the unit, and its bias
         # registers take the bias channel's place
-        settings = {} if repair or defaults else dict(bias_input=True, weight_scale=1.0)
+        settings = {} if repair or defaults else dict(bias_input=True, weight_scale=1.0,
+                                                      predictive="bma")  # and the count share
         if repair:
             settings["init"] = "vendor"
         chip = xylo.XyloChip((F + ("bias_input" in settings), H, K), workers=WORKERS)
@@ -119,7 +120,6 @@ def fit_one(cfg, name, method, fold, split, ds, budget, folder, defaults=False) 
                             presentations=budget, chains=cfg.mh.num_chains,
                             time_steps=cfg.snn.time_steps, random_state=cfg.seed + fold,
                             likelihood="mse", checkpoint_dir=folder,
-                            predictive="bma",  # as committed: the count share
                             chip_retries=cfg.chip.retries, chip_timeout_s=cfg.chip.timeout_s,
                             **settings)
         with warnings.catch_warnings():
