@@ -18,7 +18,7 @@ averages a sampler's draws or an ensemble, ``exact`` = the method's stationary l
 chip posterior itself), ``posterior_at_scale_summary.csv`` (means over folds) and
 ``posterior_at_scale_predictions.csv.gz`` (every test row's class probabilities).
 
-    python -m experiments.posterior_at_scale [--budgets 1e7 3e7] [--networks NAME ...] [--methods NAME ...] [--members J] [--set KEY=VALUE]
+    python -m experiments.posterior_at_scale [--budgets 1e7 3e7] [--networks NAME ...] [--methods NAME ...] [--members J] [--predictive calibrated|bma] [--method-params NAME=VALUE ...] [--set KEY=VALUE]
 
 Keys: ``folds`` (default 5), ``seed``, ``sigmas`` (default [0, 3]), ``snn.time_steps``.
 Every method runs its untuned defaults (each driven method's ``Hyper``, the config's tuned MH/ES/SG
@@ -60,7 +60,7 @@ def is_posterior(method: str) -> bool:
 
 
 def estimator(cfg, network, sigma, budget, method, fold, members, folder,
-              predictive: str = "calibrated") -> SNNClassifier:
+              predictive: str = "calibrated", params: dict | None = None) -> SNNClassifier:
     """The estimator of one cell, as this experiment (and experiments.predictives) trains it;
     ``predictive``: the estimator's (tables before the calibrated default used the count
     share, "bma")."""
@@ -69,11 +69,14 @@ def estimator(cfg, network, sigma, budget, method, fold, members, folder,
                          time_steps=cfg.snn.time_steps, random_state=cfg.seed + fold,
                          checkpoint_dir=folder, num_draws=10, likelihood="mse",
                          weight_scale=1.0,  # as committed: the engine's unit
-                         bias_input=False, predictive=predictive)
+                         bias_input=False, predictive=predictive,
+                         method_params=params or None)
 
 
-def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folder, predictive):
-    clf = estimator(cfg, network, sigma, budget, method, fold, members, folder, predictive)
+def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folder, predictive,
+            params=None):
+    clf = estimator(cfg, network, sigma, budget, method, fold, members, folder, predictive,
+                    params)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # R-hat warnings: a column here
@@ -90,7 +93,7 @@ def fit_one(cfg, network, sigma, budget, method, fold, split, ds, members, folde
 
 
 def run(cfg, out, mode, budgets, networks, methods, members,
-        predictive: str = "calibrated") -> list[dict]:
+        predictive: str = "calibrated", params: dict | None = None) -> list[dict]:
     run_ = experiment.start(out, cfg, EXPERIMENT, mode)
     stages, rows, predictions = run_.stages, [], []
     for network in networks:
@@ -101,13 +104,16 @@ def run(cfg, out, mode, budgets, networks, methods, members,
             for budget in budgets:
                 for method in methods:
                     for f, split in enumerate(splits):
-                        name = f"{network}_s{sigma:g}_b{budget:.0e}_{method}_{predictive}_fold{f}"
+                        tag = "".join(f"_{k}{v:g}" for k, v in sorted((params or {}).items()))
+                        name = (f"{network}_s{sigma:g}_b{budget:.0e}_{method}_{predictive}{tag}"
+                                f"_fold{f}")
                         folder = out / "checkpoints" / f"{EXPERIMENT}_{name}"
 
                         def fit(network=network, sigma=sigma, budget=budget, method=method,
                                 f=f, split=split, ds=ds, folder=folder):
                             row, probs = fit_one(cfg, network, sigma, budget, method, f,
-                                                 split, ds, members, folder, predictive)
+                                                 split, ds, members, folder, predictive,
+                                                 params)
                             shutil.rmtree(folder, ignore_errors=True)
                             return {**{k: np.float64(row[k]) for k in NUMBERS},
                                     "probs": probs.astype(np.float32)}
@@ -150,12 +156,34 @@ def run(cfg, out, mode, budgets, networks, methods, members,
     tables.write_predictions(out / f"{EXPERIMENT}_predictions.csv.gz", predictions)
     experiment.write_manifest(out, cfg, EXPERIMENT, run_.elapsed(), run_.stages,
                               {"budgets": budgets, "networks": networks, "methods": methods,
-                               "members": members, "predictive": predictive})
+                               "members": members, "predictive": predictive,
+                               **({"method_params": params} if params else {})})
     for r in summary:
         print(f"{r['network']:10s} sigma {r['sigma']:g} {r['budget']:.0e} {r['method']:11s} "
               f"{r['accuracy_mean']:.3f} +- {r['accuracy_std']:.3f}  NLL {r['nll_mean']:.3f}"
               f"  ECE {r['ece_mean']:.3f}")
     return rows
+
+
+def method_params(pairs: list[str], methods: list[str]) -> dict:
+    """``--method-params NAME=VALUE ...`` as a dict, checked against every method's
+    ``Hyper`` (``trainers.method_hyper``): a bad one stops with one line and exit code 2."""
+    try:
+        params = {}
+        for pair in pairs:
+            name, sep, value = pair.partition("=")
+            if not sep or not name:
+                raise ValueError(f"--method-params {pair}: expected NAME=VALUE")
+            try:
+                params[name] = float(value)
+            except ValueError:
+                raise ValueError(f"--method-params {pair}: VALUE must be a number") from None
+        for method in methods:
+            trainers.method_hyper(method, params)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return params
 
 
 def main(argv=None) -> None:
@@ -167,15 +195,18 @@ def main(argv=None) -> None:
     ap.add_argument("--predictive", choices=("calibrated", "bma"), default="calibrated",
                     help="the estimator's predictive (bma: the count share, as the tables "
                          "before the calibrated default)")
+    ap.add_argument("--method-params", nargs="+", default=[], metavar="NAME=VALUE",
+                    help="settings of the driven methods' Hyper, for every --methods")
     known, rest = ap.parse_known_args(argv)
     experiment.refuse_unknown("--networks", known.networks, NETWORKS)
     experiment.refuse_unknown("--methods", known.methods, trainers.TRAINERS)
+    params = method_params(known.method_params, known.methods)
     if not all(b > 0 for b in known.budgets) or known.members < 4:
         print("error: --budgets must be > 0 and --members >= 4", file=sys.stderr)
         raise SystemExit(2)
     experiment.cli(lambda cfg, out, mode: run(cfg, out, mode, known.budgets, known.networks,
                                               known.methods, known.members,
-                                              known.predictive), __doc__, rest,
+                                              known.predictive, params), __doc__, rest,
                    DEFAULTS)
 
 

@@ -32,9 +32,21 @@ def test_posterior_at_scale_end_to_end(tmp_path):
     assert {(r["method"], r["posterior"], r["exact"]) for r in rows} == {
         ("eki", "True", "False"), ("smc", "True", "True")}
     assert all(0 < int(r["presentations"]) <= 1e5 for r in rows)
+    assert {r["predictive"] for r in rows} == {"calibrated"}  # the estimator's default
     with gzip.open(tmp_path / "posterior_at_scale_predictions.csv.gz", "rt") as f:
         predictions = list(csv.DictReader(f))
     assert len(predictions) == 2 * 569  # every test row of both folds, both methods
+
+
+def test_method_params_are_checked_against_every_methods_settings(capsys):
+    assert posterior_at_scale.method_params(["jitter=0.3"], ["eki", "eki_pcn"]) == {
+        "jitter": 0.3}
+    for pairs, methods in ((["jitter=0.3"], ["eki", "smc"]), (["jitter"], ["eki"]),
+                           (["jitter=high"], ["eki"])):
+        with pytest.raises(SystemExit) as stop:
+            posterior_at_scale.method_params(pairs, methods)
+        assert stop.value.code == 2
+        assert capsys.readouterr().err.count("\n") == 1  # one line
 
 
 def test_predictive_candidates_by_hand():
