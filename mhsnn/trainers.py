@@ -90,8 +90,6 @@ class Fitted(NamedTuple):
     diagnostics: dict
 
 
-
-
 class Call(NamedTuple):
     """One ``fit``'s arguments, as every family's fitting function takes them."""
 
