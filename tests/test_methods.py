@@ -181,3 +181,30 @@ def test_the_configs_method_params_reach_a_grid_experiments_driven_method(small)
                        ("{eki = 3}", "expected a table of its settings")):
         with pytest.raises(ConfigError, match=words):
             config.build("quick", [f"method_params={bad}"])
+
+
+def test_every_familys_budget_buys_the_most_steps_that_fit():
+    """Each registry line's family turns a budget into the most steps whose cost (the
+    trainers docstring's table, written out here by hand) stays within it."""
+    cfg, C, n = trainers.DEFAULTS, 4, 90
+    K = cfg.pt.num_temperatures
+    hand = {"rw": lambda s: C * n * (s + 1), "demc": lambda s: C * n * (s + 1),
+            "pt": lambda s: C * K * n * (s + 1),
+            "sg_in_loop": lambda s: s * -(-n // cfg.sg.batch_size) * cfg.sg.batch_size}
+    for name, base in (("snes", "snes"), ("spsa", "spsa"), ("snes_mb", "snes")):
+        hyper = trainers.es_hyper(cfg, name)
+        m = 2 * hyper.num_perturbations if base == "spsa" else hyper.population
+        rows = min(hyper.batch, n) if name.endswith("_mb") else n
+        hand[name] = lambda s, m=m, rows=rows: m * rows * s
+    budget = 3e6
+    for name, cost in hand.items():
+        steps = trainers.steps_for(name, budget, C, n, cfg)
+        assert trainers.presentations_of(name, steps, C, n, cfg) == cost(steps), name
+        assert cost(steps) <= budget, name
+        if name != "sg_in_loop":  # SG stops at its epochs
+            assert cost(steps + 1) > budget, name
+    for name in ("sg_offline", "ann_convert"):  # trained on the model alone
+        assert trainers.presentations_of(name, trainers.steps_for(name, budget, C, n), C,
+                                         n) == 0
+    with pytest.raises(ValueError, match="pt with 4 chains on 90 rows needs at least"):
+        trainers.steps_for("pt", 2 * C * K * n, C, n, cfg)
