@@ -54,3 +54,34 @@ def test_the_deep_ensembles_settings_are_sgs_tuned_ones():
         assert getattr(mine, field) == getattr(sg, field), field
     best = max(_rows("sg_tuning.csv"), key=lambda r: float(r["val_accuracy"]))
     assert float(best["learning_rate"]) == sg.learning_rate and best["init"] == "positive_mid"
+
+
+def test_every_ensemble_method_tunes_the_same_number_of_settings():
+    from experiments import tune_ensembles
+
+    counts = {m: len(tune_ensembles.settings(m)) for m in tune_ensembles.GRIDS}
+    assert set(counts.values()) == {7}, counts
+    for method, grid in tune_ensembles.GRIDS.items():  # the default first, then one moved
+        first, (values, default) = next(iter(grid.items()))
+        assert tune_ensembles.settings(method)[0] == (first, default)
+
+
+def test_the_goal_cells_tuned_rows_ran_the_chosen_setting():
+    """results/quick/posterior_at_scale/goal_tuned/METHOD ran what ensemble_tuning.csv
+    chose for METHOD (a method whose default won needs no run of its own)."""
+    import json
+
+    chosen = {r["method"]: r for r in _rows("ensemble_tuning.csv") if r["chosen"] == "True"}
+    root = TUNING.parent / "quick" / "posterior_at_scale" / "goal_tuned"
+    runs = sorted(root.glob("*/posterior_at_scale_manifest.json"))
+    assert runs
+    for path in runs:
+        manifest = json.loads(path.read_text())
+        assert manifest["methods"] == [path.parent.name]
+        row = chosen[path.parent.name]
+        assert row["default"] == "False"  # else the goal cell's own row is the tuned one
+        if row["setting"] == "members":
+            assert manifest["members"] == int(float(row["value"]))
+            assert "method_params" not in manifest
+        else:
+            assert manifest["method_params"] == {row["setting"]: float(row["value"])}
