@@ -18,7 +18,9 @@ averages a sampler's draws or an ensemble, ``exact`` = the method's stationary l
 chip posterior itself), ``posterior_at_scale_summary.csv`` (means over folds) and
 ``posterior_at_scale_predictions.csv.gz`` (every test row's class probabilities).
 
-    python -m experiments.posterior_at_scale [--budgets 1e7 3e7] [--networks NAME ...] [--methods NAME ...] [--members J] [--predictive calibrated|bma] [--method-params NAME=VALUE ...] [--set KEY=VALUE]
+    python -m experiments.posterior_at_scale [--budgets 1e7 3e7] [--networks NAME ...]
+        [--methods NAME ...] [--members J] [--predictive calibrated|bma]
+        [--method-params NAME=VALUE ...] [--set KEY=VALUE]
 
 Keys: ``folds`` (default 5), ``seed``, ``sigmas`` (default [0, 3]), ``snn.time_steps``.
 Every method runs its untuned defaults (each driven method's ``Hyper``, the config's tuned MH/ES/SG

@@ -35,7 +35,7 @@ COMMANDS = {
     "tune-sg": ("tune_sg", "the tuning run that chose SG's learning rate and start"),
     "tune-es": ("tune_es", "the tuning run that chose each ES's and SPSA's settings"),
     "tune-wide": ("tune_wide", "the tuning run of the wide-network methods' settings"),
-    "tune-ensembles": ("tune_ensembles", "the tuning run of the ensembles' sizes at the goal cell"),
+    "tune-ensembles": ("tune_ensembles", "the tuning run of the ensembles' sizes, goal cell"),
     "report": ("report", "render the docs' and README's tables and figures from results/"),
     "config": (None, "print the resolved configuration as TOML (--preset, --set)"),
 }
