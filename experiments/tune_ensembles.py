@@ -85,10 +85,9 @@ def main(argv=None) -> None:
         mine = []
         for name, value in settings(method):
             t0 = time.perf_counter()
-            row = {"method": method, "setting": name, "value": value,
-                   **fit_one(method, name, value, X_fit, y_fit, X_val, y_val, args.budget, 0),
-                   "fit_s": 0.0}
-            row["fit_s"] = round(time.perf_counter() - t0, 2)
+            score = fit_one(method, name, value, X_fit, y_fit, X_val, y_val, args.budget, 0)
+            row = {"method": method, "setting": name, "value": value, **score,
+                   "fit_s": round(time.perf_counter() - t0, 2)}
             mine.append(row)
             print(f"[tune_ensembles] {method} {name}={value:g}: validation accuracy "
                   f"{row['val_accuracy']:.3f}, NLL {row['val_nll']:.3f}, ECE "
