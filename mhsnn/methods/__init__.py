@@ -10,11 +10,12 @@ import math
 import numbers
 
 from mhsnn.methods import (bj_ess, bj_smc, da, eki, eki_gess, eki_pcn, eks, mezo, mh_conf,
-                           mh_sub, sg_ensemble, smc)
+                           mh_sub, sg_ensemble, sg_gess, smc)
 from mhsnn.methods.base import Algorithm, Entry, Info, Target, make_target
 
 REGISTRY: dict[str, Entry] = {m.ENTRY.name: m.ENTRY for m in (
-    eki, eks, smc, da, mh_conf, mh_sub, eki_pcn, eki_gess, bj_ess, bj_smc, mezo, sg_ensemble)}
+    eki, eks, smc, da, mh_conf, mh_sub, eki_pcn, eki_gess, bj_ess, bj_smc, mezo, sg_ensemble,
+    sg_gess)}
 
 
 def hyper_of(name: str, params: dict | None = None):

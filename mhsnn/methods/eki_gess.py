@@ -24,7 +24,9 @@ class Hyper(NamedTuple):  # fixed, untuned defaults (GESS's nu: docs/methods.md)
     gess_rounds: int = 20  # the most points per chain and step
 
 
-def build(target: Target, hyper: Hyper) -> Algorithm:
+def chains(target: Target, hyper) -> Chains:
+    """GESS chains re-centred on the first phase's ensemble (``hyper``'s gess_nu,
+    gess_rounds and pcn_step), the second phase of ``sequence``."""
     J, n = target.J, target.n
     rescore = int(target.noisy)
 
@@ -41,10 +43,14 @@ def build(target: Target, hyper: Hyper) -> Algorithm:
         return c, (jnp.sum(info.evaluations) + extra) * n, c.logdensity, moved, \
             jnp.asarray(J, jnp.float32), scale
 
-    return sequence(target, hyper, Chains(
-        lambda theta0: ess.ESSState(theta0, jnp.zeros(J)),
-        lambda x, lp, ref: ess.ESSState(x, lp), step,
-        lambda phase, scale: J * n * (1 + rescore), hyper.pcn_step, keep="presentations"))
+    return Chains(lambda theta0: ess.ESSState(theta0, jnp.zeros(J)),
+                  lambda x, lp, ref: ess.ESSState(x, lp), step,
+                  lambda phase, scale: J * n * (1 + rescore), hyper.pcn_step,
+                  keep="presentations")
+
+
+def build(target: Target, hyper: Hyper) -> Algorithm:
+    return sequence(target, hyper, chains(target, hyper))
 
 
 ENTRY = Entry("eki_gess", "sampler", True, False,

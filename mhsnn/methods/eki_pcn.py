@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from mhsnn.mcmc import pcn
 from mhsnn.methods import eki
 from mhsnn.methods.base import Algorithm, Entry, Target, adapt
-from mhsnn.methods.sequence import Chains, cost, half_of, sequence
+from mhsnn.methods.sequence import Chains, cost, eki_first, half_of, sequence
 
 
 class Hyper(NamedTuple):  # fixed, untuned defaults (GESS's nu: docs/methods.md)
@@ -23,7 +23,8 @@ class Hyper(NamedTuple):  # fixed, untuned defaults (GESS's nu: docs/methods.md)
 
 def build(target: Target, hyper: Hyper) -> Algorithm:
     J, n = target.J, target.n
-    half = half_of(target, hyper)
+    first = eki_first(target, hyper)
+    half = half_of(target, first)
 
     def step(key, k_query, chain, ref, scale, index, clock):
         c, info = pcn.kernel(key, chain, lambda x: target.logdensity(x, k_query), ref, scale)
@@ -38,7 +39,7 @@ def build(target: Target, hyper: Hyper) -> Algorithm:
 
     return sequence(target, hyper, Chains(
         init, lambda x, lp, ref: pcn.PCNState(x, lp, lp - ref.logpdf(x)), step,
-        lambda phase, scale: J * n, hyper.pcn_step))
+        lambda phase, scale: J * n, hyper.pcn_step), first)
 
 
 ENTRY = Entry("eki_pcn", "sampler", True, False,

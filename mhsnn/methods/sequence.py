@@ -1,7 +1,9 @@
-"""The combinator "EKI for half the budget, then chains re-centred on its ensemble": one
+"""The combinator "an ensemble for half the budget, then chains re-centred on it": one
 ``Algorithm`` of three phases, switched in the compiled step (``lax.switch``):
 
-    0  EKI steps (``mhsnn.methods.eki``), J B presentations each, for half the budget;
+    0  the first phase's steps, for half the budget: EKI's (``mhsnn.methods.eki``, J B
+       presentations each) unless the method names another ensemble ``Algorithm`` whose
+       steps cost the same each (``First``; the deep ensemble's, in ``sg_gess``);
     1  the switch: a Gaussian reference fitted to the ensemble (``pcn.Reference``), the
        ensemble scored on full data as the chains' start (J n);
     2  the chains' steps (``Chains.step``) for what is left.
@@ -25,6 +27,18 @@ from mhsnn.methods import eki
 from mhsnn.methods.base import Algorithm, Info, Target, query_key, thinning
 
 
+class First(NamedTuple):
+    """The first phase: an ensemble ``Algorithm`` and what each of its steps costs."""
+
+    algorithm: Algorithm
+    per_step: int
+
+
+def eki_first(target: Target, hyper) -> First:
+    """EKI on mini-batches (``hyper``'s batch and jitter) as the first phase."""
+    return First(eki.build(target, hyper), target.J * eki.batch(target, hyper))
+
+
 class Chains(NamedTuple):
     """The second phase of a ``sequence``."""
 
@@ -38,44 +52,46 @@ class Chains(NamedTuple):
     keep: str = "steps"  # or "presentations"
 
 
-def plan(target: Target, hyper) -> tuple[int, int]:
-    """(EKI steps, chain steps) of the budget: half for EKI, the rest for the chains."""
-    J, n, B = target.J, target.n, eki.batch(target, hyper)
-    eki_steps = max(1, int(target.budget / 2 // (J * B)))
-    return eki_steps, max(2, int((target.budget - eki_steps * J * B - J * n) // (J * n)))
+def plan(target: Target, per_step: int) -> tuple[int, int]:
+    """(first-phase steps, chain steps) of the budget: half for the first phase (steps of
+    ``per_step`` presentations), the rest for the chains."""
+    J, n = target.J, target.n
+    first_steps = max(1, int(target.budget / 2 // per_step))
+    return first_steps, max(2, int((target.budget - first_steps * per_step - J * n) // (J * n)))
 
 
-def sequence(target: Target, hyper, chains: Chains) -> Algorithm:
-    J, n, B = target.J, target.n, eki.batch(target, hyper)
-    eki_step = eki.step(target, hyper)
-    eki_steps, steps_after = plan(target, hyper)
+def sequence(target: Target, hyper, chains: Chains, first: First | None = None) -> Algorithm:
+    J, n = target.J, target.n
+    first = first or eki_first(target, hyper)
+    first_steps, steps_after = plan(target, first.per_step)
     half, thin = thinning(steps_after, target.draws)
     total, D = target.budget, target.draws
-    mid = eki_steps * J * B + J * n
+    mid = first_steps * first.per_step + J * n
     mid = mid + (total - mid) / 2
 
     def init(key, theta0):
         P = target.P
         # the reference's factor is [P, J], or [P, P] with more members than weights
         ref0 = pcn.Reference(jnp.zeros(P), jnp.ones(P), jnp.zeros((P, min(J, P))))
-        return (ensemble.init(theta0), chains.init(theta0), ref0,
+        return (first.algorithm.init(key, theta0), chains.init(theta0), ref0,
                 jnp.asarray(chains.scale0, jnp.float32), jnp.zeros((), jnp.int32))
 
     def step(key, state, clock):
         ens, chain, ref, scale, phase = state
         k_query = query_key(key)
-        index = clock.step - eki_steps - 1  # chain steps done before this one
+        index = clock.step - first_steps - 1  # chain steps done before this one
         zero, one = jnp.zeros((), jnp.int32), jnp.ones((), jnp.int32)
 
-        def first(_):
-            e, info = eki_step(key, ens)
+        def before(_):
+            e, info = first.algorithm.step(key, ens, clock)
             return (e, chain, ref, scale, zero), info.presentations, info.logdensity, \
                 jnp.zeros(()), jnp.zeros(())
 
         def switch(_):
-            r = pcn.Reference.from_ensemble(ens.particles)
-            lp0 = target.loglik(ens.particles, k_query) + target.logprior(ens.particles)
-            return (ens, chains.start(ens.particles, lp0, r), r, scale, one), \
+            x = first.algorithm.positions(ens)
+            r = pcn.Reference.from_ensemble(x)
+            lp0 = target.loglik(x, k_query) + target.logprior(x)
+            return (ens, chains.start(x, lp0, r), r, scale, one), \
                 jnp.asarray(J * n), lp0, jnp.zeros(()), jnp.zeros(())
 
         def then(_):
@@ -83,8 +99,8 @@ def sequence(target: Target, hyper, chains: Chains) -> Algorithm:
                                                      clock)
             return (ens, c, ref, s, one), cost, lp, acc, moves
 
-        branch = jnp.where(phase == 1, 2, jnp.where(clock.step >= eki_steps, 1, 0))
-        new, cost, lp, acc, moves = jax.lax.switch(branch, [first, switch, then], None)
+        branch = jnp.where(phase == 1, 2, jnp.where(clock.step >= first_steps, 1, 0))
+        new, cost, lp, acc, moves = jax.lax.switch(branch, [before, switch, then], None)
         if chains.keep == "steps":
             keep = (branch == 2) & (index >= half) & ((index - half) % thin == 0)
         else:
@@ -96,18 +112,19 @@ def sequence(target: Target, hyper, chains: Chains) -> Algorithm:
 
     def next_cost(state, steps):
         phase, scale = state[4], state[3]
-        return jnp.where((phase == 0) & (steps < eki_steps), J * B, chains.cost(phase, scale))
+        return jnp.where((phase == 0) & (steps < first_steps), first.per_step,
+                         chains.cost(phase, scale))
 
     return Algorithm(init, step, next_cost, lambda state: state[1].position,
-                     eki_steps + steps_after)
+                     first_steps + steps_after)
 
 
-def half_of(target: Target, hyper) -> int:
+def half_of(target: Target, first: First) -> int:
     """The chain steps in the first half (adaptation's end)."""
-    return thinning(plan(target, hyper)[1], target.draws)[0]
+    return thinning(plan(target, first.per_step)[1], target.draws)[0]
 
 
 def cost(J: int, n: int, hyper) -> int:
-    """The most one step can cost: a chain step of one point per chain, J n (an EKI step's
-    J min(batch, n) is never more)."""
+    """The most one step can cost: a chain step of one point per chain, J n (a first-phase
+    step's J min(batch, n) is never more)."""
     return J * n
