@@ -80,22 +80,23 @@ def test_sg_gess_hands_the_deep_ensembles_members_to_its_chains(small):
     problem, settings = small
     J = 3
     target = methods.make_target(problem, chips.broadcast(chips.ideal(), (1, J)), settings,
-                                 trainers.mh_hyper(), 4000, J, 2, "sg_gess")
+                                 trainers.mh_hyper(), 600, J, 2, "sg_gess")
     hyper = sg_gess.Hyper(batch=10)
     first_steps, _ = plan(target, J * 10)
-    assert first_steps == 4000 // 2 // (J * 10)
+    assert first_steps == 600 // 2 // (J * 10)
     mine, theirs = sg_gess.build(target, hyper), sg_ensemble.build(target, hyper)
+    step, step_alone = jax.jit(mine.step), jax.jit(theirs.step)
     theta0 = sg_gess.ENTRY.draw_start(jax.random.key(2), target, hyper)
     state, alone, used = mine.init(None, theta0), theirs.init(None, theta0), 0
     for i, key in enumerate(jax.random.split(jax.random.key(4), first_steps)):
-        state, info = mine.step(key, state, Clock(jnp.asarray(i), jnp.asarray(used)))
-        alone, _ = theirs.step(key, alone, Clock(jnp.asarray(i), jnp.asarray(used)))
+        state, info = step(key, state, Clock(jnp.asarray(i), jnp.asarray(used)))
+        alone, _ = step_alone(key, alone, Clock(jnp.asarray(i), jnp.asarray(used)))
         assert int(info.presentations) == J * 10 and int(state[4]) == 0
         used += J * 10
     np.testing.assert_array_equal(state[0].theta, alone.theta)
     assert not np.allclose(alone.theta, theta0)  # the phase trained
-    state, info = mine.step(jax.random.key(9), state, Clock(jnp.asarray(first_steps),
-                                                             jnp.asarray(used)))
+    state, info = step(jax.random.key(9), state, Clock(jnp.asarray(first_steps),
+                                                        jnp.asarray(used)))
     assert int(state[4]) == 1 and int(info.presentations) == J * 40  # full data, 40 rows
     np.testing.assert_array_equal(mine.positions(state), alone.theta)
     np.testing.assert_allclose(state[1].logdensity, target.logdensity(alone.theta), rtol=1e-6)
