@@ -39,7 +39,7 @@ def forward(target: Target, hyper: Hyper):
 
 
 def step(target: Target, hyper: Hyper):
-    """One EKI step as (key, ensemble) -> (ensemble, Info): the combinators' first phase."""
+    """One EKI step as (key, ensemble) -> (ensemble, Info)."""
     run, gamma = forward(target, hyper)
 
     def one(key, state):

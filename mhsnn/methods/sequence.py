@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mhsnn.mcmc import ensemble, pcn
+from mhsnn.mcmc import pcn
 from mhsnn.methods import eki
 from mhsnn.methods.base import Algorithm, Info, Target, query_key, thinning
 
