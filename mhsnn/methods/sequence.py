@@ -36,7 +36,7 @@ class First(NamedTuple):
 
 def eki_first(target: Target, hyper) -> First:
     """EKI on mini-batches (``hyper``'s batch and jitter) as the first phase."""
-    return First(eki.build(target, hyper), target.J * eki.batch(target, hyper))
+    return First(eki.build(target, hyper), eki.cost(target.J, target.n, hyper))
 
 
 class Chains(NamedTuple):
