@@ -406,9 +406,7 @@ def _blocked_counts(ws, sizes, spikes, chip, alpha, threshold, key) -> jax.Array
     w1 = jnp.transpose(ws[0], (1, 0, 2)).reshape(F, -1)
     rest = [jnp.swapaxes(w, 1, 2) for w in ws[1:]]
     # fields [C] -> [C, 1], per-neuron [C, n] -> [C, n]: they broadcast on state [nb, C, n]
-    layers = [chips.layer(chip, sizes, i, alpha, threshold,
-                          expand=lambda f: f[:, None] if f.ndim == 1 else f)
-              for i in range(len(ws))]
+    layers = _row_block_layers(chip, sizes, alpha, threshold)
     keys = None if key is None else jax.random.split(key, blocks)
 
     def block(_, inputs):
@@ -418,14 +416,9 @@ def _blocked_counts(ws, sizes, spikes, chip, alpha, threshold, key) -> jax.Array
             vs, count = carry
             t, x_t = inp
             s = jnp.matmul(x_t, w1, precision=EXACT).reshape(nb, C, sizes[1])  # in cache
-            new = []
-            for i, v in enumerate(vs):
-                if i > 0:  # [nb, C, H] x [C, K, H], reduced over the minor H in cache
-                    s = jnp.sum(s[:, :, None, :] * rest[i - 1][None], axis=-1)
-                v, s = lif_step(v, s, chip=layers[i],
-                                noise=chips.read_noise(key_b, t, i, v.shape))
-                new.append(v)
-            return (new, count + s), None
+            vs, s = _row_block_step(vs, s, layers, rest, lambda i, shape: chips.read_noise(
+                key_b, t, i, shape))
+            return (vs, count + s), None
 
         state = [jnp.zeros((nb, C, h), jnp.float32) for h in sizes[1:]]
         (_, count), _ = jax.lax.scan(step, (state, jnp.zeros((nb, C, sizes[-1]))),
@@ -434,6 +427,27 @@ def _blocked_counts(ws, sizes, spikes, chip, alpha, threshold, key) -> jax.Array
 
     _, counts = jax.lax.scan(block, None, (x, keys))
     return jnp.transpose(counts, (1, 0, 2, 3)).reshape(C, blocks * nb, -1)[:, :N]
+
+
+def _row_block_layers(chip: Chip, sizes, alpha: float, threshold: float) -> list[LayerChip]:
+    """Every layer's fields for state [rows, C, n]: [C] -> [C, 1], per-neuron [C, n] stay."""
+    return [chips.layer(chip, sizes, i, alpha, threshold,
+                        expand=lambda f: f[:, None] if f.ndim == 1 else f)
+            for i in range(len(sizes) - 1)]
+
+
+def _row_block_step(vs, s, layers, rest, noise, first: int = 0):
+    """One time step of a row block from layer ``first`` up: ``s`` [rows, C, n] is the first
+    layer's input current (``first = 0``) or, from ``first = 1``, layer ``first - 1``'s
+    spikes; ``vs`` the potentials of layers ``first``...; ``rest`` the weights above the
+    first layer as [C, K, H]. Returns (new potentials, output spikes)."""
+    new = []
+    for i, v in enumerate(vs, start=first):
+        if i > 0:  # [rows, C, H] x [C, K, H], reduced over the minor H in cache
+            s = jnp.sum(s[:, :, None, :] * rest[i - 1][None], axis=-1)
+        v, s = lif_step(v, s, chip=layers[i], noise=noise(i, v.shape))
+        new.append(v)
+    return new, s
 
 
 def _blocked_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, key, loss):
@@ -547,3 +561,115 @@ def _hoisted_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, 
         err = sample_loss([count[k] / T for k in range(sizes[-1])],
                           [targets.T[k][None, :] for k in range(sizes[-1])], *loss)
     return jnp.matmul(err, mask, precision=EXACT)
+
+
+# ---- unit-block proposals: the first hidden layer's trains, cached ---------------------
+#
+# A proposal that moves one unit j of the first hidden layer (its fan-in column of w1 and
+# its fan-out row of w2) leaves every other unit's spike train as it was: they see the same
+# input through the same weights, and a layer's neurons do not talk to each other. So a
+# sampler keeps the first layer's trains of its current weights and, per proposal, runs
+# only unit j's train (one [T N, F] x [F, C] product) and the layers above, in the row
+# blocks of the "blocked" layout. The first-layer product, most of a wide network's forward
+# (64-32-10 on 1,437 rows: 45 of 56 ms at 64 sets), is gone. The cache is
+# [blocks, T, ROW_BLOCK, C, H1] int8: a row block's trains are contiguous, as the blocked
+# layout's state [rows, C, H] wants them, and a spike is exact in a byte.
+
+
+def unit_cache_pays(sizes) -> bool:
+    """Whether ``unit_counts`` beats a full forward: where the first hidden layer is wider
+    than the fused layout unrolls (64 sets, 2-core CPU, ms per query, unit / full engine:
+    30-3-2 14 / 1.6, 30-16-2 14.5 / 12.5, 30-32-2 21 / 32, 64-128-10 157 / 397)."""
+    return len(sizes) > 2 and sizes[1] > UNROLL_WIDTH
+
+
+def _check_cacheable(chip: Chip, sizes) -> None:
+    if len(sizes) < 3:
+        raise ValueError(f"unit blocks: the network {'-'.join(map(str, sizes))} has no "
+                         "hidden layer to cache")
+    if chips.is_noisy(chip):
+        raise ValueError("unit blocks: a chip with read noise draws fresh noise on every "
+                         "query, so its trains cannot be cached")
+
+
+def _in_row_blocks(x: jax.Array) -> jax.Array:
+    """[T, N, ...] -> [blocks, T, ROW_BLOCK, ...], the last block padded with zeros."""
+    T, N = x.shape[:2]
+    blocks = -(-N // ROW_BLOCK)
+    x = jnp.pad(x, ((0, 0), (0, blocks * ROW_BLOCK - N)) + ((0, 0),) * (x.ndim - 2))
+    return jnp.swapaxes(x.reshape(T, blocks, ROW_BLOCK, *x.shape[2:]), 0, 1)
+
+
+def unit_cache(params: Params, spikes: jax.Array, *, chip: Chip | None = None,
+               alpha: float = ALPHA, threshold: float = THRESHOLD) -> jax.Array:
+    """The first hidden layer's spike trains of C weight sets (every "wI" with a leading
+    [C] axis), as ``unit_counts`` reads them: [blocks, T, ROW_BLOCK, C, H1] int8."""
+    ws = layers_of(params)
+    sizes = sizes_of(params)
+    chip = chips.broadcast(chips.ideal() if chip is None else chip, (ws[0].shape[0],))
+    _check_cacheable(chip, sizes)
+    chips.check_network(chip, sizes)
+
+    def one(w1, ch):  # [T, N, H1], as ``run`` steps the first layer
+        w1 = chips.quantize(ch, w1)
+        layer = chips.layer(ch, sizes, 0, alpha, threshold)
+        return jax.lax.scan(lambda v, s: lif_step(v, jnp.matmul(s, w1, precision=EXACT),
+                                                  chip=layer),
+                            jnp.zeros((spikes.shape[1], sizes[1]), jnp.float32), spikes)[1]
+
+    trains = jax.vmap(one, out_axes=2)(ws[0], chip)  # [T, N, C, H1]
+    return _in_row_blocks(trains.astype(jnp.int8))
+
+
+def unit_counts(params: Params, cache: jax.Array, unit: jax.Array, spikes: jax.Array, *,
+                chip: Chip | None = None, alpha: float = ALPHA,
+                threshold: float = THRESHOLD) -> tuple[jax.Array, jax.Array]:
+    """(output counts [C, N, O], unit ``unit``'s train [blocks, T, ROW_BLOCK, C] int8) of C
+    weight sets that differ from those ``cache`` (``unit_cache``) holds in the first hidden
+    layer's unit ``unit`` only (traced: one program serves every unit). The counts are
+    ``run_batched``'s."""
+    ws = layers_of(params)
+    sizes = sizes_of(params)
+    T, N, F = spikes.shape
+    C = ws[0].shape[0]
+    chip = chips.broadcast(chips.ideal() if chip is None else chip, (C,))
+    _check_cacheable(chip, sizes)
+    chips.check_network(chip, sizes)
+    ws = chips.quantize_sets(chip, ws)
+    # unit j's train in every set: its fields [C] (a per-neuron field's column j)
+    first = chips.layer(chip, sizes, 0, alpha, threshold)
+    mine = first._replace(**{f: jnp.take(getattr(first, f), unit, axis=-1)
+                             for f in ("alpha", "threshold")
+                             if getattr(getattr(first, f), "ndim", 0) == 2})
+    current = jnp.matmul(spikes.reshape(T * N, F), jnp.take(ws[0], unit, axis=-1).T,
+                         precision=EXACT).reshape(T, N, C)
+    own = jax.lax.scan(lambda v, c: lif_step(v, c, chip=mine),
+                       jnp.zeros((N, C), jnp.float32), current)[1]
+    own = _in_row_blocks(own.astype(jnp.int8))  # [blocks, T, rows, C]
+    layers = _row_block_layers(chip, sizes, alpha, threshold)
+    rest = [jnp.swapaxes(w, 1, 2) for w in ws[1:]]
+
+    def block(_, inputs):
+        cached, own_b = inputs
+        x = jax.lax.dynamic_update_index_in_dim(cached, own_b[..., None], unit, axis=-1)
+
+        def step(carry, x_t):
+            vs, count = carry
+            vs, s = _row_block_step(vs, x_t.astype(jnp.float32), layers, rest,
+                                    lambda i, shape: None, first=1)
+            return (vs, count + s), None
+
+        state = [jnp.zeros((ROW_BLOCK, C, h), jnp.float32) for h in sizes[2:]]
+        (_, count), _ = jax.lax.scan(step, (state, jnp.zeros((ROW_BLOCK, C, sizes[-1]))), x)
+        return None, jnp.swapaxes(count, 0, 1)  # [C, rows, O]
+
+    _, counts = jax.lax.scan(block, None, (cache, own))
+    return jnp.swapaxes(counts, 0, 1).reshape(C, -1, sizes[-1])[:, :N], own
+
+
+def unit_accept(cache: jax.Array, own: jax.Array, unit: jax.Array,
+                accepted: jax.Array) -> jax.Array:
+    """``cache`` with unit ``unit``'s trains replaced by ``own`` (``unit_counts``) in the
+    sets where ``accepted`` [C]."""
+    kept = jnp.where(accepted, own, jnp.take(cache, unit, axis=-1))
+    return jax.lax.dynamic_update_index_in_dim(cache, kept[..., None], unit, axis=-1)

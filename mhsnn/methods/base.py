@@ -175,9 +175,10 @@ def adapt(scale, rate, index, half: int, target_rate: float):
     return jnp.where(index < half, scale + (rate - target_rate) / jnp.sqrt(index + 1.0), scale)
 
 
-def log_step(target: Target) -> float:
-    """A random walk's starting log step: MH's c, scaled from 96 weights to P."""
-    return math.log(target.step_size / math.sqrt(target.P / 96.0))
+def log_step(target: Target, dim: int | None = None) -> float:
+    """A random walk's starting log step: MH's c, scaled from 96 weights to the ``dim``
+    it moves (default all P)."""
+    return math.log(target.step_size / math.sqrt((dim or target.P) / 96.0))
 
 
 def blackjax(name: str):
