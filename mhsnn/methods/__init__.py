@@ -10,12 +10,12 @@ import math
 import numbers
 
 from mhsnn.methods import (bj_ess, bj_smc, da, eki, eki_gess, eki_pcn, eks, mezo, mh_conf,
-                           mh_sub, sg_ensemble, sg_gess, smc)
+                           mh_sub, rw_unit, sg_ensemble, sg_gess, smc)
 from mhsnn.methods.base import Algorithm, Entry, Info, Target, make_target
 
 REGISTRY: dict[str, Entry] = {m.ENTRY.name: m.ENTRY for m in (
     eki, eks, smc, da, mh_conf, mh_sub, eki_pcn, eki_gess, bj_ess, bj_smc, mezo, sg_ensemble,
-    sg_gess)}
+    sg_gess, rw_unit)}
 
 
 def hyper_of(name: str, params: dict | None = None):
