@@ -19,6 +19,8 @@ GEMM rate (a 2,048^2 matrix product through XLA), a practical peak.
                                                     # budget against the fused layout's
     python -m experiments.benchmark --precision     # counts at the backend's default matmul
                                                     # precision and at full fp32, against the CPU
+    python -m experiments.benchmark --unit-blocks   # a one-unit proposal (rw_unit): the cached
+                                                    # first layer against a full forward
 
 ``--regimes`` times the likelihood alone (no proposal, no accept step) in each of
 ``REGIMES``: the engine's layout, a plain ``jax.vmap`` of the one-network reference forward
@@ -257,12 +259,16 @@ def main(argv=None) -> None:
     ap.add_argument("--precision", action="store_true",
                     help="count differences from the CPU at default and full fp32 precision; "
                          "writes precision_<backend>.csv")
+    ap.add_argument("--unit-blocks", action="store_true",
+                    help="a proposal that moves one hidden unit: the cached path against the "
+                         "full engine and a plain vmap; writes unit_blocks_<backend>.csv")
     ap.add_argument("--chain-blocks", action="store_true",
                     help="the reference layout's set blocks, its budget against the fused "
                          "layout's; writes chain_blocks_<backend>.csv")
     args = ap.parse_args(argv)
     tables = {"regimes": lambda: regime_rows(args.layouts), "profile": profile_rows,
-              "chain_blocks": chain_block_rows, "precision": precision_rows}
+              "chain_blocks": chain_block_rows, "precision": precision_rows,
+              "unit_blocks": unit_block_rows}
     for table, make in tables.items():
         if getattr(args, table):  # one CSV per mode: <table>_<backend>.csv
             args.out.mkdir(parents=True, exist_ok=True)
@@ -434,6 +440,54 @@ def regime_rows(layouts=None, regimes=REGIMES) -> list[dict]:
                   f"{row['speedup_vs_vmap']:5.2f}x vmap  {100 * row['fraction_of_gemm']:5.1f}% "
                   "of the products' rate", flush=True)
             out.append(row)
+    return out
+
+
+UNIT_REGIMES = tuple(r for r in REGIMES if r[3] is None and r[1] != "30-3-2")
+"""The full-batch regimes whose first hidden layer is wide: a mini-batch changes the rows
+every step, so there is no train to keep."""
+
+
+def unit_block_rows(regimes=UNIT_REGIMES) -> list[dict]:
+    """One row per regime: ms per likelihood call of a proposal that moves one unit of the
+    first hidden layer (``rw_unit``'s), by the unit path (``snn.unit_counts`` on the
+    trains of the current sets, then the loss), by the engine's full layout and by the
+    plain vmap, timed in turns (``_best_times``); and how many counts of the unit path
+    differ from the reference forward's."""
+    info = machine()
+    out = []
+    for name, network, sets, _ in regimes:
+        spikes, targets, mask, params = _regime_inputs(network, sets, None)
+        chip = chips.Chip(sigma=jnp.full((sets,), SIGMA))
+        cache = jax.jit(functools.partial(snn.unit_cache, chip=chip))(params, spikes)
+        moved = dict(params, w1=params["w1"].at[:, :, 1].add(0.5))
+
+        def unit_loss(params, cache):
+            counts, _ = snn.unit_counts(params, cache, 1, spikes, chip=chip)
+            rates = counts / spikes.shape[0]
+            return jnp.sum(jnp.sum((rates - targets) ** 2, axis=-1) * mask, axis=-1), counts
+
+        unit_fn, vmap_fn = jax.jit(unit_loss), jax.jit(plain_vmap_loss)
+        engine_fn = jax.jit(functools.partial(snn.sq_error_batched, chip=chip,
+                                              layout=snn.default_layout()))
+        times = _best_times({
+            "unit": lambda: unit_fn(moved, cache),
+            "engine": lambda: engine_fn(moved, spikes, targets, mask),
+            "vmap": lambda: vmap_fn(moved, spikes, targets, mask, chip)})
+        reference = jax.jit(functools.partial(snn.run_batched, chip=chip))(moved, spikes)
+        n = spikes.shape[1]
+        row = {"regime": name, "network": network, "sets": sets, "rows": n,
+               "unit_ms": 1e3 * times["unit"], "engine_ms": 1e3 * times["engine"],
+               "vmap_ms": 1e3 * times["vmap"],
+               "unit_presentations_per_s": sets * n / times["unit"],
+               "speedup_vs_vmap": times["vmap"] / times["unit"],
+               "speedup_vs_engine": times["engine"] / times["unit"],
+               "counts_differing": int(jnp.sum(unit_fn(moved, cache)[1] != reference)),
+               **info}
+        print(f"{name:24s} unit {row['unit_ms']:8.2f} ms  engine {row['engine_ms']:8.2f} ms  "
+              f"vmap {row['vmap_ms']:8.2f} ms  {row['speedup_vs_vmap']:5.2f}x vmap  "
+              f"{row['counts_differing']} counts differ", flush=True)
+        out.append(row)
     return out
 
 

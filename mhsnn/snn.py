@@ -578,8 +578,10 @@ def _hoisted_sq_error(ws, sizes, spikes, targets, mask, chip, alpha, threshold, 
 
 def unit_cache_pays(sizes) -> bool:
     """Whether ``unit_counts`` beats a full forward: where the first hidden layer is wider
-    than the fused layout unrolls (64 sets, 2-core CPU, ms per query, unit / full engine:
-    30-3-2 14 / 1.6, 30-16-2 14.5 / 12.5, 30-32-2 21 / 32, 64-128-10 157 / 397)."""
+    than the fused layout unrolls. Below that the fused forward wins (64 sets on 455 rows,
+    2-core CPU, one run while another job held a core, ms per query, unit / full: 30-3-2
+    14 / 1.6, 30-16-2 14.5 / 12.5); above it the unit path does
+    (``python -m experiments.benchmark --unit-blocks``)."""
     return len(sizes) > 2 and sizes[1] > UNROLL_WIDTH
 
 
