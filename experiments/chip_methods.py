@@ -60,7 +60,6 @@ def fit_one(cfg, name: str, fold: int, split, ds, sizes, budget: float, folder) 
                         chains=cfg.mh.num_chains, time_steps=cfg.snn.time_steps,
                         likelihood=cfg.likelihood, random_state=cfg.seed + fold,
                         weight_scale=1.0, bias_input=False,  # as committed: the engine's unit
-                        predictive="bma",  # as committed: the count share
                         checkpoint_dir=folder, chip_retries=cfg.chip.retries,
                         chip_timeout_s=cfg.chip.timeout_s)
     t0 = time.perf_counter()
