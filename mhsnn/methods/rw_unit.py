@@ -65,13 +65,10 @@ def build(target: Target, hyper: Hyper, cache: bool | None = None) -> Algorithm:
                                             target.lik_std, settings)[0]
         return lik.sum(-1) + target.logprior(theta)
 
-    def init(key, theta0):
-        if not cached:
-            return theta0, target.logdensity(theta0, query_key(key)), None, \
-                jnp.asarray(log_step(target, sizes[0] + sizes[2]), jnp.float32)
-        cache = snn.unit_cache(snn.unflatten(theta0, sizes), target.spikes, **physics)
-        counts = snn.counts_batched(snn.unflatten(theta0, sizes), target.spikes, **physics)
-        return theta0, density(theta0, counts), cache, \
+    def init(key, theta0):  # the start scored as any proposal of the uncached walk
+        cache = snn.unit_cache(snn.unflatten(theta0, sizes), target.spikes, **physics) \
+            if cached else None
+        return theta0, target.logdensity(theta0, query_key(key)), cache, \
             jnp.asarray(log_step(target, sizes[0] + sizes[2]), jnp.float32)
 
     def step(key, state, clock):
